@@ -1,0 +1,47 @@
+# sr_lightning: `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+# The torch build to install first. Default: the CPU wheel this machine has locally.
+# GPU users: make install TORCH_SPEC="torch==2.13.0" PIP_TORCH_ARGS="--index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+PIP_TORCH_ARGS ?=
+# Arguments passed to `python -m sr_lightning.train` (make train ARGS="model=srcnn").
+ARGS ?=
+PYTEST_ARGS ?=
+# The benchmark data (../shared/data here); tests that need it skip when it is unset.
+SR_DATA_DIR ?= $(shell test -d ../shared/data && cd ../shared/data && pwd)
+export SR_DATA_DIR
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install train test test-full lint clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv and install torch ($(TORCH_SPEC)) and the package
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@
+
+train: install ## Train with the defaults on the bundled sample images (ARGS="..." to override)
+	$(BIN)/python -m sr_lightning.train $(ARGS)
+
+test: install ## Run the test suite (without tests marked slow)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-full: install ## Run every test, slow ones included
+	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+
+lint: install ## ruff
+	$(BIN)/ruff check sr_lightning tests experiments
+
+clean: ## Remove logs, caches and the virtual environment
+	rm -rf logs outputs wandb .pytest_cache .ruff_cache $(VENV) *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,213 @@
+"""``SRLitModule``: the one LightningModule for every network.
+
+Everything it is built from is a plain config dict (the network, the loss, the optimizer
+and scheduler as partials, the evaluation protocol), saved as hyperparameters, so
+``SRLitModule.load_from_checkpoint(path)`` rebuilds it with no Hydra config around.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from sr_lightning.metrics import PSNR, SSIM, quantize
+from sr_lightning.nets import SRNet, get_net_class
+from sr_lightning.ops.resize import imresize
+
+DEFAULT_EVALUATION: dict[str, Any] = {"crop_border": None, "y_channel": True, "quantize": True}
+
+
+def to_plain(cfg: Any) -> Any:
+    """A DictConfig/ListConfig (or anything else) as plain Python containers, resolved."""
+    if isinstance(cfg, (DictConfig,)) or OmegaConf.is_config(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return copy.deepcopy(cfg)
+
+
+def net_class(cfg: Mapping[str, Any]) -> type[SRNet]:
+    """The network class a config names: ``{"_target_": "pkg.Class"}`` or ``{"name": "vdsr"}``."""
+    if "_target_" in cfg:
+        try:
+            cls = get_class(cfg["_target_"])
+        except Exception as err:
+            raise ValueError(f"model._target_={cfg['_target_']!r} cannot be imported ({err})") from None
+        if not (isinstance(cls, type) and issubclass(cls, SRNet)):
+            raise TypeError(f"model._target_={cfg['_target_']!r} is not an sr_lightning network (SRNet subclass)")
+        return cls
+    if "name" in cfg:
+        return get_net_class(cfg["name"])
+    raise ValueError("a network config needs `_target_` (a class path) or `name` (a registered network)")
+
+
+def build_net(cfg: Mapping[str, Any]) -> SRNet:
+    """Instantiate a network from ``{"_target_": ..., **kwargs}`` or ``{"name": ..., **kwargs}``."""
+    kwargs = {k: v for k, v in to_plain(cfg).items() if k not in ("_target_", "name")}
+    return net_class(cfg)(**kwargs)
+
+
+class _EvalMetrics(nn.Module):
+    """PSNR/SSIM of the network and of bicubic on one evaluation set."""
+
+    def __init__(self, crop_border: int, y_channel: bool) -> None:
+        super().__init__()
+        kw = {"crop_border": crop_border, "y_channel": y_channel}
+        self.psnr, self.ssim = PSNR(**kw), SSIM(**kw)
+        self.psnr_bicubic, self.ssim_bicubic = PSNR(**kw), SSIM(**kw)
+
+    def update(self, sr: Tensor, bicubic: Tensor, hr: Tensor) -> None:
+        self.psnr.update(sr, hr)
+        self.ssim.update(sr, hr)
+        self.psnr_bicubic.update(bicubic, hr)
+        self.ssim_bicubic.update(bicubic, hr)
+
+    def compute(self) -> dict[str, float]:
+        out = {name: float(m.compute()) for name, m in self.named_children()}
+        out["num_images"] = int(self.psnr.count)
+        return out
+
+    def reset(self) -> None:
+        for m in self.children():
+            m.reset()
+
+
+class SRLitModule(L.LightningModule):
+    """Train and evaluate any :class:`SRNet` on ``{"lr", "hr", "name"}`` batches.
+
+    Args:
+        net: network config, ``{"_target_": "sr_lightning.nets.vdsr.VDSR", "scale": 2, ...}``.
+        loss: loss config (``_target_`` to an ``nn.Module`` taking (sr, hr)); None for eval only.
+        optimizer: optimizer config with ``_partial_: true`` (params are added); None for eval only.
+        scheduler: scheduler config with ``_partial_: true`` and an ``interval`` key
+            (``"epoch"`` or ``"step"``: when it steps), or None.
+        evaluation: ``crop_border`` (None: the scale), ``y_channel``, ``quantize`` (round SR
+            to uint8 before the metric).
+        channels_last: run the network in channels_last memory format.
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        loss: Mapping[str, Any] | None = None,
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        evaluation: Mapping[str, Any] | None = None,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        net, loss, optimizer, scheduler = (to_plain(c) for c in (net, loss, optimizer, scheduler))
+        evaluation = {**DEFAULT_EVALUATION, **(to_plain(evaluation) or {})}
+        unknown = set(evaluation) - set(DEFAULT_EVALUATION)
+        if unknown:
+            raise ValueError(f"evaluation has unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_EVALUATION)}")
+        if scheduler and scheduler.get("interval", "epoch") not in ("epoch", "step"):
+            raise ValueError(f"scheduler.interval={scheduler['interval']!r} must be 'epoch' or 'step'")
+        self.save_hyperparameters({"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
+                                   "evaluation": evaluation,
+                                   "channels_last": channels_last})
+        self.net = build_net(net)
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.criterion = instantiate(loss) if loss else None
+        self.scale = self.net.scale
+        crop = evaluation["crop_border"]
+        self.crop_border = self.scale if crop is None else int(crop)
+        self.y_channel, self.quantize = bool(evaluation["y_channel"]), bool(evaluation["quantize"])
+        self.val_metrics = _EvalMetrics(self.crop_border, self.y_channel)
+        self.test_metrics = nn.ModuleDict()
+        self.register_buffer("psnr_best", torch.tensor(float("-inf"), dtype=torch.float64))
+        self.test_results: dict[str, dict[str, float]] = {}
+
+    # -- forward -----------------------------------------------------------------------
+    def forward(self, lr: Tensor) -> Tensor:
+        """(N, C, h, w) in [0, 1] -> (N, C, s*h, s*w), float32, unclamped."""
+        if self.hparams.channels_last:
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        return self.net(lr).float()
+
+    def _check_batch(self, batch: Mapping[str, Any]) -> None:
+        lr = batch["lr"]
+        if lr.shape[1] != self.net.in_channels:
+            raise ValueError(f"the data has {lr.shape[1]} channel(s) but the network takes {self.net.in_channels}: "
+                             f"set data.channels={self.net.in_channels}")
+
+    # -- training ----------------------------------------------------------------------
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        if self.criterion is None:
+            raise RuntimeError("SRLitModule was built without a loss; it cannot train")
+        loss = self.criterion(self(batch["lr"]), batch["hr"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["lr"].shape[0])
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"network {self.net.name!r} has no trainable parameters: evaluate it with "
+                             f"`python -m sr_lightning.eval model={self.net.name}` instead of training it")
+        if self.hparams.optimizer is None:
+            raise RuntimeError("SRLitModule was built without an optimizer; it cannot train")
+        optimizer = instantiate(self.hparams.optimizer)(params=params)
+        if not self.hparams.scheduler:
+            return optimizer
+        cfg = dict(self.hparams.scheduler)
+        interval = cfg.pop("interval", "epoch")
+        scheduler = instantiate(cfg)(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    # -- evaluation --------------------------------------------------------------------
+    def predict_pair(self, lr: Tensor) -> tuple[Tensor, Tensor]:
+        """SR and bicubic for an LR batch, float32, clamped (and quantised if configured)."""
+        sr = self(lr).clamp(0.0, 1.0)
+        bicubic = imresize(lr.float(), self.scale).clamp(0.0, 1.0)
+        if self.quantize:
+            sr, bicubic = quantize(sr), quantize(bicubic)
+        return sr, bicubic
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._check_batch(batch)
+        sr, bicubic = self.predict_pair(batch["lr"])
+        self.val_metrics.update(sr, bicubic, batch["hr"])
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        if not self.trainer.sanity_checking:
+            self.psnr_best.fill_(max(float(self.psnr_best), values["psnr"]))
+        # The values are already reduced over processes; sync_dist only averages equal numbers.
+        self.log("val/psnr", values["psnr"], prog_bar=True, sync_dist=True)
+        log = {"val/ssim": values["ssim"], "val/psnr_bicubic": values["psnr_bicubic"],
+               "val/ssim_bicubic": values["ssim_bicubic"]}
+        if torch.isfinite(self.psnr_best):
+            log["val/psnr_best"] = float(self.psnr_best)
+        self.log_dict(log, sync_dist=True)
+
+    def _test_set_names(self) -> list[str]:
+        dm = getattr(self.trainer, "datamodule", None)
+        names = list(getattr(dm, "test_set_names", []) or [])
+        n_loaders = len(self.trainer.test_dataloaders or [])
+        return names if len(names) == n_loaders else [f"test{i}" for i in range(n_loaders)]
+
+    def on_test_start(self) -> None:
+        self.test_metrics = nn.ModuleDict(
+            {name: _EvalMetrics(self.crop_border, self.y_channel) for name in self._test_set_names()}
+        ).to(self.device)
+        self.test_results = {}
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._check_batch(batch)
+        sr, bicubic = self.predict_pair(batch["lr"])
+        list(self.test_metrics.values())[dataloader_idx].update(sr, bicubic, batch["hr"])
+
+    def on_test_epoch_end(self) -> None:
+        for name, metrics in self.test_metrics.items():
+            values = metrics.compute()
+            self.test_results[name] = values
+            for key in ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic"):
+                self.log(f"test/{name}/{key}", values[key], add_dataloader_idx=False, sync_dist=True)
+            metrics.reset()

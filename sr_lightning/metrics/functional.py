@@ -1,0 +1,95 @@
+"""Per-image PSNR and SSIM following the SR literature's protocol.
+
+Both take SR and HR as float tensors of shape (N, C, H, W) with values in [0, 1] and C = 1
+or 3, and return a float64 tensor of shape (N,), one value per image:
+
+* ``y_channel=True``: RGB is converted to MATLAB's BT.601 Y; C = 1 is taken as Y already.
+  ``y_channel=False`` uses all channels as given.
+* Values are scaled to [0, 255]; ``crop_border`` pixels are shaved from every side.
+* PSNR = 10 log10(255^2 / MSE) in float64.
+* SSIM: Wang et al. 2004, 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
+  L = 255, 'valid' filtering (no padding), mean of the SSIM map, channels averaged.
+"""
+
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sr_lightning.ops.color import rgb_to_y
+
+
+def _prepare(sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool) -> tuple[Tensor, Tensor]:
+    if sr.shape != hr.shape:
+        raise ValueError(f"SR and HR shapes differ: {tuple(sr.shape)} vs {tuple(hr.shape)}")
+    if sr.dim() != 4 or sr.shape[1] not in (1, 3):
+        raise ValueError(f"expected (N, C, H, W) with C = 1 or 3, got {tuple(sr.shape)}")
+    if crop_border < 0 or 2 * crop_border >= min(sr.shape[-2:]):
+        raise ValueError(f"crop_border={crop_border} leaves nothing of a {tuple(sr.shape[-2:])} image")
+    sr, hr = sr.to(torch.float64), hr.to(torch.float64)
+    if y_channel and sr.shape[1] == 3:
+        sr, hr = rgb_to_y(sr), rgb_to_y(hr)
+    if crop_border:
+        sr = sr[..., crop_border:-crop_border, crop_border:-crop_border]
+        hr = hr[..., crop_border:-crop_border, crop_border:-crop_border]
+    return sr * 255.0, hr * 255.0
+
+
+def psnr(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True) -> Tensor:
+    """Per-image PSNR in dB (float64, shape (N,)); identical images give ``inf``.
+
+    Args:
+        sr: super-resolved images, (N, C, H, W) float in [0, 1].
+        hr: ground truth, same shape.
+        crop_border: pixels shaved from each border before the metric (usually the scale).
+        y_channel: evaluate on BT.601 Y (C = 1 is taken as Y already).
+    """
+    sr, hr = _prepare(sr, hr, crop_border, y_channel)
+    mse = (sr - hr).pow(2).mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(255.0**2 / mse)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True) -> Tensor:
+    """Per-image SSIM (Wang et al.), float64, shape (N,).
+
+    Args:
+        sr: super-resolved images, (N, C, H, W) float in [0, 1].
+        hr: ground truth, same shape.
+        crop_border: pixels shaved from each border before the metric.
+        y_channel: evaluate on BT.601 Y (C = 1 is taken as Y already).
+    """
+    sr, hr = _prepare(sr, hr, crop_border, y_channel)
+    if min(sr.shape[-2:]) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {tuple(sr.shape[-2:])}")
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    n, c, h, w = sr.shape
+    g = _gaussian_window().to(sr.device)
+
+    def filt(t: Tensor) -> Tensor:  # separable 'valid' Gaussian filtering per channel
+        t = t.reshape(n * c, 1, t.shape[-2], t.shape[-1])
+        t = F.conv2d(t, g.view(1, 1, -1, 1))
+        return F.conv2d(t, g.view(1, 1, 1, -1))
+
+    mu1, mu2 = filt(sr), filt(hr)
+    mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    s1 = filt(sr * sr) - mu1_sq
+    s2 = filt(hr * hr) - mu2_sq
+    s12 = filt(sr * hr) - mu12
+    ssim_map = ((2 * mu12 + c1) * (2 * s12 + c2)) / ((mu1_sq + mu2_sq + c1) * (s1 + s2 + c2))
+    return ssim_map.reshape(n, c, -1).mean(dim=(1, 2))
+
+
+def quantize(x: Tensor) -> Tensor:
+    """Clamp to [0, 1] and round to the uint8 grid (as when saving a PNG); same dtype."""
+    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
+__all__ = ["psnr", "quantize", "ssim"]

@@ -1,0 +1,54 @@
+"""What every network shares: the scale contract and pre-upsampling with MATLAB bicubic."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from sr_lightning.ops.resize import BORDERS, imresize
+
+
+class SRNet(nn.Module):
+    """Base class: ``forward(lr (N, C, h, w)) -> sr (N, C, s*h, s*w)``, values about [0, 1].
+
+    Subclasses set ``name``, ``scales`` (the integer scales they support; ``None``: any
+    integer >= 2) and ``scale_agnostic`` (True when the weights do not depend on the scale,
+    so a checkpoint may be evaluated at another one), and call
+    ``super().__init__(scale=..., in_channels=...)``.
+    """
+
+    name: ClassVar[str] = ""
+    scales: ClassVar[tuple[int, ...] | None] = None
+    scale_agnostic: ClassVar[bool] = False
+
+    def __init__(self, *, scale: int, in_channels: int) -> None:
+        super().__init__()
+        self.check_scale(scale)
+        if in_channels not in (1, 3):
+            raise ValueError(f"{self.name}: in_channels={in_channels} is not supported (1 = Y, 3 = RGB)")
+        self.scale, self.in_channels = int(scale), in_channels
+
+    @classmethod
+    def check_scale(cls, scale: int | float) -> None:
+        """Raise a ValueError naming the network and its supported scales if ``scale`` is not one."""
+        if scale != int(scale) or int(scale) < 2:
+            raise ValueError(f"scale={scale} is not supported by {cls.name}: use an integer >= 2")
+        if cls.scales is not None and int(scale) not in cls.scales:
+            raise ValueError(
+                f"scale={scale} is not supported by {cls.name} (supported scales: {', '.join(map(str, cls.scales))})"
+            )
+
+
+class PreUpsampleNet(SRNet):
+    """A network that refines the MATLAB-bicubic upscale of its input (SRCNN, VDSR)."""
+
+    def __init__(self, *, scale: int, in_channels: int, upsample_border: str = "clamp") -> None:
+        super().__init__(scale=scale, in_channels=in_channels)
+        if upsample_border not in BORDERS:
+            raise ValueError(f"{self.name}: upsample_border={upsample_border!r} is not one of {BORDERS}")
+        self.upsample_border = upsample_border
+
+    def upsample(self, lr: Tensor) -> Tensor:
+        """(N, C, h, w) -> (N, C, s*h, s*w) MATLAB bicubic, computed in float32 or better."""
+        return imresize(lr, self.scale, border=self.upsample_border)

@@ -1,0 +1,54 @@
+"""MATLAB ``rgb2ycbcr``/``ycbcr2rgb`` (ITU-R BT.601, studio swing) for float images.
+
+All functions take and return float tensors of shape (..., 3, H, W) (or (..., 1, H, W)
+for :func:`rgb_to_y`) with values in [0, 1]: Y in [16/255, 235/255], Cb/Cr in
+[16/255, 240/255], as MATLAB returns for double input.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Rows: Y, Cb, Cr; columns: R, G, B (for R, G, B in [0, 1], output in [0, 255]).
+_RGB_TO_YCBCR = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))
+_OFFSET = (16.0, 128.0, 128.0)
+
+
+def _check_rgb(x: Tensor, name: str) -> None:
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise ValueError(f"{name} expects shape (..., 3, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} expects a float tensor in [0, 1], got {x.dtype}")
+
+
+def _matrix(x: Tensor) -> tuple[Tensor, Tensor]:
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    m = torch.tensor(_RGB_TO_YCBCR, dtype=dtype, device=x.device) / 255.0
+    off = torch.tensor(_OFFSET, dtype=dtype, device=x.device) / 255.0
+    return m, off
+
+
+def rgb_to_ycbcr(rgb: Tensor) -> Tensor:
+    """RGB (..., 3, H, W) in [0, 1] -> YCbCr (..., 3, H, W) in [0, 1] (MATLAB ``rgb2ycbcr``)."""
+    _check_rgb(rgb, "rgb_to_ycbcr")
+    m, off = _matrix(rgb)
+    out = torch.einsum("ij,...jhw->...ihw", m, rgb.to(m.dtype)) + off[:, None, None]
+    return out.to(rgb.dtype)
+
+
+def ycbcr_to_rgb(ycbcr: Tensor) -> Tensor:
+    """YCbCr (..., 3, H, W) in [0, 1] -> RGB (..., 3, H, W) (MATLAB ``ycbcr2rgb``), unclamped."""
+    _check_rgb(ycbcr, "ycbcr_to_rgb")
+    m, off = _matrix(ycbcr)
+    inv = torch.linalg.inv(m)
+    out = torch.einsum("ij,...jhw->...ihw", inv, ycbcr.to(m.dtype) - off[:, None, None])
+    return out.to(ycbcr.dtype)
+
+
+def rgb_to_y(rgb: Tensor) -> Tensor:
+    """RGB (..., 3, H, W) in [0, 1] -> Y (..., 1, H, W) in [16/255, 235/255]."""
+    _check_rgb(rgb, "rgb_to_y")
+    m, off = _matrix(rgb)
+    y = torch.einsum("j,...jhw->...hw", m[0], rgb.to(m.dtype)) + off[0]
+    return y.unsqueeze(-3).to(rgb.dtype)

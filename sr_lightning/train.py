@@ -1,0 +1,78 @@
+"""Train a network: ``python -m sr_lightning.train model=vdsr data.scale=3 ...``.
+
+Composes ``conf/train.yaml``, trains, tests the best checkpoint, prints the table and
+writes ``metrics.json`` to the run's output folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from sr_lightning.lit import SRLitModule
+from sr_lightning.runtime import (
+    instantiate_callbacks,
+    instantiate_loggers,
+    read_checkpoint,
+    report,
+    resolve_precision,
+    user_errors,
+)
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train and test as configured.
+
+    Returns:
+        ``(metrics, objects)``: the final logged metrics (floats) plus ``"test"`` (the
+        metrics.json content), and the datamodule, module, trainer and output folder.
+    """
+    if cfg.ckpt_path:
+        read_checkpoint(cfg.ckpt_path)  # fail now, with a clear message, not after setup
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule = instantiate(cfg.data)
+    module = SRLitModule(net=cfg.model, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
+                         evaluation=cfg.evaluation, channels_last=cfg.channels_last)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
+    for logger in trainer.loggers:
+        logger.log_hyperparams({"cfg": OmegaConf.to_container(cfg, resolve=True),
+                                "num_params": sum(p.numel() for p in module.parameters())})
+    log.info("training %s x%d on %s, precision %s", module.net.name, module.scale, cfg.data.train_dir, precision)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.test:
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        lines = [f"checkpoint: {best}" if best else "checkpoint: none saved",
+                 f"logs: {output_dir}"]
+        report(module.test_results, output_dir, f"{module.net.name} x{module.scale} (test)", lines)
+    metrics["test"] = module.test_results
+    return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer, "output_dir": output_dir}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@user_errors
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns ``cfg.optimized_metric`` for multirun/Optuna."""
+    log.info("output folder: %s", HydraConfig.get().runtime.output_dir)
+    metrics, _ = train(cfg)
+    value = metrics.get(cfg.optimized_metric)
+    return float(value) if value is not None else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Upscale images with a trained checkpoint:
+``python -m sr_lightning.upscale ckpt_path=PATH input=IMG output=OUT.png`` (or folders).
+
+Any image Pillow reads works (RGB, L, RGBA, P, 16-bit). A network trained on Y upscales
+colour images the standard way: SR on Y, MATLAB bicubic on Cb/Cr, back to RGB. Alpha is
+upscaled with bicubic. Outputs are written atomically: a failure leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from sr_lightning.data.io import list_images, read_image, write_image
+from sr_lightning.lit import SRLitModule
+from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
+from sr_lightning.runtime import load_module, user_errors
+
+log = logging.getLogger(__name__)
+
+
+@torch.inference_mode()
+def upscale_tensor(module: SRLitModule, image: torch.Tensor) -> torch.Tensor:
+    """(1, C, h, w) float in [0, 1] (C = 1 or 3) -> (1, C, s*h, s*w) float in [0, 1].
+
+    Bridges the image's channels and the network's: a Y network on RGB works on Y and
+    upscales Cb/Cr with bicubic; an RGB network on grayscale averages its output.
+    """
+    net_channels = module.net.in_channels
+    image = image.to(module.device, torch.float32)
+    if net_channels == image.shape[1]:
+        out = module(image)
+    elif net_channels == 1:  # colour image, Y network
+        ycbcr = rgb_to_ycbcr(image)
+        y = module(ycbcr[:, :1])
+        cbcr = imresize(ycbcr[:, 1:], module.scale)
+        out = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
+    else:  # grayscale image, RGB network
+        out = module(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
+    return out.clamp(0.0, 1.0)
+
+
+def upscale_file(module: SRLitModule, src: Path, dst: Path) -> None:
+    """Upscale one image file into ``dst`` (written atomically)."""
+    pixels, alpha, max_value = read_image(src)
+    x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).unsqueeze(0)
+    sr = upscale_tensor(module, x)[0].cpu().numpy().transpose(1, 2, 0)
+    if alpha is not None:
+        alpha = imresize(torch.from_numpy(alpha), module.scale).clamp(0, 1).numpy()
+    write_image(dst, sr, alpha, max_value)
+    log.info("%s (%dx%d) -> %s (%dx%d)", src, pixels.shape[1], pixels.shape[0], dst, sr.shape[1], sr.shape[0])
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def upscale(cfg: DictConfig) -> list[Path]:
+    """Upscale ``cfg.input`` (a file or a folder) into ``cfg.output``; returns the files written."""
+    src, dst = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
+    if not src.exists():
+        raise FileNotFoundError(f"input='{src}' does not exist; give an image file or a folder of images")
+    module = load_module(cfg.ckpt_path).to(_device(cfg.device)).eval()
+    if src.is_dir():
+        files = list_images(src)
+        if not files:
+            raise FileNotFoundError(f"input='{src}' contains no images")
+        if dst.exists() and not dst.is_dir():
+            raise ValueError(f"output='{dst}' is a file but input is a folder; give a folder as output")
+        dst.mkdir(parents=True, exist_ok=True)
+        pairs = [(f, dst / f"{f.stem}.png") for f in files]
+    else:
+        if dst.is_dir():
+            dst = dst / f"{src.stem}.png"
+        if not dst.parent.is_dir():
+            raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
+        pairs = [(src, dst)]
+    for f, out in pairs:
+        upscale_file(module, f, out)
+    return [out for _, out in pairs]
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="upscale")
+@user_errors
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    written = upscale(cfg)
+    print(f"wrote {len(written)} image(s): {written[0] if len(written) == 1 else written[0].parent}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from sr_lightning.metrics import PSNR, SSIM, psnr, quantize, ssim
+from sr_lightning.ops import rgb_to_y
+
+
+def test_psnr_of_a_known_error():
+    hr = torch.full((1, 1, 20, 20), 100 / 255, dtype=torch.float64)
+    sr = hr + 5 / 255  # MSE = 25 on the 0..255 scale
+    assert psnr(sr, hr, crop_border=2).item() == pytest.approx(10 * math.log10(255**2 / 25), abs=1e-9)
+
+
+def test_psnr_uses_y_and_crops_the_border():
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 24, 24, dtype=torch.float64)
+    sr = hr.clone()
+    sr[..., :3, :] = 0  # damage only the top 3 rows: a crop of 3 removes it entirely
+    assert torch.isinf(psnr(sr, hr, crop_border=3)).all()
+    assert torch.isfinite(psnr(sr, hr, crop_border=2)).all()
+    y_sr, y_hr = rgb_to_y(sr), rgb_to_y(hr)
+    torch.testing.assert_close(psnr(sr, hr, crop_border=2), psnr(y_sr, y_hr, crop_border=2))
+    assert not torch.allclose(psnr(sr, hr, crop_border=2), psnr(sr, hr, crop_border=2, y_channel=False))
+
+
+def test_ssim_matches_an_independent_implementation():
+    """skimage's Gaussian SSIM (sigma 1.5, population covariance) cropped to the valid region is Wang's."""
+    rng = np.random.default_rng(0)
+    hr = rng.random((40, 48))
+    sr = np.clip(hr + rng.normal(0, 0.05, hr.shape), 0, 1)
+    _, ssim_map = structural_similarity(sr * 255, hr * 255, gaussian_weights=True, sigma=1.5,
+                                        use_sample_covariance=False, data_range=255, full=True)
+    expected = ssim_map[5:-5, 5:-5].mean()
+    got = ssim(torch.from_numpy(sr)[None, None], torch.from_numpy(hr)[None, None], crop_border=0).item()
+    assert got == pytest.approx(expected, abs=1e-10)
+
+
+def test_ssim_of_identical_images_is_one():
+    x = torch.rand(3, 1, 30, 30)
+    torch.testing.assert_close(ssim(x, x, crop_border=2), torch.ones(3, dtype=torch.float64))
+
+
+def test_metric_classes_average_per_image_values():
+    torch.manual_seed(0)
+    hr = torch.rand(5, 1, 32, 32)
+    sr = (hr + 0.02 * torch.randn_like(hr)).clamp(0, 1)
+    m, s = PSNR(crop_border=2), SSIM(crop_border=2)
+    m.update(sr[:2], hr[:2])
+    m.update(sr[2:], hr[2:])
+    s.update(sr, hr)
+    assert m.compute().item() == pytest.approx(psnr(sr, hr, crop_border=2).mean().item(), abs=1e-12)
+    assert s.compute().item() == pytest.approx(ssim(sr, hr, crop_border=2).mean().item(), abs=1e-12)
+    assert int(m.count) == 5
+
+
+def test_quantize_rounds_to_the_uint8_grid():
+    x = torch.tensor([-0.1, 0.5 / 255, 1.4 / 255, 1.6 / 255, 1.2])
+    torch.testing.assert_close(quantize(x) * 255, torch.tensor([0.0, 1.0, 1.0, 2.0, 255.0]))
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="shapes differ"):
+        psnr(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 9), crop_border=0)
+    with pytest.raises(ValueError, match="crop_border=4 leaves nothing"):
+        psnr(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), crop_border=4)
+    with pytest.raises(ValueError, match="C = 1 or 3"):
+        psnr(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8), crop_border=0)

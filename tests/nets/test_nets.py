@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sr_lightning.lit import SRLitModule
+from sr_lightning.nets import NETS, create_net, list_nets
+from sr_lightning.ops import imresize
+
+TRAINABLE = [n for n in list_nets() if n != "bicubic"]
+
+
+@pytest.mark.parametrize("name", list_nets())
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_output_shape_on_odd_sizes(name, scale, channels):
+    net = create_net(name, scale=scale, in_channels=channels).eval()
+    with torch.no_grad():
+        out = net(torch.rand(2, channels, 13, 19))
+    assert out.shape == (2, channels, 13 * scale, 19 * scale)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_gradients_reach_every_parameter(name):
+    net = create_net(name, scale=2, in_channels=1)
+    lr, hr = torch.rand(2, 1, 12, 12), torch.rand(2, 1, 24, 24)
+    torch.nn.functional.l1_loss(net(lr), hr).backward()
+    for pname, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", list_nets())
+def test_bf16_autocast_and_channels_last(name):
+    net = create_net(name, scale=2, in_channels=1).to(memory_format=torch.channels_last).eval()
+    x = torch.rand(1, 1, 15, 17).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+    assert out.shape == (1, 1, 30, 34)
+    assert torch.isfinite(out.float()).all()
+
+
+def test_paper_parameter_counts():
+    count = lambda n: sum(p.numel() for p in create_net(n, scale=2, in_channels=1).parameters())  # noqa: E731
+    assert count("srcnn") == 57_281  # 9-5-5, 64/32 features
+    assert count("vdsr") == 665_921  # 20 layers, 64 features
+    assert count("bicubic") == 0
+
+
+def test_bicubic_is_matlab_imresize():
+    x = torch.rand(1, 1, 10, 12)
+    torch.testing.assert_close(create_net("bicubic", scale=3, in_channels=1)(x), imresize(x, 3))
+
+
+def test_srcnn_configurable():
+    net = create_net("srcnn", scale=2, in_channels=1, kernel_sizes=(9, 1, 5), num_features=(32, 16),
+                     padding_mode="zeros")
+    assert [m.kernel_size for m in net.body if isinstance(m, torch.nn.Conv2d)] == [(9, 9), (1, 1), (5, 5)]
+    assert net(torch.rand(1, 1, 7, 9)).shape == (1, 1, 14, 18)
+
+
+def test_registry_errors_name_the_choices():
+    with pytest.raises(ValueError, match="unknown network 'edsr9'; known networks: bicubic, srcnn, unet, vdsr"):
+        create_net("edsr9", scale=2, in_channels=1)
+    with pytest.raises(ValueError, match=r"scale=5 is not supported by unet \(supported scales: 2, 3, 4\)"):
+        create_net("unet", scale=5, in_channels=1)
+    with pytest.raises(ValueError, match="scale=1.5 is not supported by vdsr"):
+        create_net("vdsr", scale=1.5, in_channels=1)
+    with pytest.raises(ValueError, match="in_channels=2"):
+        create_net("srcnn", scale=2, in_channels=2)
+
+
+def test_registry_is_explicit():
+    assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet"}
+    assert all(cls.name == name for name, cls in NETS.items())
+
+
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_module_state_round_trip(name, tmp_path):
+    net_cfg = {"name": name, "scale": 3, "in_channels": 1}
+    m = SRLitModule(net=net_cfg, loss={"_target_": "torch.nn.L1Loss"})
+    path = tmp_path / "m.ckpt"
+    torch.save({"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams)}, path)
+    from sr_lightning.runtime import load_module
+
+    m2 = load_module(path).eval()
+    x = torch.rand(1, 1, 9, 11)
+    torch.testing.assert_close(m2(x), m.eval()(x))
