@@ -14,18 +14,22 @@ from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.sources import load_location
 
 
-class UnpaddedDistributedSampler(DistributedSampler):
-    """Sequential shards that neither pad nor drop: rank r gets indices r, r+W, r+2W, ...
+class FlaggedPaddingSampler(DistributedSampler):
+    """Sequential shards, every image counted once: rank r gets indices r, r+W, r+2W, ...
 
-    Lightning's default evaluation sampler pads the last shard with repeated images,
-    which would count them twice in the per-image mean.
+    Ranks must see equally many batches, so shorter shards are filled with indices past
+    the end of the dataset, which :class:`EvalDataset` serves flagged ``pad=True`` and the
+    metrics skip. (Lightning's default sampler pads with repeated images, which would
+    count them twice in the per-image mean.)
     """
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+        n = len(self.dataset)
+        own = list(range(self.rank, n, self.num_replicas))
+        return iter(own + [n + k for k in range(len(self) - len(own))])
 
     def __len__(self) -> int:
-        return len(range(self.rank, len(self.dataset), self.num_replicas))
+        return -(-len(self.dataset) // self.num_replicas)
 
 
 class SRDataModule(L.LightningDataModule):
@@ -48,6 +52,8 @@ class SRDataModule(L.LightningDataModule):
         cache_dir: where LR images are cached on disk (None: memory only).
         skip_bad_images: skip unreadable image files with a warning.
         augment: random flips and 90-degree rotations of training patches.
+        sample_by: draw training patches from every image equally often (``"image"``) or
+            in proportion to image area (``"area"``).
     """
 
     def __init__(
@@ -66,13 +72,15 @@ class SRDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         skip_bad_images: bool = False,
         augment: bool = True,
+        sample_by: str = "image",
     ) -> None:
         super().__init__()
         if scale != int(scale) or int(scale) < 2:
             raise ValueError(f"data.scale={scale} is not supported: use an integer >= 2")
         if channels not in (1, 3):
             raise ValueError(f"data.channels={channels} is not supported: use 1 (Y) or 3 (RGB)")
-        for key, value in (("patch_size", patch_size), ("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch)):
+        sizes = {"patch_size": patch_size, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch}
+        for key, value in sizes.items():
             if int(value) < 1:
                 raise ValueError(f"data.{key}={value} must be >= 1")
         self.train_dir, self.val_dir = train_dir, val_dir
@@ -81,8 +89,9 @@ class SRDataModule(L.LightningDataModule):
         self.batch_size, self.steps_per_epoch, self.num_workers = batch_size, steps_per_epoch, num_workers
         self.degradation = Degradation(**(degradation or {}))
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.skip_bad_images, self.augment = skip_bad_images, augment
+        self.skip_bad_images, self.augment, self.sample_by = skip_bad_images, augment, sample_by
         self._pairs: dict[str, PairSet] = {}
+        self._train_set: PatchDataset | None = None
 
     @property
     def test_set_names(self) -> list[str]:
@@ -100,7 +109,9 @@ class SRDataModule(L.LightningDataModule):
         if stage in (None, "fit"):
             if not self.train_dir:
                 raise ValueError("data.train_dir is not set; point it at a folder of HR training images")
-            self._pairset(self.train_dir, "data.train_dir")
+            self._train_set = PatchDataset(self._pairset(self.train_dir, "data.train_dir"), scale=self.scale,
+                                           patch_size=self.patch_size, augment=self.augment, sample_by=self.sample_by,
+                                           length=self.steps_per_epoch * self.batch_size)
         if stage in (None, "fit", "validate") and self.val_dir:
             self._pairset(self.val_dir, "data.val_dir")
         if stage in (None, "test"):
@@ -113,15 +124,12 @@ class SRDataModule(L.LightningDataModule):
         dataset = EvalDataset(self._pairs[location])
         sampler = None
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            sampler = UnpaddedDistributedSampler(dataset, shuffle=False)
+            sampler = FlaggedPaddingSampler(dataset, shuffle=False)
         return DataLoader(dataset, batch_size=1, sampler=sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        pairs = self._pairs[self.train_dir]
-        dataset = PatchDataset(pairs, scale=self.scale, patch_size=self.patch_size,
-                               length=self.steps_per_epoch * self.batch_size, augment=self.augment)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, drop_last=True,
+        return DataLoader(self._train_set, batch_size=self.batch_size, shuffle=False, drop_last=True,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader | list:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -27,10 +28,11 @@ class PairSet:
         for img in images:
             hr = modcrop(img.pixels, scale)
             if min(hr.shape[:2]) < scale:
-                raise ValueError(f"image '{img.name}' ({img.pixels.shape[1]}x{img.pixels.shape[0]}) is too small for x{scale}")
+                h, w = img.pixels.shape[:2]
+                raise ValueError(f"image '{img.name}' ({w}x{h}) is too small for x{scale}")
             lr = make_lr(hr, scale, degradation, cache_dir)
             self.names.append(img.name)
-            self.hr.append(to_channels(torch.from_numpy(hr).permute(2, 0, 1), channels))
+            self.hr.append(to_channels(torch.from_numpy(np.array(hr)).permute(2, 0, 1), channels))
             self.lr.append(to_channels(lr, channels))
 
     def __len__(self) -> int:
@@ -38,7 +40,11 @@ class PairSet:
 
 
 class EvalDataset(Dataset):
-    """Whole images, in order (batch them with batch_size=1: sizes differ)."""
+    """Whole images, in order (batch them with batch_size=1: sizes differ).
+
+    Items carry ``pad=False``; an index past the end (a distributed sampler's filler)
+    returns a real image with ``pad=True``, which the metrics skip.
+    """
 
     def __init__(self, pairs: PairSet) -> None:
         self.pairs = pairs
@@ -47,15 +53,23 @@ class EvalDataset(Dataset):
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> dict:
-        return {"lr": self.pairs.lr[i], "hr": self.pairs.hr[i], "name": self.pairs.names[i]}
+        pad, i = i >= len(self.pairs), i % len(self.pairs)
+        return {"lr": self.pairs.lr[i], "hr": self.pairs.hr[i], "name": self.pairs.names[i], "pad": pad}
+
+
+SAMPLE_BY = ("image", "area")
 
 
 class PatchDataset(Dataset):
-    """``length`` random aligned patches (``patch_size`` LR pixels square), images drawn in
-    proportion to their area, with random flips and 90-degree rotations."""
+    """``length`` random aligned patches (``patch_size`` LR pixels square) with random flips
+    and 90-degree rotations. ``sample_by="image"`` draws every image equally often,
+    ``"area"`` in proportion to its size (every pixel equally often)."""
 
-    def __init__(self, pairs: PairSet, *, scale: int, patch_size: int, length: int, augment: bool = True) -> None:
-        for name, lr in zip(pairs.names, pairs.lr):
+    def __init__(self, pairs: PairSet, *, scale: int, patch_size: int, length: int, augment: bool = True,
+                 sample_by: str = "image") -> None:
+        if sample_by not in SAMPLE_BY:
+            raise ValueError(f"data.sample_by={sample_by!r} is not one of {SAMPLE_BY}")
+        for name, lr in zip(pairs.names, pairs.lr, strict=True):
             if min(lr.shape[-2:]) < patch_size:
                 h, w = (scale * d for d in lr.shape[-2:])
                 raise ValueError(
@@ -64,7 +78,8 @@ class PatchDataset(Dataset):
                     f"lower data.patch_size or remove the image"
                 )
         self.pairs, self.scale, self.patch_size, self.length, self.augment = pairs, scale, patch_size, length, augment
-        self.weights = torch.tensor([float(lr.shape[-1] * lr.shape[-2]) for lr in pairs.lr])
+        self.weights = torch.tensor([float(lr.shape[-1] * lr.shape[-2]) if sample_by == "area" else 1.0
+                                     for lr in pairs.lr])
 
     def __len__(self) -> int:
         return self.length

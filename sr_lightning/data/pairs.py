@@ -66,7 +66,7 @@ def make_lr(hr: np.ndarray, scale: int, degradation: Degradation, cache_dir: str
         path = Path(cache_dir) / f"{_cache_key(hr, scale, degradation)}.pt"
         if path.is_file():
             return torch.load(path, weights_only=True)
-    lr = downscale(torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1).contiguous(), scale, degradation)
+    lr = downscale(torch.from_numpy(np.array(hr)).permute(2, 0, 1).contiguous(), scale, degradation)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

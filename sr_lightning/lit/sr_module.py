@@ -69,7 +69,8 @@ class _EvalMetrics(nn.Module):
 
     def compute(self) -> dict[str, float]:
         out = {name: float(m.compute()) for name, m in self.named_children()}
-        out["num_images"] = int(self.psnr.count)
+        with self.psnr.sync_context():  # the count over all processes, not this one's
+            out["num_images"] = int(self.psnr.count)
         return out
 
     def reset(self) -> None:
@@ -162,17 +163,32 @@ class SRLitModule(L.LightningModule):
 
     # -- evaluation --------------------------------------------------------------------
     def predict_pair(self, lr: Tensor) -> tuple[Tensor, Tensor]:
-        """SR and bicubic for an LR batch, float32, clamped (and quantised if configured)."""
-        sr = self(lr).clamp(0.0, 1.0)
+        """SR and bicubic for an LR batch, float32, clamped (and quantised if configured).
+
+        The network runs in float32 here whatever the training precision, so reported
+        numbers do not depend on it.
+        """
+        with torch.autocast(device_type=lr.device.type, enabled=False):
+            sr = self(lr.float()).clamp(0.0, 1.0)
         bicubic = imresize(lr.float(), self.scale).clamp(0.0, 1.0)
         if self.quantize:
             sr, bicubic = quantize(sr), quantize(bicubic)
         return sr, bicubic
 
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+    def _evaluate(self, batch: Mapping[str, Any], metrics: _EvalMetrics) -> None:
         self._check_batch(batch)
-        sr, bicubic = self.predict_pair(batch["lr"])
-        self.val_metrics.update(sr, bicubic, batch["hr"])
+        keep = ~torch.as_tensor(batch.get("pad", False), device=batch["lr"].device).reshape(-1)
+        if keep.all():
+            sr, bicubic = self.predict_pair(batch["lr"])
+            metrics.update(sr, bicubic, batch["hr"])
+        elif keep.any():
+            sr, bicubic = self.predict_pair(batch["lr"][keep])
+            metrics.update(sr, bicubic, batch["hr"][keep])
+        else:  # a distributed sampler's filler: run the network (DDP expects it), count nothing
+            self.predict_pair(batch["lr"])
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
@@ -200,9 +216,7 @@ class SRLitModule(L.LightningModule):
         self.test_results = {}
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._check_batch(batch)
-        sr, bicubic = self.predict_pair(batch["lr"])
-        list(self.test_metrics.values())[dataloader_idx].update(sr, bicubic, batch["hr"])
+        self._evaluate(batch, list(self.test_metrics.values())[dataloader_idx])
 
     def on_test_epoch_end(self) -> None:
         for name, metrics in self.test_metrics.items():

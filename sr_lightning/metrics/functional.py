@@ -13,7 +13,6 @@ or 3, and return a float64 tensor of shape (N,), one value per image:
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -88,8 +87,9 @@ def ssim(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True) ->
 
 
 def quantize(x: Tensor) -> Tensor:
-    """Clamp to [0, 1] and round to the uint8 grid (as when saving a PNG); same dtype."""
-    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
+    """Clamp to [0, 1] and round to the uint8 grid, half away from zero like MATLAB's
+    ``uint8()`` (``torch.round`` would round half to even); same dtype."""
+    return torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0
 
 
 __all__ = ["psnr", "quantize", "ssim"]

@@ -49,7 +49,9 @@ class UNet(PreUpsampleNet):
         self.head = _block(in_channels, widths[0], convs_per_block)
         self.down = nn.ModuleList(nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1) for i in range(depth))
         self.enc = nn.ModuleList(_block(widths[i + 1], widths[i + 1], convs_per_block) for i in range(depth))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 4, stride=2, padding=1) for i in range(depth))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i + 1], widths[i], 4, stride=2, padding=1) for i in range(depth)
+        )
         self.dec = nn.ModuleList(_block(2 * widths[i], widths[i], convs_per_block) for i in range(depth))
         # (h - 1) * s - 2p + k = s * h with p = s // 2 and k = s + 2p.
         pad = scale // 2
@@ -63,7 +65,7 @@ class UNet(PreUpsampleNet):
         x = F.pad(lr, (0, pw, 0, ph), mode="replicate") if ph or pw else lr
         x = self.head(x)
         skips = [x]
-        for down, enc in zip(self.down, self.enc):
+        for down, enc in zip(self.down, self.enc, strict=True):
             x = enc(down(x))
             skips.append(x)
         skips.pop()

@@ -1,0 +1,204 @@
+"""The real entry points, run as a user runs them (subprocesses), on small real images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_lightning.nets import list_nets
+from tests.conftest import run_module, tiny_args, write_folder
+
+
+def _metrics(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _check_metrics(m, name="tiny", n=2):
+    assert set(m) == {name}
+    r = m[name]
+    assert set(r) == {"psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "num_images"}
+    assert r["num_images"] == n
+    assert 15 < r["psnr"] < 60 and 0 < r["ssim"] <= 1
+
+
+@pytest.mark.parametrize("name", [n for n in list_nets() if n != "bicubic"])
+def test_train_each_network(tiny_data, tmp_path, name):
+    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, f"model={name}", "trainer.max_steps=12",
+                                                 "data.steps_per_epoch=12", "optimizer.lr=3e-4"))
+    _check_metrics(_metrics(tmp_path))
+    assert (tmp_path / "checkpoints/last.ckpt").is_file()
+    losses = [float(r["train/loss"]) for r in _csv_rows(tmp_path) if r.get("train/loss")]
+    assert len(losses) == 12
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])  # it learns
+
+
+def _csv_rows(run_dir):
+    import csv
+
+    with open(run_dir / "csv/metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_trained_run_leaves_checkpoints_and_metrics(trained_srcnn):
+    _check_metrics(_metrics(trained_srcnn))
+    ckpts = sorted(p.name for p in (trained_srcnn / "checkpoints").iterdir())
+    assert "last.ckpt" in ckpts and any(c.startswith("best-") for c in ckpts)
+    rows = _csv_rows(trained_srcnn)
+    keys = set().union(*(r.keys() for r in rows))
+    assert {"train/loss", "val/psnr", "val/ssim", "val/psnr_best", "val/psnr_bicubic", "test/tiny/psnr",
+            "test/tiny/psnr_bicubic"} <= keys
+
+
+def test_resume_from_last_checkpoint(tiny_data, trained_srcnn, tmp_path):
+    last = trained_srcnn / "checkpoints/last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 8
+    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", f"ckpt_path={last}",
+                                                 "trainer.max_steps=12"))
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 12
+    steps = [int(r["step"]) for r in _csv_rows(tmp_path) if r.get("train/loss")]
+    assert min(steps) >= 8  # continued, not restarted
+
+
+def test_eval_recomputes_the_test_table(tiny_data, trained_srcnn, tmp_path):
+    best = next((trained_srcnn / "checkpoints").glob("best-*.ckpt"))
+    proc = run_module("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
+                      f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path}")
+    assert "PSNR" in proc.stdout
+    m, trained = _metrics(tmp_path), _metrics(trained_srcnn)
+    assert m["tiny"]["psnr"] == pytest.approx(trained["tiny"]["psnr"], abs=1e-4)
+    assert m["tiny"]["psnr_bicubic"] == pytest.approx(trained["tiny"]["psnr_bicubic"], abs=1e-9)
+
+
+def test_eval_bicubic_on_set5_matches_the_literature(sr_data, tmp_path):
+    """Bicubic Y-PSNR on Set5 (the published 33.66 / 30.39 / 28.42 at x2 / x3 / x4)."""
+    for scale, published in ((2, 33.66), (3, 30.39), (4, 28.42)):
+        out = tmp_path / f"x{scale}"
+        run_module("sr_lightning.eval", "model=bicubic", f"data.scale={scale}", "data=folder",
+                   "data.train_dir=null", f"+data.test_dirs.Set5={sr_data / 'benchmark/Set5'}",
+                   f"hydra.run.dir={out}")
+        m = _metrics(out)["Set5"]
+        assert m["num_images"] == 5
+        assert m["psnr"] == pytest.approx(published, abs=0.01)
+        assert m["psnr"] == m["psnr_bicubic"]
+
+
+def test_upscale_rgb_image_with_a_y_network(trained_srcnn, tmp_path):
+    src = write_folder(tmp_path / "in", 3, (30, 41), seed=5)
+    Image.open(src / "img01.png").convert("L").save(src / "gray.png")
+    Image.open(src / "img02.png").convert("RGBA").save(src / "alpha.png")
+    Image.open(src / "img02.png").convert("P").save(src / "palette.png")
+    ckpt = trained_srcnn / "checkpoints/last.ckpt"
+    run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src / 'img00.png'}",
+               f"output={tmp_path / 'out.png'}")
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert out.shape == (60, 82, 3)
+    # SR on Y, bicubic on Cb/Cr: the colour follows the input's, not a grey image
+    inp = np.asarray(Image.open(src / "img00.png")).astype(float)
+    assert abs(out[..., 0].astype(float).mean() - inp[..., 0].mean()) < 8
+    assert np.abs(out[..., 0].astype(float) - out[..., 2]).mean() > 1
+    # a folder of mixed modes
+    run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src}", f"output={tmp_path / 'outdir'}")
+    outs = {p.name: Image.open(p) for p in (tmp_path / "outdir").iterdir()}
+    assert set(outs) == {"img00.png", "img01.png", "img02.png", "gray.png", "alpha.png", "palette.png"}
+    assert outs["gray.png"].mode == "L" and outs["gray.png"].size == (82, 60)
+    assert outs["alpha.png"].mode == "RGBA"
+
+
+def test_train_debug_fdr_and_loggers(tiny_data, tmp_path):
+    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path / "fdr", "model=unet", "debug=fdr"))
+    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path / "tb", "model=srcnn", "logger=tensorboard",
+                                                 "trainer.max_steps=4", "scheduler=step", "loss=mse",
+                                                 "optimizer=sgd", "optimizer.lr=0.01", "seed=1", "data.scale=3"))
+    assert list((tmp_path / "tb/tensorboard").rglob("events.out.tfevents.*"))
+    assert _metrics(tmp_path / "tb")["tiny"]["num_images"] == 2
+
+
+def test_train_wandb_offline(tiny_data, tmp_path):
+    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "logger=wandb",
+                                                 "trainer.max_steps=4"))
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("*.wandb"))
+
+
+def test_ddp_sim_matches_single_process_metrics(tiny_data, tmp_path):
+    """3 test images over 2 processes: the reduced metrics equal one process's on the same checkpoint."""
+    test3 = write_folder(tmp_path / "test3", 3, (62, 70), seed=3)
+    run_dir = tmp_path / "ddp"
+    run_module("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=srcnn", "trainer=ddp_sim",
+                                                 "trainer.max_steps=8", f"+data.test_dirs.three={test3}"), timeout=400)
+    ddp = _metrics(run_dir)
+    assert ddp["three"]["num_images"] == 3 and ddp["tiny"]["num_images"] == 2  # none dropped or duplicated
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.endswith(".json")) == ["metrics.json"]
+    best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
+    run_module("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
+               f"+data.test_dirs.tiny={tiny_data['test']}", f"+data.test_dirs.three={test3}",
+               f"hydra.run.dir={tmp_path / 'single'}")
+    single = _metrics(tmp_path / "single")
+    for name in ("tiny", "three"):
+        for key in ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic"):
+            assert ddp[name][key] == pytest.approx(single[name][key], abs=1e-6), (name, key)
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+def test_unknown_model_lists_the_known_ones(tmp_path):
+    proc = run_module("sr_lightning.train", "model=edsr9", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode != 0
+    assert "Could not find 'model/edsr9'" in proc.stderr
+    for name in list_nets():
+        assert name in proc.stderr
+
+
+def test_unknown_data_lists_the_known_ones(tmp_path):
+    proc = run_module("sr_lightning.train", "data=imagenet", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode != 0 and "folder" in proc.stderr and "sample" in proc.stderr
+
+
+def test_missing_data_folder_names_the_key(tmp_path):
+    proc = run_module("sr_lightning.train", "data=folder", f"data.train_dir={tmp_path / 'nope'}",
+                      f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 2
+    assert f"error: data.train_dir: folder '{tmp_path / 'nope'}' does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_checkpoint_paths(tmp_path):
+    proc = run_module("sr_lightning.eval", f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={tmp_path}",
+                      check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint at all")
+    proc = run_module("sr_lightning.train", f"ckpt_path={tmp_path / 'junk.ckpt'}", f"hydra.run.dir={tmp_path}",
+                      check=False)
+    assert proc.returncode == 2 and "is not a readable checkpoint" in proc.stderr
+
+
+def test_eval_of_a_trainable_model_without_checkpoint(tmp_path):
+    proc = run_module("sr_lightning.eval", "model=vdsr", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 2 and "no ckpt_path was given" in proc.stderr
+
+
+def test_eval_at_a_scale_the_checkpoint_cannot_do(tiny_data, tmp_path):
+    run_dir = tmp_path / "unet"
+    run_module("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=unet", "trainer.max_steps=2",
+                                                 "model.num_features=8", "test=false"))
+    proc = run_module("sr_lightning.eval", f"ckpt_path={run_dir / 'checkpoints/last.ckpt'}", "data.scale=3",
+                      f"hydra.run.dir={tmp_path / 'ev'}", check=False)
+    assert proc.returncode == 2 and "data.scale=3 is not supported by this unet checkpoint" in proc.stderr
+
+
+def test_upscale_errors_leave_no_output(trained_srcnn, tmp_path):
+    ckpt = trained_srcnn / "checkpoints/last.ckpt"
+    proc = run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={tmp_path / 'missing.png'}",
+                      f"output={tmp_path / 'o.png'}", check=False)
+    assert proc.returncode == 2 and "input=" in proc.stderr and "does not exist" in proc.stderr
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    proc = run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={bad}", f"output={tmp_path / 'o.png'}",
+                      check=False)
+    assert proc.returncode == 2 and "bad.png" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png"]
