@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 def _module_from_checkpoint(cfg: DictConfig) -> SRLitModule:
     """Load the checkpoint; adopt its scale/channels unless given on the command line."""
-    net_cfg = read_checkpoint(cfg.ckpt_path)["hyper_parameters"]["net"]
+    ckpt = read_checkpoint(cfg.ckpt_path)
+    net_cfg = ckpt["hyper_parameters"]["net"]
     net_cls = net_class(net_cfg)
     given = overridden_keys()
     ckpt_scale, ckpt_channels = int(net_cfg["scale"]), int(net_cfg["in_channels"])
@@ -47,7 +48,7 @@ def _module_from_checkpoint(cfg: DictConfig) -> SRLitModule:
     with open_dict(cfg):
         cfg.data.scale = overrides.get("scale", ckpt_scale)
         cfg.data.channels = ckpt_channels
-    return load_module(cfg.ckpt_path, net_overrides=overrides, evaluation=cfg.evaluation)
+    return load_module(ckpt, net_overrides=overrides, evaluation=cfg.evaluation)
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
@@ -55,10 +56,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
     if cfg.ckpt_path:
         module = _module_from_checkpoint(cfg)
     else:
-        name = net_class(cfg.model).name
         module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation)
         if any(p.requires_grad for p in module.parameters()):
-            raise ValueError(f"model={name} has trainable weights but no ckpt_path was given: pass "
+            raise ValueError(f"model={module.net.name} has trainable weights but no ckpt_path was given: pass "
                              f"ckpt_path=<a checkpoint of sr_lightning.train> (or model=bicubic for the baseline)")
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)

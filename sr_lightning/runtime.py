@@ -111,11 +111,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def load_module(path: str | Path, *, net_overrides: Mapping[str, Any] | None = None,
+def load_module(ckpt: str | Path | Mapping[str, Any], *, net_overrides: Mapping[str, Any] | None = None,
                 evaluation: Mapping[str, Any] | None = None) -> SRLitModule:
-    """Rebuild an ``SRLitModule`` from a checkpoint, optionally changing network kwargs
-    (e.g. the scale of a pre-upsampling network) and the evaluation protocol."""
-    ckpt = read_checkpoint(path)
+    """Rebuild an ``SRLitModule`` from a checkpoint (a path, or a dict from :func:`read_checkpoint`),
+    optionally changing network kwargs (e.g. the scale of a pre-upsampling network) and
+    the evaluation protocol."""
+    if not isinstance(ckpt, Mapping):
+        ckpt = read_checkpoint(ckpt)
     hp = ckpt["hyper_parameters"]
     net = {**hp["net"], **(net_overrides or {})}
     module = SRLitModule(net=net, loss=hp.get("loss"), optimizer=hp.get("optimizer"), scheduler=hp.get("scheduler"),

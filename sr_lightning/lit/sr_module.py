@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from sr_lightning.metrics import PSNR, SSIM, quantize
@@ -26,7 +26,7 @@ DEFAULT_EVALUATION: dict[str, Any] = {"crop_border": None, "y_channel": True, "q
 
 def to_plain(cfg: Any) -> Any:
     """A DictConfig/ListConfig (or anything else) as plain Python containers, resolved."""
-    if isinstance(cfg, (DictConfig,)) or OmegaConf.is_config(cfg):
+    if OmegaConf.is_config(cfg):
         return OmegaConf.to_container(cfg, resolve=True)
     return copy.deepcopy(cfg)
 
@@ -178,10 +178,7 @@ class SRLitModule(L.LightningModule):
     def _evaluate(self, batch: Mapping[str, Any], metrics: _EvalMetrics) -> None:
         self._check_batch(batch)
         keep = ~torch.as_tensor(batch.get("pad", False), device=batch["lr"].device).reshape(-1)
-        if keep.all():
-            sr, bicubic = self.predict_pair(batch["lr"])
-            metrics.update(sr, bicubic, batch["hr"])
-        elif keep.any():
+        if keep.any():
             sr, bicubic = self.predict_pair(batch["lr"][keep])
             metrics.update(sr, bicubic, batch["hr"][keep])
         else:  # a distributed sampler's filler: run the network (DDP expects it), count nothing
