@@ -63,6 +63,16 @@ def test_resume_from_last_checkpoint(tiny_data, trained_srcnn, tmp_path):
     assert min(steps) >= 8  # continued, not restarted
 
 
+def test_last_checkpoint_is_the_latest_state_even_without_a_new_best(tiny_data, tmp_path):
+    """With lr 0 val/psnr never improves after the first validation; last.ckpt must still be the final step."""
+    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "optimizer.lr=0",
+                                                 "scheduler=none", "trainer.max_steps=12", "test=false"))
+    ckpts = tmp_path / "checkpoints"
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 12
+    best = list(ckpts.glob("best-*.ckpt"))
+    assert len(best) == 1 and torch.load(best[0], weights_only=True)["global_step"] == 4
+
+
 def test_eval_recomputes_the_test_table(tiny_data, trained_srcnn, tmp_path):
     best = next((trained_srcnn / "checkpoints").glob("best-*.ckpt"))
     proc = run_module("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
