@@ -28,6 +28,8 @@ from sr_lightning.runtime import (
 
 log = logging.getLogger(__name__)
 
+TEST_CKPTS = ("last", "best")
+
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train and test as configured.
@@ -36,6 +38,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         ``(metrics, objects)``: the final logged metrics (floats) plus ``"test"`` (the
         metrics.json content), and the datamodule, module, trainer and output folder.
     """
+    if cfg.test_ckpt not in TEST_CKPTS:
+        raise ValueError(f"test_ckpt={cfg.test_ckpt!r} is not one of {TEST_CKPTS}: 'last' tests the final weights, "
+                         f"'best' the checkpoint with the highest val/psnr")
     if cfg.ckpt_path:
         read_checkpoint(cfg.ckpt_path)  # fail now, with a clear message, not after setup
     L.seed_everything(cfg.seed, workers=True)
@@ -55,9 +60,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.test:
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        if cfg.test_ckpt == "best" and not best:
+            log.warning("test_ckpt=best but no best checkpoint was saved; testing the final weights")
+        use_best = cfg.test_ckpt == "best" and bool(best)
+        tested = f"tested: {best}" if use_best else f"tested: the final weights (step {trainer.global_step})"
+        trainer.test(module, datamodule=datamodule, ckpt_path=best if use_best else None, verbose=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-        lines = [f"checkpoint: {best}" if best else "checkpoint: none saved",
+        lines = [tested, f"checkpoints: {Path(best).parent}" if best else "checkpoints: none saved",
                  f"logs: {output_dir}"]
         report(module.test_results, output_dir, f"{module.net.name} x{module.scale} (test)", lines)
     metrics["test"] = module.test_results

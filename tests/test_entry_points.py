@@ -76,13 +76,27 @@ def test_last_checkpoint_is_the_latest_state_even_without_a_new_best(tiny_data, 
 
 
 def test_eval_recomputes_the_test_table(tiny_data, trained_srcnn, tmp_path):
-    best = next((trained_srcnn / "checkpoints").glob("best-*.ckpt"))
-    proc = run_module("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
+    """Training tests its final weights (test_ckpt=last): eval of last.ckpt gives the same table."""
+    last = trained_srcnn / "checkpoints/last.ckpt"
+    proc = run_module("sr_lightning.eval", f"ckpt_path={last}", "data=folder", "data.train_dir=null",
                       f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path}")
     assert "PSNR" in proc.stdout
     m, trained = _metrics(tmp_path), _metrics(trained_srcnn)
     assert m["tiny"]["psnr"] == pytest.approx(trained["tiny"]["psnr"], abs=1e-4)
     assert m["tiny"]["psnr_bicubic"] == pytest.approx(trained["tiny"]["psnr_bicubic"], abs=1e-9)
+
+
+def test_test_ckpt_best_tests_the_best_checkpoint(tiny_data, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_module("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=srcnn", "test_ckpt=best",
+                                                        "trainer.max_steps=12"))
+    best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
+    assert f"tested: {best}" in proc.stdout
+    run_module("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
+               f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path / 'ev'}")
+    assert _metrics(run_dir)["tiny"]["psnr"] == pytest.approx(_metrics(tmp_path / "ev")["tiny"]["psnr"], abs=1e-4)
+    proc = run_module("sr_lightning.train", "test_ckpt=median", f"hydra.run.dir={tmp_path / 'bad'}", check=False)
+    assert proc.returncode == 2 and "test_ckpt='median' is not one of ('last', 'best')" in proc.stderr
 
 
 def test_eval_bicubic_on_set5_matches_the_literature(sr_data, tmp_path):
