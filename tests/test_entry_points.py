@@ -234,3 +234,15 @@ def test_upscale_errors_leave_no_output(trained_srcnn, tmp_path):
                       check=False)
     assert proc.returncode == 2 and "bad.png" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png"]
+
+
+def test_lightning_load_from_checkpoint_needs_no_hydra(trained_srcnn):
+    """The network is stored as its config, so Lightning's own loader rebuilds it alone."""
+    from sr_lightning.lit import SRLitModule
+
+    ckpt = trained_srcnn / "checkpoints/last.ckpt"
+    module = SRLitModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    assert module.net.name == "srcnn" and module.scale == 2
+    x = torch.rand(1, 1, 11, 13)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), load_module(ckpt).eval()(x))
