@@ -7,15 +7,18 @@ Prints the table and writes ``metrics.json`` to the run's output folder.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from sr_lightning.lit import SRLitModule, net_class
+from sr_lightning.lit import SRLitModule
+from sr_lightning.published import find_published, read_published, variants
 from sr_lightning.runtime import (
+    adopt_checkpoint_net,
     instantiate_loggers,
     load_module,
     overridden_keys,
@@ -28,33 +31,11 @@ from sr_lightning.runtime import (
 log = logging.getLogger(__name__)
 
 
-def _module_from_checkpoint(cfg: DictConfig) -> SRLitModule:
-    """Load the checkpoint; adopt its scale/channels unless given on the command line."""
-    ckpt = read_checkpoint(cfg.ckpt_path)
-    net_cfg = ckpt["hyper_parameters"]["net"]
-    net_cls = net_class(net_cfg)
-    given = overridden_keys()
-    ckpt_scale, ckpt_channels = int(net_cfg["scale"]), int(net_cfg["in_channels"])
-    overrides: dict[str, Any] = {}
-    if "data.scale" in given and int(cfg.data.scale) != ckpt_scale:
-        if not net_cls.scale_agnostic:
-            raise ValueError(f"data.scale={cfg.data.scale} is not supported by this {net_cls.name} checkpoint: its "
-                             f"weights are for x{ckpt_scale} only (drop data.scale or use data.scale={ckpt_scale})")
-        net_cls.check_scale(cfg.data.scale)
-        overrides["scale"] = int(cfg.data.scale)
-    if "data.channels" in given and int(cfg.data.channels) != ckpt_channels:
-        raise ValueError(f"data.channels={cfg.data.channels} does not match the checkpoint's network "
-                         f"({ckpt_channels} channel(s)); drop data.channels")
-    with open_dict(cfg):
-        cfg.data.scale = overrides.get("scale", ckpt_scale)
-        cfg.data.channels = ckpt_channels
-    return load_module(ckpt, net_overrides=overrides, evaluation=cfg.evaluation)
-
-
 def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Run the test sets; returns ``(metrics.json content, objects)``."""
     if cfg.ckpt_path:
-        module = _module_from_checkpoint(cfg)
+        ckpt = read_checkpoint(cfg.ckpt_path)
+        module = load_module(ckpt, net_overrides=adopt_checkpoint_net(cfg, ckpt), evaluation=cfg.evaluation)
     else:
         module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation)
         if any(p.requires_grad for p in module.parameters()):
@@ -66,9 +47,39 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
     trainer: L.Trainer = instantiate(cfg.trainer, devices=1, logger=instantiate_loggers(cfg.get("logger")) or False,
                                      callbacks=[], precision=precision, enable_checkpointing=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
+    results = module.test_results
+    lines = _add_published(results, cfg, module.net.name, module.scale)
     title = f"{module.net.name} x{module.scale} ({cfg.ckpt_path or 'no checkpoint'})"
-    report(module.test_results, cfg.paths.output_dir, title)
-    return module.test_results, {"module": module, "datamodule": datamodule, "trainer": trainer}
+    report(results, cfg.paths.output_dir, title, lines)
+    return results, {"module": module, "datamodule": datamodule, "trainer": trainer}
+
+
+def _add_published(results: dict[str, dict[str, float]], cfg: DictConfig, net_name: str, scale: int) -> list[str]:
+    """Add ``published_psnr``/``published_ssim`` to each set's results where the CSV has
+    them; returns notes for the report."""
+    pub = cfg.get("published") or {}
+    if not pub.get("csv"):
+        return []
+    path = Path(pub.csv).expanduser()
+    if not path.is_file() and "published.csv" not in overridden_keys():
+        log.info("no published results at %s (set published.csv to a copy of reference/published.csv)", path)
+        return []
+    rows = read_published(path)
+    method = pub.get("method") or net_name
+    found = 0
+    for name, values in results.items():
+        row = find_published(rows, method, name, scale, pub.get("variant"))
+        if row is not None:
+            found += 1
+            values["published_psnr"] = row.psnr
+            if row.ssim is not None:
+                values["published_ssim"] = row.ssim
+    if found or not results:
+        return [f"published: {method}{f' ({pub.variant})' if pub.get('variant') else ''} from {path}"]
+    choices = variants(rows, method)
+    if len(choices) > 1 and not pub.get("variant"):
+        return [f"published: {method} has several variants ({', '.join(choices)}): choose one with published.variant"]
+    return [f"published: no {method} x{scale} rows for {', '.join(results)} in {path}"]
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

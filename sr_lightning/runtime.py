@@ -18,11 +18,11 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from rich.console import Console
 from rich.table import Table
 
-from sr_lightning.lit import SRLitModule
+from sr_lightning.lit import SRLitModule, net_class
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,44 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def is_resumable(ckpt: Mapping[str, Any]) -> bool:
+    """True for a checkpoint with training state (optimizer, loops) that ``trainer.fit`` can
+    resume; False for weights only (e.g. written by ``sr_lightning.convert``)."""
+    return "optimizer_states" in ckpt and "loops" in ckpt
+
+
+def adopt_checkpoint_net(cfg: DictConfig, ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """Make ``cfg.data`` fit a checkpoint's network; returns the network overrides.
+
+    The checkpoint's scale and channels are adopted unless ``data.scale`` /
+    ``data.channels`` were given on the command line: another scale is allowed for
+    scale-agnostic networks within the scales the checkpoint was trained for (when it
+    records them); other channels never.
+    """
+    net_cfg = ckpt["hyper_parameters"]["net"]
+    net_cls = net_class(net_cfg)
+    given = overridden_keys()
+    ckpt_scale, ckpt_channels = int(net_cfg["scale"]), int(net_cfg["in_channels"])
+    trained = ckpt.get("sr_lightning", {}).get("trained_scales")
+    overrides: dict[str, Any] = {}
+    if "data.scale" in given and trained and int(cfg.data.scale) not in trained:
+        raise ValueError(f"data.scale={cfg.data.scale}: this checkpoint was trained for "
+                         f"{', '.join(f'x{t}' for t in trained)} only; use one of them")
+    if "data.scale" in given and int(cfg.data.scale) != ckpt_scale:
+        if not net_cls.scale_agnostic:
+            raise ValueError(f"data.scale={cfg.data.scale} is not supported by this {net_cls.name} checkpoint: its "
+                             f"weights are for x{ckpt_scale} only (drop data.scale or use data.scale={ckpt_scale})")
+        net_cls.check_scale(cfg.data.scale)
+        overrides["scale"] = int(cfg.data.scale)
+    if "data.channels" in given and int(cfg.data.channels) != ckpt_channels:
+        raise ValueError(f"data.channels={cfg.data.channels} does not match the checkpoint's network "
+                         f"({ckpt_channels} channel(s)); drop data.channels")
+    with open_dict(cfg):
+        cfg.data.scale = overrides.get("scale", ckpt_scale)
+        cfg.data.channels = ckpt_channels
+    return overrides
+
+
 def load_module(ckpt: str | Path | Mapping[str, Any], *, net_overrides: Mapping[str, Any] | None = None,
                 evaluation: Mapping[str, Any] | None = None) -> SRLitModule:
     """Rebuild an ``SRLitModule`` from a checkpoint (a path, or a dict from :func:`read_checkpoint`),
@@ -122,19 +160,30 @@ def load_module(ckpt: str | Path | Mapping[str, Any], *, net_overrides: Mapping[
     net = {**hp["net"], **(net_overrides or {})}
     module = SRLitModule(net=net, loss=hp.get("loss"), optimizer=hp.get("optimizer"), scheduler=hp.get("scheduler"),
                          evaluation=evaluation if evaluation is not None else hp.get("evaluation"),
-                         channels_last=hp.get("channels_last", False))
+                         channels_last=hp.get("channels_last", False), adjustable_clip=hp.get("adjustable_clip"))
     module.load_state_dict(ckpt["state_dict"])
     return module
 
 
 def results_table(results: Mapping[str, Mapping[str, float]], title: str) -> Table:
-    """A rich table: set, images, PSNR/SSIM of the network and of bicubic, and the gain."""
+    """A rich table: set, images, PSNR/SSIM of the network and of bicubic, the gain, and
+    the published PSNR/SSIM with our difference where ``published_psnr`` is given."""
     table = Table(title=title)
-    for col in ("set", "images", "PSNR (dB)", "SSIM", "bicubic PSNR", "bicubic SSIM", "gain (dB)"):
+    published = any("published_psnr" in r for r in results.values())
+    columns = ["set", "images", "PSNR (dB)", "SSIM", "bicubic PSNR", "bicubic SSIM", "gain (dB)"]
+    if published:
+        columns += ["published PSNR", "published SSIM", "diff PSNR", "diff SSIM"]
+    for col in columns:
         table.add_column(col, justify="left" if col == "set" else "right")
     for name, r in results.items():
-        table.add_row(name, str(r["num_images"]), f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['psnr_bicubic']:.3f}",
-                      f"{r['ssim_bicubic']:.4f}", f"{r['psnr'] - r['psnr_bicubic']:+.3f}")
+        row = [name, str(r["num_images"]), f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['psnr_bicubic']:.3f}",
+               f"{r['ssim_bicubic']:.4f}", f"{r['psnr'] - r['psnr_bicubic']:+.3f}"]
+        if published:
+            p_psnr, p_ssim = r.get("published_psnr"), r.get("published_ssim")
+            row += [f"{p_psnr:.2f}" if p_psnr is not None else "-", f"{p_ssim:.4f}" if p_ssim is not None else "-",
+                    f"{r['psnr'] - p_psnr:+.3f}" if p_psnr is not None else "-",
+                    f"{r['ssim'] - p_ssim:+.4f}" if p_ssim is not None else "-"]
+        table.add_row(*row)
     return table
 
 
@@ -145,7 +194,7 @@ def report(results: Mapping[str, Mapping[str, float]], output_dir: str | Path, t
     path = Path(output_dir) / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)  # logs/pipes: do not squeeze the table
     console.print(results_table(results, title))
     for line in [*(extra_lines or []), f"metrics: {path}"]:
         console.print(line, highlight=False, soft_wrap=True)

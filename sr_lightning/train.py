@@ -18,8 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.lit import SRLitModule
 from sr_lightning.runtime import (
+    adopt_checkpoint_net,
     instantiate_callbacks,
     instantiate_loggers,
+    is_resumable,
     read_checkpoint,
     report,
     resolve_precision,
@@ -41,13 +43,26 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.test_ckpt not in TEST_CKPTS:
         raise ValueError(f"test_ckpt={cfg.test_ckpt!r} is not one of {TEST_CKPTS}: 'last' tests the final weights, "
                          f"'best' the checkpoint with the highest val/psnr")
-    if cfg.ckpt_path:
-        read_checkpoint(cfg.ckpt_path)  # fail now, with a clear message, not after setup
+    resume, init = cfg.ckpt_path, cfg.get("init_from")
+    if resume and init:
+        raise ValueError("ckpt_path (resume a run) and init_from (start a new run from weights) are both set; "
+                         "keep one")
+    if resume and not is_resumable(read_checkpoint(resume)):  # fail now, with a clear message
+        log.info("ckpt_path=%s holds weights only (no training state): starting a new run from them", resume)
+        resume, init = None, resume
+    net_cfg, init_ckpt = cfg.model, None
+    if init:
+        init_ckpt = read_checkpoint(init)
+        net_cfg = {**init_ckpt["hyper_parameters"]["net"], **adopt_checkpoint_net(cfg, init_ckpt)}
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
-    module = SRLitModule(net=cfg.model, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
-                         evaluation=cfg.evaluation, channels_last=cfg.channels_last)
+    module = SRLitModule(net=net_cfg, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
+                         evaluation=cfg.evaluation, channels_last=cfg.channels_last,
+                         adjustable_clip=cfg.get("adjustable_clip"))
+    if init_ckpt is not None:
+        module.load_state_dict(init_ckpt["state_dict"])
+        log.info("initialised %s from %s", module.net.name, init)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
@@ -56,7 +71,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         logger.log_hyperparams({"cfg": OmegaConf.to_container(cfg, resolve=True),
                                 "num_params": sum(p.numel() for p in module.parameters())})
     log.info("training %s x%d on %s, precision %s", module.net.name, module.scale, cfg.data.train_dir, precision)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.test:

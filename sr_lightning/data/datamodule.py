@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from sr_lightning.data.datasets import EvalDataset, PairSet, PatchDataset
+from sr_lightning.data.datasets import EvalDataset, PairSet, PatchBatches
 from sr_lightning.data.pairs import Degradation
-from sr_lightning.data.sources import load_location
+from sr_lightning.data.sources import load_location, resolve_test_set
 
 
 class FlaggedPaddingSampler(DistributedSampler):
@@ -35,16 +35,25 @@ class FlaggedPaddingSampler(DistributedSampler):
 class SRDataModule(L.LightningDataModule):
     """LR/HR pairs for training (random patches) and evaluation (whole images).
 
-    Batches are dicts ``{"lr": (N, C, h, w), "hr": (N, C, s*h, s*w), "name": list[str]}``,
-    float32 in [0, 1], C = ``channels``.
+    Evaluation batches are ``{"lr": (1, C, h, w), "hr": (1, C, s*h, s*w), "name", "gray",
+    "pad"}``, training batches ``{"lr": (B, C, p, p), "hr": (B, C, s*p, s*p), "name",
+    "scale"}``; float32 in [0, 1], C = ``channels``.
 
     Args:
-        train_dir: HR training images: a folder or ``sample:train``.
+        train_dir: HR training images: a folder, a list of folders (used together), or
+            ``sample:train``.
         val_dir: HR validation images: a folder or ``sample:val`` (None: no validation).
-        test_dirs: test sets, name -> folder or ``sample:test``.
-        scale: integer upscaling factor.
+        test_sets: test sets: benchmark names resolved under ``benchmark_dir`` (``Set5``),
+            folder paths, or ``sample:test``.
+        test_dirs: more test sets, name -> folder.
+        benchmark_dir: where named test sets live (``${paths.data_dir}/benchmark``).
+        scale: integer upscaling factor (validation, test, and training by default).
+        train_scales: train on batches of these scales (one scale per batch, drawn
+            uniformly; multi-scale training as in VDSR); None: ``[scale]``.
         channels: 1 (Y of BT.601) or 3 (RGB).
         patch_size: training patch side in LR pixels.
+        patch_size_hr: if set, the patch side in HR pixels instead: the LR side is
+            ``round(patch_size_hr / s)`` for each training scale s.
         batch_size: training batch size per process (DDP: global = this x processes).
         steps_per_epoch: training batches per epoch (patches are drawn at random).
         num_workers: DataLoader workers.
@@ -59,12 +68,16 @@ class SRDataModule(L.LightningDataModule):
     def __init__(
         self,
         *,
-        train_dir: str | None = "sample:train",
+        train_dir: str | Sequence[str] | None = "sample:train",
         val_dir: str | None = "sample:val",
+        test_sets: Sequence[str] | None = None,
         test_dirs: Mapping[str, str] | None = None,
+        benchmark_dir: str | None = None,
         scale: int = 2,
+        train_scales: Sequence[int] | None = None,
         channels: int = 1,
         patch_size: int = 32,
+        patch_size_hr: int | None = None,
         batch_size: int = 16,
         steps_per_epoch: int = 100,
         num_workers: int = 0,
@@ -75,53 +88,80 @@ class SRDataModule(L.LightningDataModule):
         sample_by: str = "image",
     ) -> None:
         super().__init__()
-        if scale != int(scale) or int(scale) < 2:
-            raise ValueError(f"data.scale={scale} is not supported: use an integer >= 2")
+        for key, value in (("scale", scale), *(("train_scales", s) for s in train_scales or [])):
+            if value != int(value) or int(value) < 2:
+                raise ValueError(f"data.{key}={value} is not supported: use an integer >= 2")
         if channels not in (1, 3):
             raise ValueError(f"data.channels={channels} is not supported: use 1 (Y) or 3 (RGB)")
         sizes = {"patch_size": patch_size, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch}
+        if patch_size_hr is not None:
+            sizes["patch_size_hr"] = patch_size_hr
         for key, value in sizes.items():
             if int(value) < 1:
                 raise ValueError(f"data.{key}={value} must be >= 1")
-        self.train_dir, self.val_dir = train_dir, val_dir
-        self.test_dirs = dict(test_dirs or {})
-        self.scale, self.channels, self.patch_size = int(scale), channels, patch_size
-        self.batch_size, self.steps_per_epoch, self.num_workers = batch_size, steps_per_epoch, num_workers
         self.degradation = Degradation(**(degradation or {}))
+        if self.degradation.source == "y" and channels != 1:
+            raise ValueError("data.degradation.source='y' makes Y-only pairs but data.channels=3: for RGB networks "
+                             "choose data/degradation=benchmark_lr (the standard LR files) or data/degradation=float")
+        self.train_dirs = [train_dir] if isinstance(train_dir, str) else list(train_dir or [])
+        self.val_dir = val_dir
+        self.test_dirs: dict[str, str] = {}
+        for name, location in [*(resolve_test_set(str(e), benchmark_dir) for e in test_sets or []),
+                               *(test_dirs or {}).items()]:
+            if name in self.test_dirs:
+                raise ValueError(f"two test sets are named {name!r} (data.test_sets / data.test_dirs); "
+                                 f"give one of them another name in data.test_dirs")
+            self.test_dirs[name] = location
+        self.scale, self.channels = int(scale), channels
+        self.train_scales = sorted({int(s) for s in (train_scales or [scale])})
+        self.patch_sizes = {s: max(1, int(patch_size_hr / s + 0.5)) if patch_size_hr else int(patch_size)
+                            for s in self.train_scales}
+        self.batch_size, self.steps_per_epoch, self.num_workers = batch_size, steps_per_epoch, num_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.skip_bad_images, self.augment, self.sample_by = skip_bad_images, augment, sample_by
-        self._pairs: dict[str, PairSet] = {}
-        self._train_set: PatchDataset | None = None
+        self._pairs: dict[tuple[str, int], PairSet] = {}
+        self._train_set: PatchBatches | None = None
 
     @property
     def test_set_names(self) -> list[str]:
         """Names of the test sets, in dataloader order."""
         return list(self.test_dirs)
 
-    def _pairset(self, location: str, key: str) -> PairSet:
-        if location not in self._pairs:
+    def _pairset(self, location: str, key: str, scale: int | None = None) -> PairSet:
+        scale = self.scale if scale is None else scale
+        if (location, scale) not in self._pairs:
             images = load_location(location, key, skip_bad_images=self.skip_bad_images)
-            self._pairs[location] = PairSet(images, scale=self.scale, channels=self.channels,
-                                            degradation=self.degradation, cache_dir=self.cache_dir)
-        return self._pairs[location]
+            self._pairs[location, scale] = PairSet(images, scale=scale, channels=self.channels,
+                                                   degradation=self.degradation, cache_dir=self.cache_dir)
+        return self._pairs[location, scale]
+
+    def _train_pairs(self, scale: int) -> PairSet:
+        if len(self.train_dirs) == 1:
+            return self._pairset(self.train_dirs[0], "data.train_dir", scale)
+        images = [img for i, d in enumerate(self.train_dirs)
+                  for img in load_location(d, f"data.train_dir[{i}]", skip_bad_images=self.skip_bad_images)]
+        return PairSet(images, scale=scale, channels=self.channels, degradation=self.degradation,
+                       cache_dir=self.cache_dir)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
-            if not self.train_dir:
+            if not self.train_dirs:
                 raise ValueError("data.train_dir is not set; point it at a folder of HR training images")
-            self._train_set = PatchDataset(self._pairset(self.train_dir, "data.train_dir"), scale=self.scale,
-                                           patch_size=self.patch_size, augment=self.augment, sample_by=self.sample_by,
-                                           length=self.steps_per_epoch * self.batch_size)
+            self._train_set = PatchBatches({s: self._train_pairs(s) for s in self.train_scales},
+                                           patch_sizes=self.patch_sizes, batch_size=self.batch_size,
+                                           length=self.steps_per_epoch, augment=self.augment,
+                                           sample_by=self.sample_by)
         if stage in (None, "fit", "validate") and self.val_dir:
             self._pairset(self.val_dir, "data.val_dir")
         if stage in (None, "test"):
             if not self.test_dirs:
-                raise ValueError("data.test_dirs is empty; give at least one test set, name: folder")
+                raise ValueError("no test set: give data.test_sets=[Set5,...] (names under data.benchmark_dir, or "
+                                 "folders) or data.test_dirs={name: folder}")
             for name, location in self.test_dirs.items():
-                self._pairset(location, f"data.test_dirs.{name}")
+                self._pairset(location, f"data.test_sets ({name})")
 
     def _eval_loader(self, location: str) -> DataLoader:
-        dataset = EvalDataset(self._pairs[location])
+        dataset = EvalDataset(self._pairs[location, self.scale])
         sampler = None
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             sampler = FlaggedPaddingSampler(dataset, shuffle=False)
@@ -129,12 +169,12 @@ class SRDataModule(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self._train_set, batch_size=self.batch_size, shuffle=False, drop_last=True,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        # Items are whole batches (one scale each), so the loader does no batching.
+        return DataLoader(self._train_set, batch_size=None, shuffle=False, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader(self.val_dir) if self.val_dir else []
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._eval_loader(loc) for loc in self.test_dirs.values()]
-

@@ -1,28 +1,28 @@
-"""Datasets of LR/HR pairs: random aligned patches for training, whole images for eval.
-
-Items are dicts ``{"lr": (C, h, w), "hr": (C, s*h, s*w), "name": str}`` of float32 in [0, 1].
-"""
+"""Datasets of LR/HR pairs: batches of random aligned patches for training, whole images
+for evaluation. LR/HR are float32 in [0, 1]."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sr_lightning.data.pairs import Degradation, make_lr, modcrop, to_channels
+from sr_lightning.data.pairs import Degradation, degradation_input, make_lr, modcrop, to_channels
 from sr_lightning.data.sources import HRImage
 
 
 class PairSet:
-    """LR/HR pairs of a list of HR images, made once (LR cached in memory and optionally on disk)."""
+    """LR/HR pairs of a list of HR images at one scale, made once (LR cached in memory and
+    optionally on disk). ``gray[i]`` is True for a grayscale source image."""
 
     def __init__(self, images: Sequence[HRImage], *, scale: int, channels: int, degradation: Degradation,
                  cache_dir: str | Path | None = None) -> None:
+        self.scale = scale
         self.names: list[str] = []
+        self.gray: list[bool] = []
         self.lr: list[Tensor] = []
         self.hr: list[Tensor] = []
         for img in images:
@@ -30,10 +30,11 @@ class PairSet:
             if min(hr.shape[:2]) < scale:
                 h, w = img.pixels.shape[:2]
                 raise ValueError(f"image '{img.name}' ({w}x{h}) is too small for x{scale}")
-            lr = make_lr(hr, scale, degradation, cache_dir)
+            x = degradation_input(hr, degradation)
             self.names.append(img.name)
-            self.hr.append(to_channels(torch.from_numpy(np.array(hr)).permute(2, 0, 1), channels))
-            self.lr.append(to_channels(lr, channels))
+            self.gray.append(img.pixels.shape[-1] == 1)
+            self.hr.append(to_channels(x, channels))
+            self.lr.append(to_channels(make_lr(x, scale, degradation, cache_dir), channels))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -42,8 +43,9 @@ class PairSet:
 class EvalDataset(Dataset):
     """Whole images, in order (batch them with batch_size=1: sizes differ).
 
-    Items carry ``pad=False``; an index past the end (a distributed sampler's filler)
-    returns a real image with ``pad=True``, which the metrics skip.
+    Items are ``{"lr": (C, h, w), "hr": (C, s*h, s*w), "name": str, "gray": bool, "pad": bool}``.
+    An index past the end (a distributed sampler's filler) returns a real image with
+    ``pad=True``, which the metrics skip.
     """
 
     def __init__(self, pairs: PairSet) -> None:
@@ -54,39 +56,47 @@ class EvalDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         pad, i = i >= len(self.pairs), i % len(self.pairs)
-        return {"lr": self.pairs.lr[i], "hr": self.pairs.hr[i], "name": self.pairs.names[i], "pad": pad}
+        p = self.pairs
+        return {"lr": p.lr[i], "hr": p.hr[i], "name": p.names[i], "gray": p.gray[i], "pad": pad}
 
 
 SAMPLE_BY = ("image", "area")
 
 
-class PatchDataset(Dataset):
-    """``length`` random aligned patches (``patch_size`` LR pixels square) with random flips
-    and 90-degree rotations. ``sample_by="image"`` draws every image equally often,
-    ``"area"`` in proportion to its size (every pixel equally often)."""
+class PatchBatches(Dataset):
+    """``length`` batches of ``batch_size`` random aligned patches, with random flips and
+    90-degree rotations. Each batch is one scale, drawn uniformly from ``pairs``' scales
+    (multi-scale training as in VDSR); use it with ``DataLoader(batch_size=None)``.
 
-    def __init__(self, pairs: PairSet, *, scale: int, patch_size: int, length: int, augment: bool = True,
-                 sample_by: str = "image") -> None:
+    Items are ``{"lr": (B, C, p, p), "hr": (B, C, s*p, s*p), "name": list[str], "scale": s}``
+    with p = ``patch_sizes[s]`` LR pixels. ``sample_by="image"`` draws every image equally
+    often, ``"area"`` in proportion to its size (every pixel equally often).
+    """
+
+    def __init__(self, pairs: Mapping[int, PairSet], *, patch_sizes: Mapping[int, int], batch_size: int,
+                 length: int, augment: bool = True, sample_by: str = "image") -> None:
         if sample_by not in SAMPLE_BY:
             raise ValueError(f"data.sample_by={sample_by!r} is not one of {SAMPLE_BY}")
-        for name, lr in zip(pairs.names, pairs.lr, strict=True):
-            if min(lr.shape[-2:]) < patch_size:
-                h, w = (scale * d for d in lr.shape[-2:])
-                raise ValueError(
-                    f"training image '{name}' ({w}x{h} after modcrop) is smaller than the patch: "
-                    f"data.patch_size={patch_size} LR pixels x scale {scale} = {patch_size * scale} HR pixels; "
-                    f"lower data.patch_size or remove the image"
-                )
-        self.pairs, self.scale, self.patch_size, self.length, self.augment = pairs, scale, patch_size, length, augment
-        self.weights = torch.tensor([float(lr.shape[-1] * lr.shape[-2]) if sample_by == "area" else 1.0
-                                     for lr in pairs.lr])
+        for s, pairset in pairs.items():
+            p = patch_sizes[s]
+            for name, lr in zip(pairset.names, pairset.lr, strict=True):
+                if min(lr.shape[-2:]) < p:
+                    h, w = (s * d for d in lr.shape[-2:])
+                    raise ValueError(
+                        f"training image '{name}' ({w}x{h} after modcrop) is smaller than the x{s} patch: "
+                        f"{p} LR pixels x {s} = {p * s} HR pixels; lower data.patch_size "
+                        f"(or data.patch_size_hr) or remove the image"
+                    )
+        self.pairs, self.patch_sizes, self.scales = dict(pairs), dict(patch_sizes), sorted(pairs)
+        self.batch_size, self.length, self.augment = batch_size, length, augment
+        self.weights = {s: torch.tensor([float(lr.shape[-1] * lr.shape[-2]) if sample_by == "area" else 1.0
+                                         for lr in ps.lr]) for s, ps in self.pairs.items()}
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> dict:
-        k = int(torch.multinomial(self.weights, 1))
-        lr_img, hr_img, p, s = self.pairs.lr[k], self.pairs.hr[k], self.patch_size, self.scale
+    def _patch(self, pairs: PairSet, k: int, p: int) -> tuple[Tensor, Tensor]:
+        lr_img, hr_img, s = pairs.lr[k], pairs.hr[k], pairs.scale
         y = int(torch.randint(0, lr_img.shape[-2] - p + 1, ()))
         x = int(torch.randint(0, lr_img.shape[-1] - p + 1, ()))
         lr = lr_img[:, y: y + p, x: x + p]
@@ -97,4 +107,11 @@ class PatchDataset(Dataset):
                 lr, hr = lr.flip(-1), hr.flip(-1)
             if rot:
                 lr, hr = lr.rot90(rot, (-2, -1)), hr.rot90(rot, (-2, -1))
-        return {"lr": lr.contiguous(), "hr": hr.contiguous(), "name": self.pairs.names[k]}
+        return lr, hr
+
+    def __getitem__(self, i: int) -> dict:
+        s = self.scales[int(torch.randint(0, len(self.scales), ()))] if len(self.scales) > 1 else self.scales[0]
+        pairs, p = self.pairs[s], self.patch_sizes[s]
+        picks = torch.multinomial(self.weights[s], self.batch_size, replacement=True).tolist()
+        lrs, hrs = zip(*(self._patch(pairs, k, p) for k in picks), strict=True)
+        return {"lr": torch.stack(lrs), "hr": torch.stack(hrs), "name": [pairs.names[k] for k in picks], "scale": s}

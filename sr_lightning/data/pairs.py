@@ -1,5 +1,5 @@
-"""Making LR/HR pairs from HR images: modcrop, MATLAB-bicubic downscale, channel choice,
-and an optional on-disk cache of the LR images."""
+"""Making LR/HR pairs from HR images: modcrop, the colour space the degradation runs in,
+MATLAB-bicubic downscaling, and an optional on-disk cache of the LR images."""
 
 from __future__ import annotations
 
@@ -15,23 +15,33 @@ from torch import Tensor
 from sr_lightning.ops.color import rgb_to_y
 from sr_lightning.ops.resize import BORDERS, imresize
 
+SOURCES: tuple[str, ...] = ("y", "rgb_uint8", "rgb_float")
+
 
 @dataclass(frozen=True)
 class Degradation:
-    """How LR is made from HR (defaults: the standard benchmark LR files).
+    """How LR is made from a uint8 HR image.
 
     Attributes:
-        uint8: downscale the uint8 HR with MATLAB's uint8 semantics (rounding after each
-            pass; LR is uint8), else a float pipeline (LR unrounded).
-        border: ``"clamp"`` (older MATLAB, the benchmark files) or ``"symmetric"``.
+        source: what is downscaled, and how.
+            ``"y"``: the HR's BT.601 Y rounded to uint8 (MATLAB ``rgb2ycbcr`` of the uint8
+            image; a grayscale image is its own Y), downscaled in float64. The SRCNN/VDSR
+            test code; Y networks only. The HR target is that uint8 Y.
+            ``"rgb_uint8"``: the uint8 RGB HR with MATLAB's uint8 semantics (rounding after
+            each pass): the standard benchmark LR files, bit-exactly with ``border="clamp"``.
+            ``"rgb_float"``: the RGB HR in float64, LR unrounded.
+        border: ``"clamp"`` (older MATLAB, the benchmark LR files) or ``"symmetric"``
+            (newer MATLAB; the published Y-channel tables).
         antialias: MATLAB's antialiasing when downscaling.
     """
 
-    uint8: bool = True
-    border: str = "clamp"
+    source: str = "y"
+    border: str = "symmetric"
     antialias: bool = True
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"data.degradation.source={self.source!r} is not one of {SOURCES}")
         if self.border not in BORDERS:
             raise ValueError(f"data.degradation.border={self.border!r} is not one of {BORDERS}")
 
@@ -42,31 +52,49 @@ def modcrop(pixels: np.ndarray, scale: int) -> np.ndarray:
     return pixels[: h - h % scale, : w - w % scale]
 
 
-def downscale(hr: Tensor, scale: int, degradation: Degradation) -> Tensor:
-    """(C, H, W) uint8 HR -> (C, H/s, W/s) LR: uint8 if ``degradation.uint8``, else float in [0, 1]."""
-    x = hr if degradation.uint8 else hr.to(torch.float64) / 255.0
+def degradation_input(hr: np.ndarray, degradation: Degradation) -> Tensor:
+    """The image the degradation downscales, which is also the HR target's source.
+
+    Args:
+        hr: uint8 (H, W, C), C = 1 (grayscale) or 3.
+
+    Returns:
+        uint8 (C', H, W): the RGB/gray image, or for ``source="y"`` its uint8 Y (C' = 1).
+    """
+    x = torch.from_numpy(np.array(hr)).permute(2, 0, 1).contiguous()
+    if degradation.source == "y" and x.shape[0] == 3:
+        y = rgb_to_y(x.to(torch.float64) / 255.0)
+        x = torch.floor(y * 255.0 + 0.5).to(torch.uint8)  # MATLAB rounds half away from zero
+    return x
+
+
+def downscale(x: Tensor, scale: int, degradation: Degradation) -> Tensor:
+    """uint8 (C, H, W) -> (C, H/s, W/s) LR: uint8 for ``source="rgb_uint8"``, else float64 in [0, 1]."""
+    if degradation.source != "rgb_uint8":
+        x = x.to(torch.float64) / 255.0
     return imresize(x, 1.0 / scale, antialias=degradation.antialias, border=degradation.border)
 
 
-def _cache_key(hr: np.ndarray, scale: int, degradation: Degradation) -> str:
+def _cache_key(x: Tensor, scale: int, degradation: Degradation) -> str:
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(hr).tobytes())
-    h.update(json.dumps({"shape": hr.shape, "scale": scale, **asdict(degradation)}, sort_keys=True).encode())
+    h.update(x.numpy().tobytes())
+    h.update(json.dumps({"shape": list(x.shape), "scale": scale, **asdict(degradation)}, sort_keys=True).encode())
     return h.hexdigest()[:32]
 
 
-def make_lr(hr: np.ndarray, scale: int, degradation: Degradation, cache_dir: str | Path | None = None) -> Tensor:
-    """LR for a modcropped uint8 (H, W, C) HR, read from/written to ``cache_dir`` when given.
+def make_lr(x: Tensor, scale: int, degradation: Degradation, cache_dir: str | Path | None = None) -> Tensor:
+    """:func:`downscale` of a modcropped uint8 (C, H, W) image, read from/written to
+    ``cache_dir`` when given.
 
-    The cache key hashes the HR pixels, the scale and the degradation, so a change to any
+    The cache key hashes the pixels, the scale and the degradation, so a change to any
     of them makes a new entry.
     """
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"{_cache_key(hr, scale, degradation)}.pt"
+        path = Path(cache_dir) / f"{_cache_key(x, scale, degradation)}.pt"
         if path.is_file():
             return torch.load(path, weights_only=True)
-    lr = downscale(torch.from_numpy(np.array(hr)).permute(2, 0, 1).contiguous(), scale, degradation)
+    lr = downscale(x, scale, degradation)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -81,7 +109,9 @@ def to_channels(x: Tensor, channels: int) -> Tensor:
     ``channels=1`` takes BT.601 Y of RGB (a grayscale image is its own Y); ``channels=3``
     repeats a grayscale image into RGB.
     """
-    x = x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x.to(torch.float32)
-    if channels == 1:
-        return rgb_to_y(x) if x.shape[0] == 3 else x
-    return x.expand(3, -1, -1).contiguous() if x.shape[0] == 1 else x
+    x = x.to(torch.float64) / 255.0 if x.dtype == torch.uint8 else x.to(torch.float64)
+    if channels == 1 and x.shape[0] == 3:
+        x = rgb_to_y(x)
+    elif channels == 3 and x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    return x.to(torch.float32).contiguous()

@@ -78,3 +78,43 @@ def load_location(location: str, key: str, *, skip_bad_images: bool = False) -> 
     if not images:
         raise FileNotFoundError(f"{key}: no readable image in '{folder}'")
     return images
+
+
+def _looks_like_path(entry: str) -> bool:
+    return any(c in entry for c in "/\\") or entry.startswith((".", "~"))
+
+
+def resolve_test_set(entry: str, benchmark_dir: str | Path | None) -> tuple[str, str]:
+    """A ``data.test_sets`` entry as ``(name, location)``.
+
+    An entry is a benchmark name (``Set5``: the folder ``benchmark_dir/Set5``, matched
+    case-insensitively when unambiguous), a folder path (named after the folder), or
+    ``sample:<split>``.
+
+    Raises:
+        FileNotFoundError: the name resolves to no folder; the message lists the folders
+            found under ``benchmark_dir``.
+    """
+    if entry.startswith(SAMPLE_PREFIX):
+        return entry[len(SAMPLE_PREFIX):] if entry != "sample:test" else "sample", entry
+    if _looks_like_path(entry):
+        folder = Path(entry).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"data.test_sets: folder '{folder}' does not exist")
+        return folder.resolve().name, str(folder)
+    if not benchmark_dir or not Path(benchmark_dir).expanduser().is_dir():
+        raise FileNotFoundError(
+            f"data.test_sets: {entry!r} is looked up in data.benchmark_dir='{benchmark_dir}', which does not exist; "
+            f"set SR_DATA_DIR (or paths.data_dir) to the folder that holds benchmark/{entry}, or give a folder path"
+        )
+    root = Path(benchmark_dir).expanduser()
+    found = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if entry in found:
+        return entry, str(root / entry)
+    folded = [f for f in found if f.lower() == entry.lower()]
+    if len(folded) == 1:
+        return folded[0], str(root / folded[0])
+    raise FileNotFoundError(
+        f"data.test_sets: {entry!r} is not a folder under '{root}' (found: {', '.join(found) or 'no folders'}); "
+        f"fix the name, put the set's HR images in '{root / entry}', or give a folder path"
+    )

@@ -19,9 +19,29 @@ from torch import Tensor, nn
 
 from sr_lightning.metrics import PSNR, SSIM, quantize
 from sr_lightning.nets import SRNet, get_net_class
-from sr_lightning.ops.resize import imresize
+from sr_lightning.ops.resize import BORDERS, imresize
 
-DEFAULT_EVALUATION: dict[str, Any] = {"crop_border": None, "y_channel": True, "quantize": True}
+DEFAULT_EVALUATION: dict[str, Any] = {"crop_border": None, "y_channel": True, "quantize": True,
+                                       "bicubic_border": "symmetric"}
+
+
+def parse_crop_border(value: int | str | None, scale: int) -> int:
+    """``evaluation.crop_border``: None or ``"scale"`` -> s; ``"scale+6"`` -> s + 6; an int as is."""
+    if value is None:
+        return scale
+    if isinstance(value, str):
+        text = value.replace(" ", "")
+        if text == "scale":
+            return scale
+        if text.startswith("scale+") and text[6:].isdigit():
+            return scale + int(text[6:])
+        if not text.isdigit():
+            raise ValueError(f"evaluation.crop_border={value!r} is not understood: use an integer, 'scale' "
+                             f"(the literature's default) or 'scale+N' (e.g. 'scale+6')")
+        value = int(text)
+    if int(value) < 0:
+        raise ValueError(f"evaluation.crop_border={value} must be >= 0")
+    return int(value)
 
 
 def to_plain(cfg: Any) -> Any:
@@ -61,11 +81,11 @@ class _EvalMetrics(nn.Module):
         self.psnr, self.ssim = PSNR(**kw), SSIM(**kw)
         self.psnr_bicubic, self.ssim_bicubic = PSNR(**kw), SSIM(**kw)
 
-    def update(self, sr: Tensor, bicubic: Tensor, hr: Tensor) -> None:
-        self.psnr.update(sr, hr)
-        self.ssim.update(sr, hr)
-        self.psnr_bicubic.update(bicubic, hr)
-        self.ssim_bicubic.update(bicubic, hr)
+    def update(self, sr: Tensor, bicubic: Tensor, hr: Tensor, gray: Tensor | None = None) -> None:
+        self.psnr.update(sr, hr, gray)
+        self.ssim.update(sr, hr, gray)
+        self.psnr_bicubic.update(bicubic, hr, gray)
+        self.ssim_bicubic.update(bicubic, hr, gray)
 
     def compute(self) -> dict[str, float]:
         out = {name: float(m.compute()) for name, m in self.named_children()}
@@ -87,9 +107,13 @@ class SRLitModule(L.LightningModule):
         optimizer: optimizer config with ``_partial_: true`` (params are added); None for eval only.
         scheduler: scheduler config with ``_partial_: true`` and an ``interval`` key
             (``"epoch"`` or ``"step"``: when it steps), or None.
-        evaluation: ``crop_border`` (None: the scale), ``y_channel``, ``quantize`` (round SR
-            to uint8 before the metric).
+        evaluation: ``crop_border`` (None or ``"scale"``: the scale; ``"scale+6"``; an int),
+            ``y_channel``, ``quantize`` (round SR to uint8 before the metric),
+            ``bicubic_border`` (border mode of the bicubic baseline beside the network).
         channels_last: run the network in channels_last memory format.
+        adjustable_clip: VDSR's adjustable gradient clipping: clip every gradient element
+            to [-theta/lr, theta/lr] with this theta and the current learning rate (None: off;
+            the trainer's ``gradient_clip_val`` applies instead).
     """
 
     def __init__(
@@ -100,6 +124,7 @@ class SRLitModule(L.LightningModule):
         scheduler: Mapping[str, Any] | None = None,
         evaluation: Mapping[str, Any] | None = None,
         channels_last: bool = False,
+        adjustable_clip: float | None = None,
     ) -> None:
         super().__init__()
         net, loss, optimizer, scheduler = (to_plain(c) for c in (net, loss, optimizer, scheduler))
@@ -111,14 +136,18 @@ class SRLitModule(L.LightningModule):
             raise ValueError(f"scheduler.interval={scheduler['interval']!r} must be 'epoch' or 'step'")
         self.save_hyperparameters({"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
                                    "evaluation": evaluation,
-                                   "channels_last": channels_last})
+                                   "channels_last": channels_last, "adjustable_clip": adjustable_clip})
+        if adjustable_clip is not None and float(adjustable_clip) <= 0:
+            raise ValueError(f"adjustable_clip={adjustable_clip} must be > 0 (or null: off)")
         self.net = build_net(net)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = instantiate(loss) if loss else None
         self.scale = self.net.scale
-        crop = evaluation["crop_border"]
-        self.crop_border = self.scale if crop is None else int(crop)
+        self.crop_border = parse_crop_border(evaluation["crop_border"], self.scale)
+        if evaluation["bicubic_border"] not in BORDERS:
+            raise ValueError(f"evaluation.bicubic_border={evaluation['bicubic_border']!r} is not one of {BORDERS}")
+        self.bicubic_border = evaluation["bicubic_border"]
         self.y_channel, self.quantize = bool(evaluation["y_channel"]), bool(evaluation["quantize"])
         self.val_metrics = _EvalMetrics(self.crop_border, self.y_channel)
         self.test_metrics = nn.ModuleDict()
@@ -142,9 +171,22 @@ class SRLitModule(L.LightningModule):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         if self.criterion is None:
             raise RuntimeError("SRLitModule was built without a loss; it cannot train")
-        loss = self.criterion(self(batch["lr"]), batch["hr"])
+        with self.net.at_scale(int(batch.get("scale", self.scale))):
+            loss = self.criterion(self(batch["lr"]), batch["hr"])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["lr"].shape[0])
         return loss
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        theta = self.hparams.get("adjustable_clip")
+        if theta is None:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        if gradient_clip_val:
+            raise ValueError(f"adjustable_clip={theta} and trainer.gradient_clip_val={gradient_clip_val} are both "
+                             f"set; set trainer.gradient_clip_val=null (or adjustable_clip=null)")
+        lr = optimizer.param_groups[0]["lr"]
+        self.clip_gradients(optimizer, gradient_clip_val=float(theta) / lr, gradient_clip_algorithm="value")
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -170,7 +212,7 @@ class SRLitModule(L.LightningModule):
         """
         with torch.autocast(device_type=lr.device.type, enabled=False):
             sr = self(lr.float()).clamp(0.0, 1.0)
-        bicubic = imresize(lr.float(), self.scale).clamp(0.0, 1.0)
+        bicubic = imresize(lr.float(), self.scale, border=self.bicubic_border).clamp(0.0, 1.0)
         if self.quantize:
             sr, bicubic = quantize(sr), quantize(bicubic)
         return sr, bicubic
@@ -180,7 +222,9 @@ class SRLitModule(L.LightningModule):
         keep = ~torch.as_tensor(batch.get("pad", False), device=batch["lr"].device).reshape(-1)
         if keep.any():
             sr, bicubic = self.predict_pair(batch["lr"][keep])
-            metrics.update(sr, bicubic, batch["hr"][keep])
+            gray = batch.get("gray")
+            gray = None if gray is None else torch.as_tensor(gray, device=keep.device).reshape(-1)[keep]
+            metrics.update(sr, bicubic, batch["hr"][keep], gray)
         else:  # a distributed sampler's filler: run the network (DDP expects it), count nothing
             self.predict_pair(batch["lr"])
 

@@ -4,6 +4,8 @@ Both take SR and HR as float tensors of shape (N, C, H, W) with values in [0, 1]
 or 3, and return a float64 tensor of shape (N,), one value per image:
 
 * ``y_channel=True``: RGB is converted to MATLAB's BT.601 Y; C = 1 is taken as Y already.
+  Images flagged in ``gray`` (grayscale sources, "their own Y") are compared on BT.601
+  full-range luma instead, which is the gray value itself for the HR's equal channels.
   ``y_channel=False`` uses all channels as given.
 * Values are scaled to [0, 255]; ``crop_border`` pixels are shaved from every side.
 * PSNR = 10 log10(255^2 / MSE) in float64.
@@ -17,10 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sr_lightning.ops.color import rgb_to_y
+from sr_lightning.ops.color import rgb_to_luma, rgb_to_y
 
 
-def _prepare(sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool) -> tuple[Tensor, Tensor]:
+def _to_y(x: Tensor, gray: Tensor | None) -> Tensor:
+    y = rgb_to_y(x)
+    if gray is not None and bool(gray.any()):
+        y[gray] = rgb_to_luma(x[gray])
+    return y
+
+
+def _prepare(sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool,
+             gray: Tensor | None) -> tuple[Tensor, Tensor]:
     if sr.shape != hr.shape:
         raise ValueError(f"SR and HR shapes differ: {tuple(sr.shape)} vs {tuple(hr.shape)}")
     if sr.dim() != 4 or sr.shape[1] not in (1, 3):
@@ -28,15 +38,20 @@ def _prepare(sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool) -> tuple
     if crop_border < 0 or 2 * crop_border >= min(sr.shape[-2:]):
         raise ValueError(f"crop_border={crop_border} leaves nothing of a {tuple(sr.shape[-2:])} image")
     sr, hr = sr.to(torch.float64), hr.to(torch.float64)
+    if gray is not None:
+        gray = torch.as_tensor(gray, dtype=torch.bool, device=sr.device).reshape(-1)
+        if gray.numel() != sr.shape[0]:
+            raise ValueError(f"gray has {gray.numel()} flags for {sr.shape[0]} images")
     if y_channel and sr.shape[1] == 3:
-        sr, hr = rgb_to_y(sr), rgb_to_y(hr)
+        sr, hr = _to_y(sr, gray), _to_y(hr, gray)
     if crop_border:
         sr = sr[..., crop_border:-crop_border, crop_border:-crop_border]
         hr = hr[..., crop_border:-crop_border, crop_border:-crop_border]
     return sr * 255.0, hr * 255.0
 
 
-def psnr(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True) -> Tensor:
+def psnr(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True,
+         gray: Tensor | None = None) -> Tensor:
     """Per-image PSNR in dB (float64, shape (N,)); identical images give ``inf``.
 
     Args:
@@ -44,8 +59,9 @@ def psnr(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True) ->
         hr: ground truth, same shape.
         crop_border: pixels shaved from each border before the metric (usually the scale).
         y_channel: evaluate on BT.601 Y (C = 1 is taken as Y already).
+        gray: (N,) bool, True for images whose source is grayscale (compared on luma).
     """
-    sr, hr = _prepare(sr, hr, crop_border, y_channel)
+    sr, hr = _prepare(sr, hr, crop_border, y_channel, gray)
     mse = (sr - hr).pow(2).mean(dim=(1, 2, 3))
     return 10.0 * torch.log10(255.0**2 / mse)
 
@@ -56,7 +72,8 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
     return g / g.sum()
 
 
-def ssim(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True) -> Tensor:
+def ssim(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True,
+         gray: Tensor | None = None) -> Tensor:
     """Per-image SSIM (Wang et al.), float64, shape (N,).
 
     Args:
@@ -64,8 +81,9 @@ def ssim(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True) ->
         hr: ground truth, same shape.
         crop_border: pixels shaved from each border before the metric.
         y_channel: evaluate on BT.601 Y (C = 1 is taken as Y already).
+        gray: (N,) bool, True for images whose source is grayscale (compared on luma).
     """
-    sr, hr = _prepare(sr, hr, crop_border, y_channel)
+    sr, hr = _prepare(sr, hr, crop_border, y_channel, gray)
     if min(sr.shape[-2:]) < 11:
         raise ValueError(f"SSIM needs at least 11x11 pixels after the crop, got {tuple(sr.shape[-2:])}")
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2

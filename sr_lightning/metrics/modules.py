@@ -26,9 +26,10 @@ class _PerImageMean(Metric):
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, sr: Tensor, hr: Tensor) -> None:
-        """Add the per-image values of a batch: (N, C, H, W) float in [0, 1]."""
-        values = self._fn(sr, hr, crop_border=self.crop_border, y_channel=self.y_channel)
+    def update(self, sr: Tensor, hr: Tensor, gray: Tensor | None = None) -> None:
+        """Add the per-image values of a batch: (N, C, H, W) float in [0, 1]; ``gray`` (N,)
+        bool flags grayscale source images (see :func:`sr_lightning.metrics.psnr`)."""
+        values = self._fn(sr, hr, crop_border=self.crop_border, y_channel=self.y_channel, gray=gray)
         self.total += values.sum()
         self.count += values.numel()
 

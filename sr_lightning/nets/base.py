@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -38,6 +40,24 @@ class SRNet(nn.Module):
             raise ValueError(
                 f"scale={scale} is not supported by {cls.name} (supported scales: {', '.join(map(str, cls.scales))})"
             )
+
+
+    @contextmanager
+    def at_scale(self, scale: int) -> Iterator[None]:
+        """Run at another scale inside the ``with`` block (multi-scale training); only for
+        ``scale_agnostic`` networks, whose layers do not depend on the scale."""
+        if scale == self.scale:
+            yield
+            return
+        if not self.scale_agnostic:
+            raise ValueError(f"{self.name} is built for x{self.scale} and cannot run at x{scale}: train it on one "
+                             f"scale (drop data.train_scales)")
+        self.check_scale(scale)
+        saved, self.scale = self.scale, int(scale)
+        try:
+            yield
+        finally:
+            self.scale = saved
 
 
 class PreUpsampleNet(SRNet):

@@ -1,4 +1,5 @@
-"""MATLAB ``rgb2ycbcr``/``ycbcr2rgb`` (ITU-R BT.601, studio swing) for float images.
+"""MATLAB ``rgb2ycbcr``/``ycbcr2rgb`` (ITU-R BT.601, studio swing) for float images,
+and BT.601 full-range luma for grayscale comparisons.
 
 All functions take and return float tensors of shape (..., 3, H, W) (or (..., 1, H, W)
 for :func:`rgb_to_y`) with values in [0, 1]: Y in [16/255, 235/255], Cb/Cr in
@@ -52,3 +53,18 @@ def rgb_to_y(rgb: Tensor) -> Tensor:
     m, off = _matrix(rgb)
     y = torch.einsum("j,...jhw->...hw", m[0], rgb.to(m.dtype)) + off[0]
     return y.unsqueeze(-3).to(rgb.dtype)
+
+
+# BT.601 luma weights (sum 1): MATLAB ``rgb2gray`` up to its 4-digit rounding.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def rgb_to_luma(rgb: Tensor) -> Tensor:
+    """RGB (..., 3, H, W) in [0, 1] -> full-range luma (..., 1, H, W) in [0, 1].
+
+    An image with three equal channels maps to that channel (to rounding error): this is
+    how a colour network's output for a grayscale image is compared with its gray values.
+    """
+    _check_rgb(rgb, "rgb_to_luma")
+    w = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device)
+    return torch.einsum("j,...jhw->...hw", w, rgb).unsqueeze(-3)
