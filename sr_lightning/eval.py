@@ -7,6 +7,7 @@ Prints the table and writes ``metrics.json`` to the run's output folder.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ from omegaconf import DictConfig
 from sr_lightning.lit import SRLitModule
 from sr_lightning.published import find_published, read_published, variants
 from sr_lightning.runtime import (
+    CONF_DIR,
     adopt_checkpoint_net,
     instantiate_loggers,
     load_module,
     overridden_keys,
+    quote_numeric_choices,
     read_checkpoint,
     report,
     resolve_precision,
@@ -35,9 +38,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
     """Run the test sets; returns ``(metrics.json content, objects)``."""
     if cfg.ckpt_path:
         ckpt = read_checkpoint(cfg.ckpt_path)
-        module = load_module(ckpt, net_overrides=adopt_checkpoint_net(cfg, ckpt), evaluation=cfg.evaluation)
+        module = load_module(ckpt, net_overrides=adopt_checkpoint_net(cfg, ckpt), evaluation=cfg.evaluation,
+                             channels_last=cfg.channels_last)
     else:
-        module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation)
+        module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation, channels_last=cfg.channels_last)
         if any(p.requires_grad for p in module.parameters()):
             raise ValueError(f"model={module.net.name} has trainable weights but no ckpt_path was given: pass "
                              f"ckpt_path=<a checkpoint of sr_lightning.train> (or model=bicubic for the baseline)")
@@ -90,4 +94,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_numeric_choices(sys.argv, CONF_DIR)  # data=291
     main()

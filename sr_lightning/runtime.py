@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 
 USER_ERRORS = (ValueError, FileNotFoundError, TypeError)
+# The Hydra config tree (the entry points' config_path).
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -45,6 +47,22 @@ def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             sys.exit(2)
 
     return wrapper
+
+
+def quote_numeric_choices(argv: list[str], conf_dir: str | Path) -> list[str]:
+    """Quote config-group choices that are numbers (``data=291`` -> ``data='291'``).
+
+    Hydra parses ``291`` as an int and rejects it as a group choice; quoting makes it the
+    option name it is. Only keys that are config groups in ``conf_dir`` are touched.
+    """
+    groups = {p.name for p in Path(conf_dir).iterdir() if p.is_dir()}
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in groups and value.replace(".", "", 1).isdigit():
+            arg = f"{key}='{value}'"
+        out.append(arg)
+    return out
 
 
 def overridden_keys() -> set[str]:
@@ -150,17 +168,18 @@ def adopt_checkpoint_net(cfg: DictConfig, ckpt: Mapping[str, Any]) -> dict[str, 
 
 
 def load_module(ckpt: str | Path | Mapping[str, Any], *, net_overrides: Mapping[str, Any] | None = None,
-                evaluation: Mapping[str, Any] | None = None) -> SRLitModule:
+                evaluation: Mapping[str, Any] | None = None, channels_last: bool | None = None) -> SRLitModule:
     """Rebuild an ``SRLitModule`` from a checkpoint (a path, or a dict from :func:`read_checkpoint`),
-    optionally changing network kwargs (e.g. the scale of a pre-upsampling network) and
-    the evaluation protocol."""
+    optionally changing network kwargs (e.g. the scale of a pre-upsampling network), the
+    evaluation protocol and the memory format."""
     if not isinstance(ckpt, Mapping):
         ckpt = read_checkpoint(ckpt)
     hp = ckpt["hyper_parameters"]
     net = {**hp["net"], **(net_overrides or {})}
     module = SRLitModule(net=net, loss=hp.get("loss"), optimizer=hp.get("optimizer"), scheduler=hp.get("scheduler"),
                          evaluation=evaluation if evaluation is not None else hp.get("evaluation"),
-                         channels_last=hp.get("channels_last", False), adjustable_clip=hp.get("adjustable_clip"))
+                         channels_last=hp.get("channels_last", False) if channels_last is None else channels_last,
+                         adjustable_clip=hp.get("adjustable_clip"))
     module.load_state_dict(ckpt["state_dict"])
     return module
 

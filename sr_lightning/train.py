@@ -7,6 +7,7 @@ writes ``metrics.json`` to the run's output folder.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.lit import SRLitModule
 from sr_lightning.runtime import (
+    CONF_DIR,
     adopt_checkpoint_net,
     instantiate_callbacks,
     instantiate_loggers,
     is_resumable,
+    quote_numeric_choices,
     read_checkpoint,
     report,
     resolve_precision,
@@ -99,4 +102,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_numeric_choices(sys.argv, CONF_DIR)  # data=291
     main()

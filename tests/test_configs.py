@@ -9,10 +9,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import open_dict
+from PIL import Image
 
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import list_nets
 from sr_lightning.runtime import instantiate_callbacks, instantiate_loggers, resolve_precision
+from tests.conftest import _crops, write_folder
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -54,13 +56,62 @@ def test_training_groups_configure_optimizers(tmp_path, group, option):
     assert out is not None
 
 
+def fake_data_dir(root: Path) -> Path:
+    """The layout of SR_DATA_DIR (benchmark/, train/) and of DIV2K, with a few small real images."""
+    for sub, n in (("benchmark/Set5", 2), ("benchmark/Set14", 1), ("benchmark/B100", 1), ("train/T91", 2),
+                   ("train/BSD200", 1)):
+        write_folder(root / sub, n, (60, 72))
+    for sub, first in (("DIV2K/DIV2K_train_HR", 1), ("DIV2K/DIV2K_valid_HR", 801)):
+        for i, crop in enumerate(_crops(2, (96, 120), first)):  # DIV2K names: 0001.png ... 0900.png
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(crop).save(root / sub / f"{first + i:04d}.png")
+    return root
+
+
 @pytest.mark.parametrize("option", options("data"))
 def test_data_configs(tmp_path, option):
-    overrides = [f"data={option}"]
+    overrides = [f"data='{option}'"]  # quoted: data=291 is a number to Hydra (the CLI quotes it)
     if option == "folder":
         overrides.append(f"data.train_dir={tmp_path}")
-    dm = instantiate(_compose(tmp_path, "train", overrides).data)
-    assert dm.scale == 2 and dm.channels == 1
+    cfg = _compose(tmp_path, "train", overrides)
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(fake_data_dir(tmp_path / "data"))
+    dm = instantiate(cfg.data)
+    assert dm.scale == 2 and dm.channels == (3 if option == "div2k" else 1)
+
+
+def test_div2k_layout(tmp_path):
+    """data=div2k on a tiny folder of DIV2K's shape: train on DIV2K_train_HR, RGB pairs from the
+    benchmark-LR pipeline, DIV2K_valid_HR among the test sets."""
+    cfg = _compose(tmp_path, "train", ["data=div2k", "data.patch_size=16", "data.batch_size=2"])
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(fake_data_dir(tmp_path / "data"))
+    dm = instantiate(cfg.data)
+    assert dm.degradation.source == "rgb_uint8" and dm.degradation.border == "clamp"
+    assert dm.test_set_names == ["Set5", "Set14", "B100", "DIV2K_valid_HR"]
+    dm.setup()
+    assert dm._train_set.pairs[2].names == ["0001", "0002"]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["lr"].shape == (2, 3, 16, 16) and batch["hr"].shape == (2, 3, 32, 32)
+    valid = dm.test_dataloader()[3].dataset
+    assert [valid[i]["name"] for i in range(len(valid))] == ["0801", "0802"]
+
+
+@pytest.mark.parametrize("option", options("experiment"))
+def test_experiment_configs(tmp_path, option):
+    cfg = _compose(tmp_path, "train", [f"experiment={option}"])
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(fake_data_dir(tmp_path / "data"))
+    dm = instantiate(cfg.data)
+    module = SRLitModule(net=cfg.model, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
+                         evaluation=cfg.evaluation, adjustable_clip=cfg.adjustable_clip)
+    assert module.configure_optimizers() is not None
+    assert module.net.in_channels == dm.channels
+    if option == "vdsr_291":  # the paper's setting
+        assert dm.train_scales == [2, 3, 4] and dm.patch_sizes == {2: 21, 3: 14, 4: 10}
+        assert cfg.optimizer.lr == 0.1 and cfg.optimizer.momentum == 0.9 and cfg.adjustable_clip == 0.01
+        assert cfg.scheduler.step_size == 20 and cfg.scheduler.gamma == 0.1 and cfg.trainer.max_epochs == 80
+        assert len(dm.train_dirs) == 2 and cfg.trainer.gradient_clip_val is None
 
 
 @pytest.mark.parametrize("option", options("trainer"))

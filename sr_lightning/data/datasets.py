@@ -15,29 +15,51 @@ from sr_lightning.data.sources import HRImage
 
 
 class PairSet:
-    """LR/HR pairs of a list of HR images at one scale, made once (LR cached in memory and
-    optionally on disk). ``gray[i]`` is True for a grayscale source image."""
+    """LR/HR pairs of a list of HR images at one scale, made once.
+
+    Images are kept as the degradation made them (uint8 HR, uint8 or float32 LR, in the
+    degradation's channels) and converted to ``channels`` float32 on access, so a large
+    training set (DIV2K) takes a quarter of the memory float32 copies would. LR images
+    are cached on disk too when ``cache_dir`` is given. ``gray[i]`` is True for a
+    grayscale source image.
+    """
 
     def __init__(self, images: Sequence[HRImage], *, scale: int, channels: int, degradation: Degradation,
                  cache_dir: str | Path | None = None) -> None:
-        self.scale = scale
+        self.scale, self.channels = scale, channels
         self.names: list[str] = []
         self.gray: list[bool] = []
-        self.lr: list[Tensor] = []
-        self.hr: list[Tensor] = []
+        self._lr: list[Tensor] = []
+        self._hr: list[Tensor] = []
         for img in images:
             hr = modcrop(img.pixels, scale)
             if min(hr.shape[:2]) < scale:
                 h, w = img.pixels.shape[:2]
                 raise ValueError(f"image '{img.name}' ({w}x{h}) is too small for x{scale}")
             x = degradation_input(hr, degradation)
+            lr = make_lr(x, scale, degradation, cache_dir)
             self.names.append(img.name)
             self.gray.append(img.pixels.shape[-1] == 1)
-            self.hr.append(to_channels(x, channels))
-            self.lr.append(to_channels(make_lr(x, scale, degradation, cache_dir), channels))
+            self._hr.append(x)
+            self._lr.append(lr if lr.dtype == torch.uint8 else lr.to(torch.float32))
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def lr_size(self, i: int) -> tuple[int, int]:
+        """(h, w) of LR image ``i``."""
+        return tuple(self._lr[i].shape[-2:])
+
+    def pair(self, i: int) -> tuple[Tensor, Tensor]:
+        """LR (channels, h, w) and HR (channels, s*h, s*w), float32 in [0, 1]."""
+        return to_channels(self._lr[i], self.channels), to_channels(self._hr[i], self.channels)
+
+    def crop(self, i: int, y: int, x: int, size: int) -> tuple[Tensor, Tensor]:
+        """The LR window ``[y:y+size, x:x+size]`` of image ``i`` and its HR region, as :meth:`pair`."""
+        s = self.scale
+        lr = self._lr[i][:, y: y + size, x: x + size]
+        hr = self._hr[i][:, s * y: s * (y + size), s * x: s * (x + size)]
+        return to_channels(lr, self.channels), to_channels(hr, self.channels)
 
 
 class EvalDataset(Dataset):
@@ -56,8 +78,8 @@ class EvalDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         pad, i = i >= len(self.pairs), i % len(self.pairs)
-        p = self.pairs
-        return {"lr": p.lr[i], "hr": p.hr[i], "name": p.names[i], "gray": p.gray[i], "pad": pad}
+        lr, hr = self.pairs.pair(i)
+        return {"lr": lr, "hr": hr, "name": self.pairs.names[i], "gray": self.pairs.gray[i], "pad": pad}
 
 
 SAMPLE_BY = ("image", "area")
@@ -79,9 +101,9 @@ class PatchBatches(Dataset):
             raise ValueError(f"data.sample_by={sample_by!r} is not one of {SAMPLE_BY}")
         for s, pairset in pairs.items():
             p = patch_sizes[s]
-            for name, lr in zip(pairset.names, pairset.lr, strict=True):
-                if min(lr.shape[-2:]) < p:
-                    h, w = (s * d for d in lr.shape[-2:])
+            for i, name in enumerate(pairset.names):
+                if min(pairset.lr_size(i)) < p:
+                    h, w = (s * d for d in pairset.lr_size(i))
                     raise ValueError(
                         f"training image '{name}' ({w}x{h} after modcrop) is smaller than the x{s} patch: "
                         f"{p} LR pixels x {s} = {p * s} HR pixels; lower data.patch_size "
@@ -89,18 +111,16 @@ class PatchBatches(Dataset):
                     )
         self.pairs, self.patch_sizes, self.scales = dict(pairs), dict(patch_sizes), sorted(pairs)
         self.batch_size, self.length, self.augment = batch_size, length, augment
-        self.weights = {s: torch.tensor([float(lr.shape[-1] * lr.shape[-2]) if sample_by == "area" else 1.0
-                                         for lr in ps.lr]) for s, ps in self.pairs.items()}
+        self.weights = {s: torch.tensor([float(ps.lr_size(i)[0] * ps.lr_size(i)[1]) if sample_by == "area" else 1.0
+                                         for i in range(len(ps))]) for s, ps in self.pairs.items()}
 
     def __len__(self) -> int:
         return self.length
 
     def _patch(self, pairs: PairSet, k: int, p: int) -> tuple[Tensor, Tensor]:
-        lr_img, hr_img, s = pairs.lr[k], pairs.hr[k], pairs.scale
-        y = int(torch.randint(0, lr_img.shape[-2] - p + 1, ()))
-        x = int(torch.randint(0, lr_img.shape[-1] - p + 1, ()))
-        lr = lr_img[:, y: y + p, x: x + p]
-        hr = hr_img[:, s * y: s * (y + p), s * x: s * (x + p)]
+        h, w = pairs.lr_size(k)
+        y, x = int(torch.randint(0, h - p + 1, ())), int(torch.randint(0, w - p + 1, ()))
+        lr, hr = pairs.crop(k, y, x, p)
         if self.augment:
             flip, rot = torch.randint(0, 2, ()).item(), torch.randint(0, 4, ()).item()
             if flip:

@@ -11,11 +11,12 @@ from typing import Any
 
 from sr_lightning.nets.base import PreUpsampleNet, SRNet
 from sr_lightning.nets.bicubic import Bicubic
+from sr_lightning.nets.edsr import EDSR
 from sr_lightning.nets.srcnn import SRCNN
 from sr_lightning.nets.unet import UNet
 from sr_lightning.nets.vdsr import VDSR
 
-NETS: dict[str, type[SRNet]] = {cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet)}
+NETS: dict[str, type[SRNet]] = {cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, EDSR)}
 
 
 def list_nets() -> list[str]:

@@ -57,11 +57,11 @@ def test_patches_are_aligned(tiny_data):
                 lr, hr = lr.rot90(-rot, (-2, -1)), hr.rot90(-rot, (-2, -1))
                 if flip:
                     lr, hr = lr.flip(-1), hr.flip(-1)
-                full_lr = pairs.lr[k]
+                full_lr, full_hr = pairs.pair(k)
                 windows = full_lr.unfold(1, 16, 1).unfold(2, 16, 1)  # C, y, x, 16, 16
                 eq = (windows == lr[:, None, None]).all(-1).all(-1).all(0).nonzero()
                 for y, x in eq.tolist():
-                    found |= torch.equal(pairs.hr[k][:, 2 * y: 2 * y + 32, 2 * x: 2 * x + 32], hr)
+                    found |= torch.equal(full_hr[:, 2 * y: 2 * y + 32, 2 * x: 2 * x + 32], hr)
         assert found
 
 

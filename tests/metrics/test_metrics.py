@@ -71,3 +71,23 @@ def test_bad_inputs():
         psnr(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), crop_border=4)
     with pytest.raises(ValueError, match="C = 1 or 3"):
         psnr(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8), crop_border=0)
+
+
+def test_grayscale_images_are_compared_as_their_own_gray_values():
+    """A colour network's output for a grayscale image is compared on luma with the gray HR
+    (replicated into 3 equal channels), i.e. on the gray values themselves, not on
+    16 + 219 v as BT.601 Y of the replicated image would be."""
+    g = torch.Generator().manual_seed(0)
+    hr_gray = torch.rand(1, 1, 24, 24, generator=g)
+    sr_gray = (hr_gray + 0.02 * torch.randn(1, 1, 24, 24, generator=g)).clamp(0, 1)
+    hr, sr = hr_gray.expand(1, 3, -1, -1), sr_gray.expand(1, 3, -1, -1)
+    own = psnr(sr_gray, hr_gray, crop_border=2)
+    flagged = psnr(sr, hr, crop_border=2, gray=torch.tensor([True]))
+    unflagged = psnr(sr, hr, crop_border=2)
+    torch.testing.assert_close(flagged, own)
+    assert float(unflagged - own) == pytest.approx(-20 * math.log10(219 / 255), abs=1e-9)  # Y's range is 219/255
+    other_sr, other_hr = torch.rand(1, 3, 24, 24, generator=g), torch.rand(1, 3, 24, 24, generator=g)
+    both = torch.cat([sr, other_sr]), torch.cat([hr, other_hr])
+    per_image = ssim(*both, crop_border=2, gray=torch.tensor([True, False]))
+    torch.testing.assert_close(per_image[0], ssim(sr_gray, hr_gray, crop_border=2)[0])
+    torch.testing.assert_close(per_image[1], ssim(both[0][1:], both[1][1:], crop_border=2)[0])

@@ -45,6 +45,8 @@ def test_paper_parameter_counts():
     assert count("srcnn") == 57_281  # 9-5-5, 64/32 features
     assert count("vdsr") == 665_921  # 20 layers, 64 features
     assert count("bicubic") == 0
+    edsr_x4 = create_net("edsr", scale=4, in_channels=3)
+    assert sum(p.numel() for p in edsr_x4.parameters()) == 1_517_571  # the paper's "1.5M" baseline (x4)
 
 
 def test_bicubic_is_matlab_imresize():
@@ -60,7 +62,7 @@ def test_srcnn_configurable():
 
 
 def test_registry_errors_name_the_choices():
-    with pytest.raises(ValueError, match="unknown network 'edsr9'; known networks: bicubic, srcnn, unet, vdsr"):
+    with pytest.raises(ValueError, match="unknown network 'edsr9'; known networks: bicubic, edsr, srcnn, unet, vdsr"):
         create_net("edsr9", scale=2, in_channels=1)
     with pytest.raises(ValueError, match=r"scale=5 is not supported by unet \(supported scales: 2, 3, 4\)"):
         create_net("unet", scale=5, in_channels=1)
@@ -71,7 +73,7 @@ def test_registry_errors_name_the_choices():
 
 
 def test_registry_is_explicit():
-    assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet"}
+    assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 

@@ -1,0 +1,69 @@
+"""EDSR: Lim, Son, Kim, Nah, Lee, "Enhanced Deep Residual Networks for Single Image
+Super-Resolution", CVPRW 2017.
+
+Defaults: the baseline (16 residual blocks without batch norm, 64 features, residual
+scaling 1; 1.37 M parameters at x2 on RGB), a global skip over the body, and a
+sub-pixel (pixel shuffle) upsampler: x2/x3 in one step, x4 as two x2 steps. RGB inputs
+have the DIV2K mean subtracted and added back (``rgb_mean``), as in the paper. The full
+EDSR is ``num_features=256, num_blocks=32, res_scale=0.1``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from sr_lightning.nets.base import SRNet
+
+# The mean RGB of DIV2K's training images (in [0, 1]), which EDSR subtracts.
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, features: int, res_scale: float) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(features, features, 3, padding=1))
+        self.res_scale = res_scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.res_scale * self.body(x)
+
+
+def pixel_shuffle_upsampler(features: int, scale: int) -> nn.Sequential:
+    """Sub-pixel upsampling by ``scale`` (2, 3, or a power of 2 as repeated x2 steps)."""
+    steps = [3] if scale == 3 else [2] * (scale.bit_length() - 1)
+    layers: list[nn.Module] = []
+    for s in steps:
+        layers += [nn.Conv2d(features, features * s * s, 3, padding=1), nn.PixelShuffle(s)]
+    return nn.Sequential(*layers)
+
+
+class EDSR(SRNet):
+    """EDSR (N, C, h, w) -> (N, C, s*h, s*w) for s in 2, 3, 4, 8."""
+
+    name = "edsr"
+    scales = (2, 3, 4, 8)
+
+    def __init__(
+        self,
+        *,
+        scale: int = 2,
+        in_channels: int = 3,
+        num_features: int = 64,
+        num_blocks: int = 16,
+        res_scale: float = 1.0,
+        rgb_mean: tuple[float, float, float] | None = DIV2K_RGB_MEAN,
+    ) -> None:
+        super().__init__(scale=scale, in_channels=in_channels)
+        mean = torch.tensor(rgb_mean if (rgb_mean and in_channels == 3) else [0.0] * in_channels)
+        self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.head = nn.Conv2d(in_channels, num_features, 3, padding=1)
+        self.body = nn.Sequential(*(_ResBlock(num_features, res_scale) for _ in range(num_blocks)),
+                                  nn.Conv2d(num_features, num_features, 3, padding=1))
+        self.tail = nn.Sequential(pixel_shuffle_upsampler(num_features, scale),
+                                  nn.Conv2d(num_features, in_channels, 3, padding=1))
+
+    def forward(self, lr: Tensor) -> Tensor:
+        x = self.head(lr - self.mean)
+        return self.tail(x + self.body(x)) + self.mean

@@ -1,0 +1,71 @@
+"""SRLitModule pieces that the entry-point tests do not isolate: the protocol options,
+multi-scale steps, adjustable gradient clipping."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from sr_lightning.lit import SRLitModule
+from sr_lightning.lit.sr_module import parse_crop_border
+from sr_lightning.nets import create_net
+
+VDSR = {"name": "vdsr", "scale": 2, "in_channels": 1, "num_features": 8, "num_layers": 3}
+
+
+def test_crop_border_options():
+    assert parse_crop_border(None, 3) == 3
+    assert parse_crop_border("scale", 3) == 3
+    assert parse_crop_border("scale+6", 3) == 9
+    assert parse_crop_border(0, 3) == 0
+    for bad in ("scale*2", "border", -1):
+        with pytest.raises(ValueError, match="evaluation.crop_border"):
+            parse_crop_border(bad, 3)
+    assert SRLitModule(net=VDSR, evaluation={"crop_border": "scale+6"}).crop_border == 8
+
+
+def test_evaluation_options_are_checked():
+    with pytest.raises(ValueError, match=r"evaluation has unknown keys \['shave'\]"):
+        SRLitModule(net=VDSR, evaluation={"shave": 2})
+    with pytest.raises(ValueError, match="evaluation.bicubic_border='wrap'"):
+        SRLitModule(net=VDSR, evaluation={"bicubic_border": "wrap"})
+
+
+def test_at_scale_runs_scale_agnostic_nets_at_another_scale():
+    net = create_net("vdsr", scale=2, in_channels=1, num_features=8, num_layers=3)
+    x = torch.rand(1, 1, 10, 12)
+    with net.at_scale(4):
+        assert net(x).shape == (1, 1, 40, 48)
+    assert net.scale == 2 and net(x).shape == (1, 1, 20, 24)
+    unet = create_net("unet", scale=2, in_channels=1, num_features=8)
+    with pytest.raises(ValueError, match=r"unet is built for x2 and cannot run at x3: .*drop data.train_scales"):
+        with unet.at_scale(3):
+            pass
+
+
+def test_training_step_uses_the_batch_scale():
+    module = SRLitModule(net=VDSR, loss={"_target_": "torch.nn.L1Loss"})
+    batch = {"lr": torch.rand(2, 1, 8, 8), "hr": torch.rand(2, 1, 24, 24), "scale": 3}
+    module.log = lambda *a, **k: None  # no trainer attached
+    assert torch.isfinite(module.training_step(batch, 0))
+
+
+def test_adjustable_clip_bounds_gradients_by_theta_over_lr():
+    module = SRLitModule(net=VDSR, adjustable_clip=0.01)
+    module.trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                               enable_progress_bar=False, enable_model_summary=False)
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    for p in module.parameters():
+        p.grad = torch.full_like(p, 5.0)
+    module.configure_gradient_clipping(opt)
+    assert max(p.grad.abs().max().item() for p in module.parameters()) == pytest.approx(0.1)  # 0.01 / 0.1
+    opt.param_groups[0]["lr"] = 0.001  # lr / 100 -> bound x 100
+    for p in module.parameters():
+        p.grad = torch.full_like(p, 5.0)
+    module.configure_gradient_clipping(opt)
+    assert max(p.grad.abs().max().item() for p in module.parameters()) == pytest.approx(5.0)  # 10 > 5: untouched
+    with pytest.raises(ValueError, match="set trainer.gradient_clip_val=null"):
+        module.configure_gradient_clipping(opt, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
+    with pytest.raises(ValueError, match="adjustable_clip=-1 must be > 0"):
+        SRLitModule(net=VDSR, adjustable_clip=-1)
