@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
@@ -40,10 +41,12 @@ def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
     def wrapper(cfg: DictConfig) -> Any:
         try:
             return task(cfg)
-        except USER_ERRORS as err:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except (*USER_ERRORS, InstantiationException) as err:
+            # A bad option met inside hydra.utils.instantiate arrives wrapped: report its cause.
+            cause = err.__cause__ if isinstance(err, InstantiationException) else err
+            if not isinstance(cause, USER_ERRORS) or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {cause}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
