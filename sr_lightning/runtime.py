@@ -144,7 +144,8 @@ def adopt_checkpoint_net(cfg: DictConfig, ckpt: Mapping[str, Any]) -> dict[str, 
     The checkpoint's scale and channels are adopted unless ``data.scale`` /
     ``data.channels`` were given on the command line: another scale is allowed for
     scale-agnostic networks within the scales the checkpoint was trained for (when it
-    records them); other channels never.
+    records them); other channels never. The degradation it was trained with (when it
+    records it) is adopted unless ``data/degradation`` or ``data.degradation.*`` was given.
     """
     net_cfg = ckpt["hyper_parameters"]["net"]
     net_cls = net_class(net_cfg)
@@ -164,9 +165,12 @@ def adopt_checkpoint_net(cfg: DictConfig, ckpt: Mapping[str, Any]) -> dict[str, 
     if "data.channels" in given and int(cfg.data.channels) != ckpt_channels:
         raise ValueError(f"data.channels={cfg.data.channels} does not match the checkpoint's network "
                          f"({ckpt_channels} channel(s)); drop data.channels")
+    degradation = ckpt.get("sr_lightning", {}).get("degradation")
     with open_dict(cfg):
         cfg.data.scale = overrides.get("scale", ckpt_scale)
         cfg.data.channels = ckpt_channels
+        if degradation and not any(k.startswith(("data.degradation", "data/degradation")) for k in given):
+            cfg.data.degradation = degradation
     return overrides
 
 

@@ -63,6 +63,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     module = SRLitModule(net=net_cfg, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
                          evaluation=cfg.evaluation, channels_last=cfg.channels_last,
                          adjustable_clip=cfg.get("adjustable_clip"))
+    module.checkpoint_meta = {"degradation": OmegaConf.to_container(cfg.data.degradation, resolve=True)}
     if init_ckpt is not None:
         module.load_state_dict(init_ckpt["state_dict"])
         log.info("initialised %s from %s", module.net.name, init)

@@ -99,19 +99,6 @@ def test_test_ckpt_best_tests_the_best_checkpoint(tiny_data, tmp_path):
     assert proc.returncode == 2 and "test_ckpt='median' is not one of ('last', 'best')" in proc.stderr
 
 
-def test_eval_bicubic_on_set5_matches_the_literature(sr_data, tmp_path):
-    """Bicubic Y-PSNR on Set5 (the published 33.66 / 30.39 / 28.42 at x2 / x3 / x4)."""
-    for scale, published in ((2, 33.66), (3, 30.39), (4, 28.42)):
-        out = tmp_path / f"x{scale}"
-        run_module("sr_lightning.eval", "model=bicubic", f"data.scale={scale}", "data=folder",
-                   "data.train_dir=null", f"+data.test_dirs.Set5={sr_data / 'benchmark/Set5'}",
-                   f"hydra.run.dir={out}")
-        m = _metrics(out)["Set5"]
-        assert m["num_images"] == 5
-        assert m["psnr"] == pytest.approx(published, abs=0.01)
-        assert m["psnr"] == m["psnr_bicubic"]
-
-
 def test_upscale_rgb_image_with_a_y_network(trained_srcnn, tmp_path):
     src = write_folder(tmp_path / "in", 3, (30, 41), seed=5)
     Image.open(src / "img01.png").convert("L").save(src / "gray.png")
@@ -246,3 +233,16 @@ def test_lightning_load_from_checkpoint_needs_no_hydra(trained_srcnn):
     x = torch.rand(1, 1, 11, 13)
     with torch.no_grad():
         torch.testing.assert_close(module(x), load_module(ckpt).eval()(x))
+
+
+def test_eval_adopts_the_checkpoints_data_pipeline(tiny_data, tmp_path):
+    """An RGB network trained on the benchmark-LR pipeline evaluates with it, without being told."""
+    run_dir = tmp_path / "edsr"
+    run_module("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=edsr", "model.num_features=8",
+                                                 "model.num_blocks=1", "data.channels=3",
+                                                 "data/degradation=benchmark_lr", "trainer.max_steps=3"))
+    ckpt = run_dir / "checkpoints/last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["sr_lightning"]["degradation"]["source"] == "rgb_uint8"
+    run_module("sr_lightning.eval", f"ckpt_path={ckpt}", "data=folder", "data.train_dir=null",
+               f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path / 'ev'}")
+    assert _metrics(tmp_path / "ev")["tiny"]["psnr"] == pytest.approx(_metrics(run_dir)["tiny"]["psnr"], abs=1e-4)

@@ -25,12 +25,16 @@ class Imported:
             ``(C_out, C_in, k, k)`` / ``(C_out,)`` float32 tensors.
         trained_scales: the scales the weights were trained for (None: unknown).
         source: provenance, stored in the checkpoint.
+        degradation: the data pipeline the weights expect (``data.degradation``), which
+            ``eval`` adopts; default: the Y-channel MATLAB pipeline of the SRCNN/VDSR code.
     """
 
     net: dict[str, Any]
     weights: list[tuple[Tensor, Tensor]]
     trained_scales: list[int] | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    degradation: dict[str, Any] = field(default_factory=lambda: {"source": "y", "border": "symmetric",
+                                                                  "antialias": True})
 
 
 def _state_dict(imported: Imported) -> dict[str, Tensor]:
@@ -54,7 +58,8 @@ def checkpoint_dict(imported: Imported) -> dict[str, Any]:
                              "evaluation": dict(DEFAULT_EVALUATION), "channels_last": False,
                              "adjustable_clip": None},
         "pytorch-lightning_version": lightning.__version__,
-        "sr_lightning": {"trained_scales": imported.trained_scales, "source": imported.source},
+        "sr_lightning": {"trained_scales": imported.trained_scales, "source": imported.source,
+                         "degradation": dict(imported.degradation)},
     }
 
 

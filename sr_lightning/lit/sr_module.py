@@ -153,6 +153,11 @@ class SRLitModule(L.LightningModule):
         self.test_metrics = nn.ModuleDict()
         self.register_buffer("psnr_best", torch.tensor(float("-inf"), dtype=torch.float64))
         self.test_results: dict[str, dict[str, float]] = {}
+        # Saved in checkpoints under "sr_lightning" (e.g. the data's degradation, which eval adopts).
+        self.checkpoint_meta: dict[str, Any] = {}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["sr_lightning"] = {**checkpoint.get("sr_lightning", {}), **self.checkpoint_meta}
 
     # -- forward -----------------------------------------------------------------------
     def forward(self, lr: Tensor) -> Tensor:
