@@ -138,6 +138,27 @@ def is_resumable(ckpt: Mapping[str, Any]) -> bool:
     return "optimizer_states" in ckpt and "loops" in ckpt
 
 
+def rescale_overrides(ckpt: Mapping[str, Any], scale: int, key: str) -> dict[str, Any]:
+    """Network overrides to run a checkpoint at ``scale`` (``key`` names the option in errors).
+
+    Allowed for scale-agnostic networks, within the scales the checkpoint records it was
+    trained for (e.g. the released VDSR: x2, x3, x4).
+    """
+    net_cfg = ckpt["hyper_parameters"]["net"]
+    net_cls, ckpt_scale = net_class(net_cfg), int(net_cfg["scale"])
+    trained = ckpt.get("sr_lightning", {}).get("trained_scales")
+    if trained and scale not in trained:
+        raise ValueError(f"{key}={scale}: this checkpoint was trained for {', '.join(f'x{t}' for t in trained)} "
+                         f"only; use one of them")
+    if scale == ckpt_scale:
+        return {}
+    if not net_cls.scale_agnostic:
+        raise ValueError(f"{key}={scale} is not supported by this {net_cls.name} checkpoint: its weights are for "
+                         f"x{ckpt_scale} only (drop {key} or use {key}={ckpt_scale})")
+    net_cls.check_scale(scale)
+    return {"scale": int(scale)}
+
+
 def adopt_checkpoint_net(cfg: DictConfig, ckpt: Mapping[str, Any]) -> dict[str, Any]:
     """Make ``cfg.data`` fit a checkpoint's network; returns the network overrides.
 
@@ -148,20 +169,9 @@ def adopt_checkpoint_net(cfg: DictConfig, ckpt: Mapping[str, Any]) -> dict[str, 
     records it) is adopted unless ``data/degradation`` or ``data.degradation.*`` was given.
     """
     net_cfg = ckpt["hyper_parameters"]["net"]
-    net_cls = net_class(net_cfg)
     given = overridden_keys()
     ckpt_scale, ckpt_channels = int(net_cfg["scale"]), int(net_cfg["in_channels"])
-    trained = ckpt.get("sr_lightning", {}).get("trained_scales")
-    overrides: dict[str, Any] = {}
-    if "data.scale" in given and trained and int(cfg.data.scale) not in trained:
-        raise ValueError(f"data.scale={cfg.data.scale}: this checkpoint was trained for "
-                         f"{', '.join(f'x{t}' for t in trained)} only; use one of them")
-    if "data.scale" in given and int(cfg.data.scale) != ckpt_scale:
-        if not net_cls.scale_agnostic:
-            raise ValueError(f"data.scale={cfg.data.scale} is not supported by this {net_cls.name} checkpoint: its "
-                             f"weights are for x{ckpt_scale} only (drop data.scale or use data.scale={ckpt_scale})")
-        net_cls.check_scale(cfg.data.scale)
-        overrides["scale"] = int(cfg.data.scale)
+    overrides = rescale_overrides(ckpt, int(cfg.data.scale), "data.scale") if "data.scale" in given else {}
     if "data.channels" in given and int(cfg.data.channels) != ckpt_channels:
         raise ValueError(f"data.channels={cfg.data.channels} does not match the checkpoint's network "
                          f"({ckpt_channels} channel(s)); drop data.channels")

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from sr_lightning.data.io import list_images, read_image, write_image
 from sr_lightning.lit import SRLitModule
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
-from sr_lightning.runtime import load_module, user_errors
+from sr_lightning.runtime import load_module, read_checkpoint, rescale_overrides, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,9 @@ def upscale(cfg: DictConfig) -> list[Path]:
     src, dst = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     if not src.exists():
         raise FileNotFoundError(f"input='{src}' does not exist; give an image file or a folder of images")
-    module = load_module(cfg.ckpt_path).to(_device(cfg.device)).eval()
+    ckpt = read_checkpoint(cfg.ckpt_path)
+    overrides = rescale_overrides(ckpt, int(cfg.scale), "scale") if cfg.get("scale") is not None else {}
+    module = load_module(ckpt, net_overrides=overrides).to(_device(cfg.device)).eval()
     if src.is_dir():
         files = list_images(src)
         if not files:

@@ -79,6 +79,10 @@ def test_vdsr_mat_layout_is_matconvnet(tmp_path):
     np.testing.assert_allclose(ours, ref[0], atol=1e-5)
     ckpt = torch.load(tmp_path / "v.ckpt", weights_only=True)
     assert ckpt["sr_lightning"]["trained_scales"] == [2, 3, 4] and module.scale == 3
+    src = write_folder(tmp_path / "in", 1, (10, 12))
+    run_module("sr_lightning.upscale", f"ckpt_path={tmp_path / 'v.ckpt'}", "scale=4", f"input={src / 'img00.png'}",
+               f"output={tmp_path / 'up4.png'}")  # one model, any trained scale
+    assert np.asarray(Image.open(tmp_path / "up4.png")).shape == (40, 48, 3)
 
 
 # -- reproduction (fast subset of experiments/paper_tables) -------------------------------
@@ -122,6 +126,9 @@ def test_imported_checkpoint_evaluates_upscales_and_fine_tunes(tmp_path, tiny_da
     run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src / 'img00.png'}",
                f"output={tmp_path / 'up.png'}")
     assert np.asarray(Image.open(tmp_path / "up.png")).shape == (40, 48, 3)
+    proc = run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", "scale=3", f"input={src / 'img00.png'}",
+                      f"output={tmp_path / 'up3.png'}", check=False)
+    assert proc.returncode == 2 and "scale=3: this checkpoint was trained for x2 only" in proc.stderr
     before = torch.load(ckpt, weights_only=True)["state_dict"]
     for key in ("ckpt_path", "init_from"):  # weights-only ckpt_path starts a new run, like init_from
         run = tmp_path / key
