@@ -10,13 +10,10 @@ EDSR is ``num_features=256, num_blocks=32, res_scale=0.1``.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
-
-# The mean RGB of DIV2K's training images (in [0, 1]), which EDSR subtracts.
-DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, PixelShuffleUpsampler, mean_shift
 
 
 class _ResBlock(nn.Module):
@@ -28,15 +25,6 @@ class _ResBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.res_scale * self.body(x)
-
-
-def pixel_shuffle_upsampler(features: int, scale: int) -> nn.Sequential:
-    """Sub-pixel upsampling by ``scale`` (2, 3, or a power of 2 as repeated x2 steps)."""
-    steps = [3] if scale == 3 else [2] * (scale.bit_length() - 1)
-    layers: list[nn.Module] = []
-    for s in steps:
-        layers += [nn.Conv2d(features, features * s * s, 3, padding=1), nn.PixelShuffle(s)]
-    return nn.Sequential(*layers)
 
 
 class EDSR(SRNet):
@@ -56,12 +44,11 @@ class EDSR(SRNet):
         rgb_mean: tuple[float, float, float] | None = DIV2K_RGB_MEAN,
     ) -> None:
         super().__init__(scale=scale, in_channels=in_channels)
-        mean = torch.tensor(rgb_mean if (rgb_mean and in_channels == 3) else [0.0] * in_channels)
-        self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("mean", mean_shift(rgb_mean, in_channels), persistent=False)
         self.head = nn.Conv2d(in_channels, num_features, 3, padding=1)
         self.body = nn.Sequential(*(_ResBlock(num_features, res_scale) for _ in range(num_blocks)),
                                   nn.Conv2d(num_features, num_features, 3, padding=1))
-        self.tail = nn.Sequential(pixel_shuffle_upsampler(num_features, scale),
+        self.tail = nn.Sequential(PixelShuffleUpsampler(num_features, scale),
                                   nn.Conv2d(num_features, in_channels, 3, padding=1))
 
     def forward(self, lr: Tensor) -> Tensor:

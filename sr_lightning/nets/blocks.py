@@ -1,0 +1,43 @@
+"""Building blocks shared by several networks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+# The mean RGB of DIV2K's training images (in [0, 1]), which EDSR and WDSR subtract.
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def mean_shift(rgb_mean: Sequence[float] | None, in_channels: int) -> torch.Tensor:
+    """(1, C, 1, 1) mean to subtract from the input and add to the output: ``rgb_mean`` for
+    RGB, zeros for one channel or when None."""
+    if rgb_mean is not None and in_channels == 3 and len(rgb_mean) != 3:
+        raise ValueError(f"rgb_mean={list(rgb_mean)} must have three values (R, G, B) or be null")
+    mean = list(rgb_mean) if (rgb_mean is not None and in_channels == 3) else [0.0] * in_channels
+    return torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+
+
+def shuffle_steps(scale: int) -> list[int]:
+    """The pixel-shuffle factors for ``scale``: [3] for x3, [2, 2, ...] for powers of 2."""
+    if scale == 3:
+        return [3]
+    if scale >= 2 and scale & (scale - 1) == 0:
+        return [2] * (scale.bit_length() - 1)
+    raise ValueError(f"a step-wise pixel-shuffle upsampler does x3 or powers of 2, not x{scale}")
+
+
+class PixelShuffleUpsampler(nn.Sequential):
+    """Sub-pixel upsampling by ``scale`` in x2 steps (or one x3 step), (N, F, h, w) ->
+    (N, F, s*h, s*w): a 3x3 convolution to F*r^2 channels and a pixel shuffle per step,
+    each followed by ``activation()`` when given (SRResNet: PReLU; EDSR: none)."""
+
+    def __init__(self, features: int, scale: int, activation: Callable[[], nn.Module] | None = None) -> None:
+        layers: list[nn.Module] = []
+        for r in shuffle_steps(scale):
+            layers += [nn.Conv2d(features, features * r * r, 3, padding=1), nn.PixelShuffle(r)]
+            if activation is not None:
+                layers.append(activation())
+        super().__init__(*layers)
