@@ -23,7 +23,7 @@ from omegaconf import DictConfig, open_dict
 from rich.console import Console
 from rich.table import Table
 
-from sr_lightning.lit import SRLitModule, net_class
+from sr_lightning.lit import GAN_PARTS, SRLitModule, net_class
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +197,20 @@ def load_module(ckpt: str | Path | Mapping[str, Any], *, net_overrides: Mapping[
                          evaluation=evaluation if evaluation is not None else hp.get("evaluation"),
                          channels_last=hp.get("channels_last", False) if channels_last is None else channels_last,
                          adjustable_clip=hp.get("adjustable_clip"))
-    module.load_state_dict(ckpt["state_dict"])
+    load_weights(module, ckpt["state_dict"])
     return module
+
+
+def load_weights(module: SRLitModule, state_dict: Mapping[str, Any]) -> None:
+    """Load a checkpoint's weights into ``module``; the GAN-only parts (discriminator,
+    perceptual network) may be absent on either side (a GAN checkpoint evaluated as a
+    plain network, or a PSNR-trained generator starting a GAN run). Anything else must match.
+    """
+    result = module.load_state_dict(dict(state_dict), strict=False)
+    bad = [k for k in (*result.missing_keys, *result.unexpected_keys) if not k.startswith(GAN_PARTS)]
+    if bad:
+        raise ValueError(f"the checkpoint's weights do not fit this network ({len(bad)} key(s) differ, e.g. "
+                         f"{', '.join(bad[:3])}); was it written for another architecture?")
 
 
 def results_table(results: Mapping[str, Mapping[str, float]], title: str) -> Table:

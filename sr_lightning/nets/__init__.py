@@ -12,11 +12,18 @@ from typing import Any
 from sr_lightning.nets.base import PreUpsampleNet, SRNet
 from sr_lightning.nets.bicubic import Bicubic
 from sr_lightning.nets.edsr import EDSR
+from sr_lightning.nets.espcn import ESPCN
+from sr_lightning.nets.fsrcnn import FSRCNN
+from sr_lightning.nets.rednet import REDNet
 from sr_lightning.nets.srcnn import SRCNN
+from sr_lightning.nets.srresnet import SRResNet
 from sr_lightning.nets.unet import UNet
 from sr_lightning.nets.vdsr import VDSR
+from sr_lightning.nets.wdsr import WDSR
 
-NETS: dict[str, type[SRNet]] = {cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, EDSR)}
+NETS: dict[str, type[SRNet]] = {
+    cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR)
+}
 
 
 def list_nets() -> list[str]:

@@ -15,14 +15,17 @@ class SRNet(nn.Module):
     """Base class: ``forward(lr (N, C, h, w)) -> sr (N, C, s*h, s*w)``, values about [0, 1].
 
     Subclasses set ``name``, ``scales`` (the integer scales they support; ``None``: any
-    integer >= 2) and ``scale_agnostic`` (True when the weights do not depend on the scale,
-    so a checkpoint may be evaluated at another one), and call
-    ``super().__init__(scale=..., in_channels=...)``.
+    integer >= 2), ``scale_agnostic`` (True when the weights do not depend on the scale,
+    so a checkpoint may be evaluated at another one), ``upsampling`` and ``paper`` (for
+    ``python -m sr_lightning.zoo``), and call ``super().__init__(scale=..., in_channels=...)``.
     """
 
     name: ClassVar[str] = ""
     scales: ClassVar[tuple[int, ...] | None] = None
     scale_agnostic: ClassVar[bool] = False
+    # For the zoo table: how the network upsamples, and its paper (short citation).
+    upsampling: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
 
     def __init__(self, *, scale: int, in_channels: int) -> None:
         super().__init__()
@@ -62,6 +65,8 @@ class SRNet(nn.Module):
 
 class PreUpsampleNet(SRNet):
     """A network that refines the MATLAB-bicubic upscale of its input (SRCNN, VDSR)."""
+
+    upsampling = "bicubic first (MATLAB)"
 
     def __init__(self, *, scale: int, in_channels: int, upsample_border: str = "clamp") -> None:
         super().__init__(scale=scale, in_channels=in_channels)

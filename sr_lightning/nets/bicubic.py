@@ -11,6 +11,8 @@ class Bicubic(PreUpsampleNet):
     """MATLAB bicubic upscaling, (N, C, h, w) -> (N, C, s*h, s*w); no parameters."""
 
     name = "bicubic"
+    upsampling = "MATLAB bicubic"
+    paper = "MATLAB imresize (Keys 1981)"
     scale_agnostic = True  # the scale only sets the bicubic pre-upsampling
 
     def __init__(self, *, scale: int = 2, in_channels: int = 1, upsample_border: str = "clamp") -> None:

@@ -31,6 +31,8 @@ class EDSR(SRNet):
     """EDSR (N, C, h, w) -> (N, C, s*h, s*w) for s in 2, 3, 4, 8."""
 
     name = "edsr"
+    upsampling = "pixel shuffle (x2 steps)"
+    paper = "Lim et al., CVPRW 2017"
     scales = (2, 3, 4, 8)
 
     def __init__(

@@ -19,6 +19,7 @@ class SRCNN(PreUpsampleNet):
     """SRCNN (N, C, h, w) -> (N, C, s*h, s*w): three convolutions on the bicubic upscale."""
 
     name = "srcnn"
+    paper = "Dong et al., TPAMI 2016"
     scale_agnostic = True  # the scale only sets the bicubic pre-upsampling
 
     def __init__(

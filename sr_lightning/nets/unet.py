@@ -28,6 +28,8 @@ class UNet(PreUpsampleNet):
     """Deconvolution U-Net (N, C, h, w) -> (N, C, s*h, s*w) for s in 2, 3, 4."""
 
     name = "unet"
+    upsampling = "transposed conv (s x), bicubic residual"
+    paper = "Ronneberger et al. 2015; Mao et al. 2016"
     scales = (2, 3, 4)
 
     def __init__(

@@ -16,6 +16,7 @@ class VDSR(PreUpsampleNet):
     """VDSR (N, C, h, w) -> (N, C, s*h, s*w): bicubic upscale + a deep residual."""
 
     name = "vdsr"
+    paper = "Kim et al., CVPR 2016"
     scale_agnostic = True  # the scale only sets the bicubic pre-upsampling
 
     def __init__(

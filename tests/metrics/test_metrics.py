@@ -91,3 +91,35 @@ def test_grayscale_images_are_compared_as_their_own_gray_values():
     per_image = ssim(*both, crop_border=2, gray=torch.tensor([True, False]))
     torch.testing.assert_close(per_image[0], ssim(sr_gray, hr_gray, crop_border=2)[0])
     torch.testing.assert_close(per_image[1], ssim(both[0][1:], both[1][1:], crop_border=2)[0])
+
+
+def test_gmsd_is_zero_for_identical_images_and_grows_with_blur():
+    from scipy.ndimage import correlate, gaussian_filter
+
+    from sr_lightning.metrics import GMSD, gmsd
+
+    hr = torch.from_numpy(skimage_camera()[:64, :80] / 255.0)[None, None]
+    assert float(gmsd(hr, hr, crop_border=2)[0]) == pytest.approx(0.0, abs=1e-12)
+    blurred = [torch.from_numpy(gaussian_filter(hr[0, 0].numpy(), s))[None, None] for s in (0.5, 1.0, 2.0)]
+    values = [float(gmsd(b, hr, crop_border=2)[0]) for b in blurred]
+    assert values[0] < values[1] < values[2]
+    # An independent numpy computation of the same definition.
+    def mags(x):
+        x = x[2:-2, 2:-2] * 255.0
+        x = (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]) / 4
+        k = np.array([[1.0, 0.0, -1.0]] * 3) / 3
+        gx, gy = correlate(x, k)[1:-1, 1:-1], correlate(x, k.T)[1:-1, 1:-1]
+        return np.sqrt(gx**2 + gy**2)
+    m1, m2 = mags(blurred[1][0, 0].numpy()), mags(hr[0, 0].numpy())
+    ref = ((2 * m1 * m2 + 170) / (m1**2 + m2**2 + 170)).std()
+    assert values[1] == pytest.approx(ref, rel=1e-9)
+    metric = GMSD(crop_border=2)
+    metric.update(torch.cat([blurred[1], hr]).float(), torch.cat([hr, hr]).float())
+    assert float(metric.compute()) == pytest.approx(values[1] / 2, rel=1e-5)
+    assert not GMSD.higher_is_better
+
+
+def skimage_camera():
+    import skimage.data as skd
+
+    return skd.camera().astype(np.float64)

@@ -45,8 +45,28 @@ def test_paper_parameter_counts():
     assert count("srcnn") == 57_281  # 9-5-5, 64/32 features
     assert count("vdsr") == 665_921  # 20 layers, 64 features
     assert count("bicubic") == 0
-    edsr_x4 = create_net("edsr", scale=4, in_channels=3)
-    assert sum(p.numel() for p in edsr_x4.parameters()) == 1_517_571  # the paper's "1.5M" baseline (x4)
+    edsr = lambda **kw: sum(p.numel() for p in create_net("edsr", in_channels=3, **kw).parameters())  # noqa: E731
+    assert edsr(scale=2) == pytest.approx(1.37e6, rel=0.01)  # EDSR baseline x2: "1.37 M"
+    assert edsr(scale=4) == 1_517_571  # the paper's "1.5M" baseline (x4)
+    assert edsr(scale=2, num_features=256, num_blocks=32, res_scale=0.1) == pytest.approx(40.7e6, rel=0.01)  # full
+
+
+def test_fsrcnn_weight_counts_match_the_paper():
+    """The FSRCNN paper counts convolution weights: 12,464 for (56, 12, 4), 3,937 for FSRCNN-s (32, 5, 1)."""
+    def weights(**kw):
+        net = create_net("fsrcnn", scale=3, in_channels=1, **kw)
+        convs = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+        return sum(m.weight.numel() for m in net.modules() if isinstance(m, convs))
+
+    assert weights() == 12_464
+    assert weights(d=32, s=5, m=1) == 3_937
+
+
+def test_scale_limits_name_the_network_and_its_scales():
+    with pytest.raises(ValueError, match=r"scale=5 is not supported by edsr \(supported scales: 2, 3, 4, 8\)"):
+        create_net("edsr", scale=5, in_channels=3)
+    with pytest.raises(ValueError, match=r"scale=6 is not supported by srresnet \(supported scales: 2, 3, 4, 8\)"):
+        create_net("srresnet", scale=6, in_channels=3)
 
 
 def test_bicubic_is_matlab_imresize():
@@ -62,7 +82,7 @@ def test_srcnn_configurable():
 
 
 def test_registry_errors_name_the_choices():
-    with pytest.raises(ValueError, match="unknown network 'edsr9'; known networks: bicubic, edsr, srcnn, unet, vdsr"):
+    with pytest.raises(ValueError, match=f"unknown network 'edsr9'; known networks: {', '.join(list_nets())}"):
         create_net("edsr9", scale=2, in_channels=1)
     with pytest.raises(ValueError, match=r"scale=5 is not supported by unet \(supported scales: 2, 3, 4\)"):
         create_net("unet", scale=5, in_channels=1)
@@ -73,7 +93,7 @@ def test_registry_errors_name_the_choices():
 
 
 def test_registry_is_explicit():
-    assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr"}
+    assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 

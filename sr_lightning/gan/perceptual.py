@@ -1,0 +1,99 @@
+"""A perceptual (feature) loss on VGG19 features (Johnson et al. 2016; SRGAN's "VGG54").
+
+The VGG19 convolutional trunk is built here (layer indices as torchvision's
+``vgg19().features``, so a saved torchvision state dict loads as is); its weights come
+from a file path in config and are never downloaded. Without a path the trunk is
+randomly initialised (for tests; a random network is not a meaningful perceptual loss).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+# VGG19 ("E"): output channels per conv, "M" = 2x2 max pool.
+_VGG19 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _layer_names() -> list[str]:
+    names, block, conv = [], 1, 1
+    for v in _VGG19:
+        if v == "M":
+            names.append(f"pool{block}")
+            block, conv = block + 1, 1
+        else:
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+            conv += 1
+    return names
+
+
+class PerceptualLoss(nn.Module):
+    """MSE between VGG19 features of SR and HR ((N, C, H, W) in [0, 1], C = 1 or 3), frozen.
+
+    Args:
+        layer: the feature layer, e.g. ``relu5_4`` (SRGAN's VGG54) or ``relu2_2``.
+        weights: path to a VGG19 ``features`` state dict (torchvision key names, with or
+            without the ``features.`` prefix), loaded with ``weights_only=True``; None:
+            random initialisation (tests).
+    """
+
+    def __init__(self, layer: str = "relu5_4", weights: str | None = None) -> None:
+        super().__init__()
+        names = _layer_names()
+        if layer not in names:
+            raise ValueError(f"perceptual.layer={layer!r} is not a VGG19 layer; use one of {', '.join(names)}")
+        layers: list[nn.Module] = []
+        cin = 3
+        for v in _VGG19:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=True)]
+                cin = int(v)
+        self.features = nn.Sequential(*layers[: names.index(layer) + 1])
+        if weights:
+            self._load(Path(weights).expanduser())
+        else:
+            log.warning("perceptual loss with a randomly initialised VGG19 (perceptual.weights is null): "
+                        "fine for tests, meaningless for training; set perceptual.weights=<vgg19 features .pth>")
+        self.features.requires_grad_(False).eval()
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _load(self, path: Path) -> None:
+        if not path.is_file():
+            raise FileNotFoundError(f"perceptual.weights='{path}' does not exist; give a VGG19 features state dict "
+                                    f"(.pth) or null")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises many kinds for a non-checkpoint file
+            raise ValueError(f"perceptual.weights='{path}' is not a readable state dict "
+                             f"({type(err).__name__})") from None
+        state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
+        own = self.features.state_dict()
+        missing = [k for k in own if k not in state or state[k].shape != own[k].shape]
+        if missing:
+            raise ValueError(f"perceptual.weights='{path}' does not hold VGG19 features: {missing[:4]} missing or of "
+                             f"another shape")
+        self.features.load_state_dict({k: state[k] for k in own})
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        super().train(mode)
+        self.features.eval()  # frozen: always inference behaviour
+        return self
+
+    def _embed(self, x: Tensor) -> Tensor:
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        return self.features((x - self.mean) / self.std)
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        with torch.no_grad():
+            target = self._embed(hr)
+        return F.mse_loss(self._embed(sr), target)

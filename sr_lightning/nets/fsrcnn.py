@@ -1,0 +1,47 @@
+"""FSRCNN: Dong, Loy, Tang, "Accelerating the Super-Resolution Convolutional Neural
+Network", ECCV 2016.
+
+Defaults: FSRCNN(d=56, s=12, m=4) on the LR image: 5x5 feature extraction (d), 1x1
+shrinking (s), m 3x3 mapping layers (s), 1x1 expanding (d), PReLU after each, and a 9x9
+transposed convolution with stride = scale as the upsampler; 12,464 convolution weights
+for one channel, as the paper counts them. FSRCNN-s: ``d=32, s=5, m=1`` (3,937).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from sr_lightning.nets.base import SRNet
+
+
+class FSRCNN(SRNet):
+    """FSRCNN (N, C, h, w) -> (N, C, s*h, s*w): all layers at LR resolution, deconvolution last."""
+
+    name = "fsrcnn"
+    upsampling = "transposed conv (9x9, stride s)"
+    paper = "Dong et al., ECCV 2016"
+
+    def __init__(self, *, scale: int = 2, in_channels: int = 1, d: int = 56, s: int = 12, m: int = 4) -> None:
+        super().__init__(scale=scale, in_channels=in_channels)
+        if min(d, s) < 1 or m < 0:
+            raise ValueError(f"fsrcnn: d={d}, s={s}, m={m} must be d, s >= 1 and m >= 0")
+
+        def conv(cin: int, cout: int, k: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, k, padding=k // 2), nn.PReLU(cout)]
+
+        layers = conv(in_channels, d, 5) + conv(d, s, 1)
+        for _ in range(m):
+            layers += conv(s, s, 3)
+        layers += conv(s, d, 1)
+        self.body = nn.Sequential(*layers)
+        # (h - 1) * r - 2 * 4 + 9 + (r - 1) = r * h
+        self.upsample = nn.ConvTranspose2d(d, in_channels, 9, stride=scale, padding=4, output_padding=scale - 1)
+        for mod in self.modules():
+            if isinstance(mod, nn.Conv2d):  # He init for PReLU nets, as the paper
+                nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+                nn.init.zeros_(mod.bias)
+        nn.init.normal_(self.upsample.weight, std=0.001)
+        nn.init.zeros_(self.upsample.bias)
+
+    def forward(self, lr: Tensor) -> Tensor:
+        return self.upsample(self.body(lr))

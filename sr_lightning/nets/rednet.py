@@ -1,0 +1,57 @@
+"""RED-Net: Mao, Shen, Yang, "Image Restoration Using Very Deep Convolutional
+Encoder-Decoder Networks with Symmetric Skip Connections", NIPS 2016.
+
+Defaults: RED30 on the MATLAB-bicubic upscale of the input: 15 3x3 convolutions then 15
+3x3 transposed convolutions, 64 features, ReLU, a skip connection from every second
+convolution to its mirrored deconvolution (added, then ReLU), and the input added to the
+output. Layers keep the image size ('same' padding) so any input size works.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from sr_lightning.nets.base import PreUpsampleNet
+
+
+class REDNet(PreUpsampleNet):
+    """RED-Net (N, C, h, w) -> (N, C, s*h, s*w): conv/deconv encoder-decoder on the bicubic upscale."""
+
+    name = "rednet"
+    paper = "Mao et al., NIPS 2016"
+    scale_agnostic = True  # the scale only sets the bicubic pre-upsampling
+
+    def __init__(self, *, scale: int = 2, in_channels: int = 1, num_features: int = 64, num_layers: int = 30,
+                 skip_every: int = 2, upsample_border: str = "symmetric") -> None:
+        super().__init__(scale=scale, in_channels=in_channels, upsample_border=upsample_border)
+        if num_layers < 2 or num_layers % 2:
+            raise ValueError(f"rednet: num_layers={num_layers} must be an even number >= 2 (half conv, half deconv)")
+        if skip_every < 1:
+            raise ValueError(f"rednet: skip_every={skip_every} must be >= 1")
+        half = num_layers // 2
+        self.skip_every = skip_every
+        self.encoder = nn.ModuleList(
+            nn.Conv2d(in_channels if i == 0 else num_features, num_features, 3, padding=1) for i in range(half)
+        )
+        self.decoder = nn.ModuleList(
+            nn.ConvTranspose2d(num_features, in_channels if i == half - 1 else num_features, 3, padding=1)
+            for i in range(half)
+        )
+        self.relu = nn.ReLU(inplace=False)
+
+    def forward(self, lr: Tensor) -> Tensor:
+        up = self.upsample(lr)
+        x, skips = up, []
+        for i, conv in enumerate(self.encoder):
+            x = self.relu(conv(x))
+            if (i + 1) % self.skip_every == 0:
+                skips.append(x)
+        half = len(self.decoder)
+        for j, deconv in enumerate(self.decoder):
+            x = deconv(x)
+            mirror = half - 1 - j  # the encoder layer at the same depth
+            if 0 < mirror < half and mirror % self.skip_every == 0:
+                x = x + skips[mirror // self.skip_every - 1]
+            if j < half - 1:
+                x = self.relu(x)
+        return up + x
