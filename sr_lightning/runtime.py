@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sr_lightning.lit import GAN_PARTS, SRLitModule, net_class
+from sr_lightning.safe_load import load_tensors
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +118,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ValueError: the file is not an sr_lightning checkpoint.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path='{path}' does not exist; give a .ckpt written by sr_lightning.train "
-                                f"(e.g. logs/train/runs/<date>/checkpoints/last.ckpt)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a non-checkpoint file
-        raise ValueError(f"ckpt_path='{path}' is not a readable checkpoint ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:200]})") from None
+    ckpt = load_tensors(path, "ckpt_path", "a .ckpt written by sr_lightning.train or sr_lightning.convert "
+                                           "(e.g. logs/train/runs/<date>/checkpoints/last.ckpt)")
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or "net" not in hparams or "state_dict" not in ckpt:
         raise ValueError(f"ckpt_path='{path}' is a file torch can read but not an sr_lightning checkpoint "

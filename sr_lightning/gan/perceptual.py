@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sr_lightning.safe_load import load_tensors
+
 log = logging.getLogger(__name__)
 
 # VGG19 ("E"): output channels per conv, "M" = 2x2 max pool.
@@ -68,14 +70,9 @@ class PerceptualLoss(nn.Module):
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def _load(self, path: Path) -> None:
-        if not path.is_file():
-            raise FileNotFoundError(f"perceptual.weights='{path}' does not exist; give a VGG19 features state dict "
-                                    f"(.pth) or null")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises many kinds for a non-checkpoint file
-            raise ValueError(f"perceptual.weights='{path}' is not a readable state dict "
-                             f"({type(err).__name__})") from None
+        state = load_tensors(path, "perceptual.weights", "a VGG19 features state dict (.pth), or null")
+        if not isinstance(state, dict):
+            raise ValueError(f"perceptual.weights='{path}' holds a {type(state).__name__}, not a state dict")
         state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
         own = self.features.state_dict()
         missing = [k for k in own if k not in state or state[k].shape != own[k].shape]

@@ -37,29 +37,25 @@ class SRGANModule(SRLitModule):
             adversarial 1e-3).
         perceptual: config of a feature loss (``_target_`` + kwargs, e.g.
             :class:`sr_lightning.gan.PerceptualLoss`), or None for none.
-        Other arguments: as :class:`SRLitModule`.
+        kwargs: the :class:`SRLitModule` arguments (loss, optimizer, scheduler, ...).
     """
 
     def __init__(
         self,
         net: Mapping[str, Any],
-        loss: Mapping[str, Any] | None = None,
-        optimizer: Mapping[str, Any] | None = None,
-        scheduler: Mapping[str, Any] | None = None,
-        evaluation: Mapping[str, Any] | None = None,
-        channels_last: bool = False,
-        adjustable_clip: float | None = None,
+        *,
         discriminator: Mapping[str, Any] | None = None,
         discriminator_optimizer: Mapping[str, Any] | None = None,
         content_weight: float = 1.0,
         adversarial_weight: float = 1e-3,
         perceptual: Mapping[str, Any] | None = None,
         perceptual_weight: float = 0.006,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(net, loss, optimizer, scheduler, evaluation, channels_last, adjustable_clip)
+        super().__init__(net, **kwargs)
         if discriminator is None:
             raise ValueError("SRGANModule needs a discriminator config (module.discriminator)")
-        if adjustable_clip is not None:
+        if self.hparams.adjustable_clip is not None:
             raise ValueError("adjustable_clip is not supported for adversarial training; set adjustable_clip=null")
         extra = {"discriminator": to_plain(discriminator), "discriminator_optimizer": to_plain(discriminator_optimizer),
                  "content_weight": content_weight, "adversarial_weight": adversarial_weight,
