@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,7 +20,7 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
@@ -51,6 +52,41 @@ def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             sys.exit(2)
 
     return wrapper
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (``<sha>`` or ``<sha>-dirty``), or None outside a git checkout."""
+    root = CONF_DIR.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if sha.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def run_name(target: str, scale: int, lr: float | None = None) -> str:
+    """A readable run name, ``vdsr-x2-lr1e-3``, from the model's ``_target_``, the scale and the lr."""
+    try:
+        name = net_class({"_target_": target}).name
+    except (ValueError, TypeError):
+        name = str(target).rsplit(".", 1)[-1].lower()
+    out = f"{name}-x{scale}"
+    if lr is not None:
+        out += "-lr" + f"{float(lr):.0e}".replace("e-0", "e-").replace("e+0", "e")
+    return out
+
+
+def sweep_group(mode: Any, sweep_dir: str) -> str | None:
+    """The W&B group of a multirun's jobs (its sweep folder's name); None for a single run."""
+    return f"sweep-{Path(sweep_dir).name}" if str(mode).endswith("MULTIRUN") else None
+
+
+OmegaConf.register_new_resolver("sr.run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("sr.sweep_group", sweep_group, replace=True)
 
 
 def quote_numeric_choices(argv: list[str], conf_dir: str | Path) -> list[str]:

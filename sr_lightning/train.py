@@ -22,6 +22,7 @@ from sr_lightning.lit.sr_module import to_plain
 from sr_lightning.runtime import (
     CONF_DIR,
     adopt_checkpoint_net,
+    git_commit,
     instantiate_callbacks,
     instantiate_loggers,
     is_resumable,
@@ -32,6 +33,7 @@ from sr_lightning.runtime import (
     resolve_precision,
     user_errors,
 )
+from sr_lightning.zoo import net_gflops
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +79,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
-    for logger in trainer.loggers:
-        logger.log_hyperparams({"cfg": OmegaConf.to_container(cfg, resolve=True),
-                                "num_params": sum(p.numel() for p in module.parameters())})
+    if trainer.loggers:
+        run_info = {"cfg": OmegaConf.to_container(cfg, resolve=True),
+                    "num_params": sum(p.numel() for p in module.net.parameters()),
+                    "gflops_per_megapixel": round(net_gflops(module.net), 3), "git_commit": git_commit()}
+        for logger in trainer.loggers:
+            logger.log_hyperparams(run_info)
     log.info("training %s x%d on %s, precision %s", module.net.name, module.scale, cfg.data.train_dir, precision)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -16,7 +16,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from sr_lightning.nets import create_net, get_net_class, list_nets
+from sr_lightning.nets import SRNet, create_net, get_net_class, list_nets
 
 SCALES = (2, 3, 4)
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -29,12 +29,17 @@ def gflops_per_megapixel(name: str, scale: int, in_channels: int = 3) -> float |
     cls = get_net_class(name)
     if cls.scales is not None and scale not in cls.scales:
         return None
-    side = round(1000 / scale)
-    net = create_net(name, scale=scale, in_channels=in_channels)
+    return net_gflops(create_net(name, scale=scale, in_channels=in_channels))
+
+
+def net_gflops(net: SRNet) -> float:
+    """GFLOPs of ``net`` (at its scale and channels) for one 1-megapixel output, counted on
+    fake tensors (nothing is computed)."""
+    side = round(1000 / net.scale)
     counter = FlopCounterMode(display=False)
     with FakeTensorMode(allow_non_fake_inputs=True), counter, torch.no_grad():
-        net(torch.empty(1, in_channels, side, side))
-    return counter.get_total_flops() / (scale * side) ** 2 * 1e6 / 1e9
+        net(torch.empty(1, net.in_channels, side, side))
+    return counter.get_total_flops() / (net.scale * side) ** 2 * 1e6 / 1e9
 
 
 def rows(in_channels: int = 3) -> list[list[str]]:

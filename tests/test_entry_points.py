@@ -136,12 +136,50 @@ def test_train_debug_fdr_and_loggers(tiny_data, tmp_path):
     assert _metrics(tmp_path / "tb")["tiny"]["num_images"] == 2
 
 
-def test_train_wandb_offline(tiny_data, tmp_path):
+def test_train_wandb_offline_run_reads_back(tiny_data, tmp_path):
+    """Config (resolved cfg, parameters, FLOPs, git commit), metrics, the validation panel and
+    the per-image test table are all in the offline run's files."""
+    from tests.wandb_files import read_run
+
     run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "logger=wandb",
+                                                 "trainer.max_steps=4", "optimizer.lr=1e-3"))
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    run = read_run(run_dir)
+    assert run["name"] == "srcnn-x2-lr1e-3" and not run["group"]
+    cfg = run["config"]
+    assert cfg["cfg"]["model"]["_target_"] == "sr_lightning.nets.srcnn.SRCNN"  # the resolved Hydra config
+    assert cfg["cfg"]["optimizer"]["lr"] == 1e-3
+    assert cfg["num_params"] == 57_281 and cfg["gflops_per_megapixel"] > 100
+    assert len(str(cfg["git_commit"])) >= 40
+    history = run["history"]
+    assert any("train/loss" in h for h in history)
+    panels = [h for h in history if "val/images/_type" in h]
+    assert panels and panels[0]["val/images/count"] == 1  # the one validation image
+    assert "img00: SR" in panels[0]["val/images/captions"][0]
+    tables = [f for f in run["files"] if f.startswith("media/table/test/tiny/images")]
+    assert len(tables) == 1
+    table = json.loads((run_dir / "files" / tables[0]).read_text())
+    assert table["columns"] == ["image", "psnr", "ssim", "psnr_bicubic", "gain", "sr"]
+    assert sorted(r[0] for r in table["data"]) == ["img00", "img01"]
+    metrics = _metrics(tmp_path)["tiny"]
+    assert np.mean([r[1] for r in table["data"]]) == pytest.approx(metrics["psnr"], abs=1e-4)
+    assert any(h.get("test/tiny/psnr") == pytest.approx(metrics["psnr"], abs=1e-6) for h in history)
+
+
+def test_tensorboard_gets_the_same_panels(tiny_data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "logger=tensorboard",
                                                  "trainer.max_steps=4"))
-    runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    assert list(runs[0].glob("*.wandb"))
+    images = []
+    for events in (tmp_path / "tensorboard").rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={"images": 0})
+        acc.Reload()
+        if "val/images/img00" in acc.Tags()["images"]:
+            images += acc.Images("val/images/img00")
+    assert images
+    image = images[0]
+    assert image.width == 5 * 64 and image.height == 64 + 48  # 5 tiles of 64x64; 48-pixel crops below
 
 
 def test_ddp_sim_matches_single_process_metrics(tiny_data, tmp_path):

@@ -225,19 +225,24 @@ class SRLitModule(L.LightningModule):
             sr, bicubic = quantize(sr), quantize(bicubic)
         return sr, bicubic
 
-    def _evaluate(self, batch: Mapping[str, Any], metrics: _EvalMetrics) -> None:
+    def _evaluate(self, batch: Mapping[str, Any], metrics: _EvalMetrics) -> dict[str, Any] | None:
+        """Update ``metrics`` with a batch; returns what callbacks may use (the kept images'
+        ``sr``, ``bicubic``, ``hr`` (N, C, H, W) in [0, 1], ``name``, ``gray``), or None."""
         self._check_batch(batch)
         keep = ~torch.as_tensor(batch.get("pad", False), device=batch["lr"].device).reshape(-1)
-        if keep.any():
-            sr, bicubic = self.predict_pair(batch["lr"][keep])
-            gray = batch.get("gray")
-            gray = None if gray is None else torch.as_tensor(gray, device=keep.device).reshape(-1)[keep]
-            metrics.update(sr, bicubic, batch["hr"][keep], gray)
-        else:  # a distributed sampler's filler: run the network (DDP expects it), count nothing
+        if not keep.any():  # a distributed sampler's filler: run the network (DDP expects it), count nothing
             self.predict_pair(batch["lr"])
+            return None
+        sr, bicubic = self.predict_pair(batch["lr"][keep])
+        gray = batch.get("gray")
+        gray = None if gray is None else torch.as_tensor(gray, device=keep.device).reshape(-1)[keep]
+        hr = batch["hr"][keep]
+        metrics.update(sr, bicubic, hr, gray)
+        names = [n for n, k in zip(batch.get("name", []), keep.tolist(), strict=False) if k]
+        return {"sr": sr, "bicubic": bicubic, "hr": hr, "name": names, "gray": gray}
 
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics)
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any] | None:
+        return self._evaluate(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
@@ -264,8 +269,8 @@ class SRLitModule(L.LightningModule):
         ).to(self.device)
         self.test_results = {}
 
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, list(self.test_metrics.values())[dataloader_idx])
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any] | None:
+        return self._evaluate(batch, list(self.test_metrics.values())[dataloader_idx])
 
     def on_test_epoch_end(self) -> None:
         for name, metrics in self.test_metrics.items():

@@ -1,0 +1,5 @@
+"""Lightning callbacks."""
+
+from sr_lightning.callbacks.image_logger import SRImageLogger
+
+__all__ = ["SRImageLogger"]
