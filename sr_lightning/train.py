@@ -6,6 +6,7 @@ writes ``metrics.json`` to the run's output folder.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -33,6 +34,7 @@ from sr_lightning.runtime import (
     resolve_precision,
     user_errors,
 )
+from sr_lightning.sweep import JOB_FILE
 from sr_lightning.zoo import net_gflops
 
 log = logging.getLogger(__name__)
@@ -103,12 +105,24 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer, "output_dir": output_dir}
 
 
+def write_job_summary(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path) -> None:
+    """``job_summary.json`` for the sweep summary: overrides, the optimised metric, test PSNR per set."""
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    value = metrics.get(cfg.optimized_metric)
+    summary = {"overrides": overrides, "metric": cfg.optimized_metric,
+               "value": float(value) if value is not None else None,
+               "test_psnr": {name: r["psnr"] for name, r in (metrics.get("test") or {}).items()}}
+    (output_dir / JOB_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` for multirun/Optuna."""
     log.info("output folder: %s", HydraConfig.get().runtime.output_dir)
-    metrics, _ = train(cfg)
+    metrics, objects = train(cfg)
+    if objects["trainer"].is_global_zero:
+        write_job_summary(cfg, metrics, objects["output_dir"])
     value = metrics.get(cfg.optimized_metric)
     return float(value) if value is not None else None
 

@@ -1,0 +1,63 @@
+"""Multirun summaries: a Hydra callback that writes one row per job at the sweep's root.
+
+Each training job leaves ``job_summary.json`` (its overrides, the optimised metric and the
+test PSNR per set) in its folder; when the multirun ends, :class:`SweepSummary` collects
+them into ``summary.csv`` and ``summary.md`` (best first) in ``hydra.sweep.dir``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+JOB_FILE = "job_summary.json"
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """The jobs' summaries under ``sweep_dir``, best optimised metric first (missing last)."""
+    jobs = []
+    for path in sorted(Path(sweep_dir).glob(f"*/{JOB_FILE}")):
+        job = json.loads(path.read_text())
+        job["folder"] = path.parent.name
+        jobs.append(job)
+    return sorted(jobs, key=lambda j: (j.get("value") is None, -(j.get("value") or 0.0)))
+
+
+def write_summary(sweep_dir: str | Path) -> Path | None:
+    """Write ``summary.csv`` and ``summary.md`` for the jobs under ``sweep_dir`` (overrides shared by
+    every job are left out of the rows); None if there are none."""
+    sweep_dir = Path(sweep_dir)
+    jobs = collect(sweep_dir)
+    if not jobs:
+        return None
+    sets = sorted({s for j in jobs for s in j.get("test_psnr", {})})
+    metric = jobs[0].get("metric", "value")
+    common = set.intersection(*(set(j.get("overrides", [])) for j in jobs)) if len(jobs) > 1 else set()
+    header = ["job", "overrides", metric, *(f"test/{s}/psnr" for s in sets)]
+    rows = [[j["folder"], " ".join(o for o in j.get("overrides", []) if o not in common),
+             "" if j.get("value") is None else f"{j['value']:.4f}",
+             *("" if j.get("test_psnr", {}).get(s) is None else f"{j['test_psnr'][s]:.4f}" for s in sets)]
+            for j in jobs]
+    with (sweep_dir / "summary.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+    (sweep_dir / "summary.md").write_text("\n".join(md) + "\n")
+    return sweep_dir / "summary.csv"
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a multirun, write the sweep summary and log it."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        path = write_summary(config.hydra.sweep.dir)
+        if path is not None:
+            log.info("sweep summary (best first):\n%s", path.with_suffix(".md").read_text())
