@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
@@ -37,7 +37,9 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Print a bad-input error as one line (``error: ...``) and exit with status 2,
-    instead of a stack trace. ``HYDRA_FULL_ERROR=1`` re-raises for debugging."""
+    instead of a stack trace. ``HYDRA_FULL_ERROR=1`` re-raises for debugging. In a
+    multirun the error is logged and re-raised, so the sweeper records a failed job and
+    goes on (a process exit would end the whole sweep)."""
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> Any:
@@ -49,9 +51,23 @@ def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             if not isinstance(cause, USER_ERRORS) or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"error: {cause}", file=sys.stderr)
+            if HydraConfig.initialized() and str(HydraConfig.get().mode).endswith("MULTIRUN"):
+                log.error("job %s failed: %s", HydraConfig.get().job.num, cause)
+                raise
             sys.exit(2)
 
     return wrapper
+
+
+def close_loggers(loggers: list[Logger], failed: bool) -> None:
+    """End the job's logger runs, so the next job of a multirun (same process) starts its own:
+    loggers are finalised (W&B uploads the best checkpoint then, with ``log_model``) and W&B
+    runs finished (exit code 1 when ``failed``)."""
+    for logger in loggers:
+        logger.finalize("failed" if failed else "success")
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:  # only a run that was started
+            logger._experiment.finish(exit_code=1 if failed else 0)
+            logger._experiment = None
 
 
 def git_commit() -> str | None:

@@ -23,6 +23,7 @@ from sr_lightning.lit.sr_module import to_plain
 from sr_lightning.runtime import (
     CONF_DIR,
     adopt_checkpoint_net,
+    close_loggers,
     git_commit,
     instantiate_callbacks,
     instantiate_loggers,
@@ -88,19 +89,24 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         for logger in trainer.loggers:
             logger.log_hyperparams(run_info)
     log.info("training %s x%d on %s, precision %s", module.net.name, module.scale, cfg.data.train_dir, precision)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if cfg.test:
-        if cfg.test_ckpt == "best" and not best:
-            log.warning("test_ckpt=best but no best checkpoint was saved; testing the final weights")
-        use_best = cfg.test_ckpt == "best" and bool(best)
-        tested = f"tested: {best}" if use_best else f"tested: the final weights (step {trainer.global_step})"
-        trainer.test(module, datamodule=datamodule, ckpt_path=best if use_best else None, verbose=False)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-        lines = [tested, f"checkpoints: {Path(best).parent}" if best else "checkpoints: none saved",
-                 f"logs: {output_dir}"]
-        report(module.test_results, output_dir, f"{module.net.name} x{module.scale} (test)", lines)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if cfg.test:
+            if cfg.test_ckpt == "best" and not best:
+                log.warning("test_ckpt=best but no best checkpoint was saved; testing the final weights")
+            use_best = cfg.test_ckpt == "best" and bool(best)
+            tested = f"tested: {best}" if use_best else f"tested: the final weights (step {trainer.global_step})"
+            trainer.test(module, datamodule=datamodule, ckpt_path=best if use_best else None, verbose=False)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+            lines = [tested, f"checkpoints: {Path(best).parent}" if best else "checkpoints: none saved",
+                     f"logs: {output_dir}"]
+            report(module.test_results, output_dir, f"{module.net.name} x{module.scale} (test)", lines)
+    except BaseException:
+        close_loggers(trainer.loggers, failed=True)
+        raise
+    close_loggers(trainer.loggers, failed=False)
     metrics["test"] = module.test_results
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer, "output_dir": output_dir}
 

@@ -46,3 +46,14 @@ def test_ddp_inside_a_multirun_runs_exactly_the_jobs(tiny_data, tmp_path):
         assert m["test"]["num_images"] == 2  # every test image once, not once per process
         assert len(list((sweep / job / "csv").rglob("metrics.csv"))) == 1  # rank 0 only
     assert len(list(csv.DictReader(open(sweep / "summary.csv")))) == 2
+
+
+def test_wandb_runs_of_a_multirun_are_separate_and_grouped(tiny_data, tmp_path):
+    from tests.wandb_files import read_run
+
+    sweep = tmp_path / "sweep"
+    run_module("sr_lightning.train", *_sweep_args(tiny_data, sweep, "logger=wandb", "model=srcnn",
+                                                   "optimizer.lr=1e-3,2e-4", "callbacks.images.num_images=0"))
+    runs = [read_run(d) for job in ("0", "1") for d in (sweep / job / "wandb").glob("offline-run-*")]
+    assert sorted(r["name"] for r in runs) == ["srcnn-x2-lr1e-3", "srcnn-x2-lr2e-4"]  # one run per job
+    assert runs[0]["group"] == runs[1]["group"] == f"sweep-{sweep.name}"
