@@ -40,7 +40,7 @@ test-full: install ## Run every test, slow ones included
 	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
 
 lint: install ## ruff
-	$(BIN)/ruff check sr_lightning tests experiments
+	$(BIN)/ruff check sr_lightning hydra_plugins tests experiments
 
 clean: ## Remove logs, caches and the virtual environment
 	rm -rf logs outputs wandb .pytest_cache .ruff_cache $(VENV) *.egg-info

@@ -19,12 +19,11 @@ from omegaconf import DictConfig
 from sr_lightning.lit import SRLitModule
 from sr_lightning.published import find_published, read_published, variants
 from sr_lightning.runtime import (
-    CONF_DIR,
     adopt_checkpoint_net,
     instantiate_loggers,
     load_module,
     overridden_keys,
-    quote_numeric_choices,
+    prepare_argv,
     read_checkpoint,
     report,
     resolve_precision,
@@ -94,5 +93,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_numeric_choices(sys.argv, CONF_DIR)  # data=291
+    sys.argv = prepare_argv(sys.argv)  # data=291; plugins present
     main()

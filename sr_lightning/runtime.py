@@ -59,6 +59,69 @@ def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
     return wrapper
 
 
+def check_wandb(logger_cfg: Mapping[str, Any] | None) -> None:
+    """Fail early, with how to go offline, when W&B is selected but cannot log.
+
+    Raises:
+        ValueError: wandb is not installed, or it is not logged in and not offline
+            (``logger.wandb.offline`` / ``WANDB_MODE=offline``).
+    """
+    entries = [e for e in (logger_cfg or {}).values()
+               if isinstance(e, Mapping) and str(e.get("_target_", "")).endswith("WandbLogger")]
+    if not entries:
+        return
+    try:
+        import wandb
+    except ImportError:
+        raise ValueError("logger=wandb needs the wandb package: pip install wandb (or use logger=csv or "
+                         "logger=tensorboard)") from None
+    if any(e.get("offline") for e in entries) or os.environ.get("WANDB_MODE", "").lower() in (
+            "offline", "dryrun", "disabled"):
+        return
+    try:
+        key = os.environ.get("WANDB_API_KEY") or wandb.api.api_key
+    except Exception:  # wandb's settings could not be read
+        key = None
+    if not key:
+        raise ValueError("logger=wandb: this machine is not logged in to W&B. Run `wandb login`, or log offline "
+                         "with WANDB_MODE=offline (or logger.wandb.offline=true) and upload later with "
+                         "`wandb sync <run folder>/wandb/offline-run-*`")
+
+
+# Config choices that need a Hydra plugin: (group, option prefix) -> (plugin module, pip package).
+PLUGINS = {
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    ("hydra/launcher", "submitit"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+    ("hparams_search", ""): ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+}
+
+
+def missing_plugins(argv: list[str]) -> list[str]:
+    """For each command-line choice whose Hydra plugin is not installed: what to install."""
+    import importlib.util
+
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        for (group, prefix), (module, package) in PLUGINS.items():
+            if sep and key.lstrip("+~") == group and value.startswith(prefix) and value != "null":
+                if importlib.util.find_spec(module) is None:
+                    out.append(f"{arg} needs the Hydra plugin {package}: pip install {package}")
+    return out
+
+
+def prepare_argv(argv: list[str]) -> list[str]:
+    """The entry points' command line before Hydra sees it: numeric choices quoted
+    (``data=291``), and a one-line error (exit 2) for a choice whose plugin is missing."""
+    problems = missing_plugins(argv)
+    if problems:
+        print("error: " + "; ".join(problems), file=sys.stderr)
+        sys.exit(2)
+    return quote_numeric_choices(argv, CONF_DIR)
+
+
 def close_loggers(loggers: list[Logger], failed: bool) -> None:
     """End the job's logger runs, so the next job of a multirun (same process) starts its own:
     loggers are finalised (W&B uploads the best checkpoint then, with ``log_model``) and W&B

@@ -21,15 +21,15 @@ from omegaconf import DictConfig, OmegaConf
 from sr_lightning.lit import SRLitModule
 from sr_lightning.lit.sr_module import to_plain
 from sr_lightning.runtime import (
-    CONF_DIR,
     adopt_checkpoint_net,
+    check_wandb,
     close_loggers,
     git_commit,
     instantiate_callbacks,
     instantiate_loggers,
     is_resumable,
     load_weights,
-    quote_numeric_choices,
+    prepare_argv,
     read_checkpoint,
     report,
     resolve_precision,
@@ -79,6 +79,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         load_weights(module, init_ckpt["state_dict"])
         log.info("initialised %s from %s", module.net.name, init)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    check_wandb(cfg.get("logger"))
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
@@ -134,5 +135,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_numeric_choices(sys.argv, CONF_DIR)  # data=291
+    sys.argv = prepare_argv(sys.argv)  # data=291; plugins present
     main()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from tests.conftest import run_module
 
 
@@ -57,3 +59,86 @@ def test_wandb_runs_of_a_multirun_are_separate_and_grouped(tiny_data, tmp_path):
     runs = [read_run(d) for job in ("0", "1") for d in (sweep / job / "wandb").glob("offline-run-*")]
     assert sorted(r["name"] for r in runs) == ["srcnn-x2-lr1e-3", "srcnn-x2-lr2e-4"]  # one run per job
     assert runs[0]["group"] == runs[1]["group"] == f"sweep-{sweep.name}"
+
+
+def _search_args(tiny, sweep_dir, *extra):
+    return ["-m", "hparams_search=vdsr_optuna", "data=folder", f"data.train_dir={tiny['train']}",
+            f"data.val_dir={tiny['val']}", f"data.test_sets=[{tiny['test']}]", "data.patch_size=16",
+            "data.steps_per_epoch=2", "trainer.max_steps=2", "trainer.check_val_every_n_epoch=1",
+            "callbacks.progress_bar=null", f"hydra.sweep.dir={sweep_dir}", *extra]
+
+
+def _trials(sweep_dir):
+    import optuna
+
+    return optuna.load_study(study_name="vdsr_optuna", storage=f"sqlite:///{sweep_dir}/optuna.db").trials
+
+
+def test_optuna_study_resumes_from_its_storage(tiny_data, tmp_path):
+    sweep = tmp_path / "study"
+    run_module("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=3"), timeout=600)
+    assert [t.state.name for t in _trials(sweep)] == ["COMPLETE"] * 3
+    first = {t.number: t.params for t in _trials(sweep)}
+    proc = run_module("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=5"), timeout=600)
+    assert "3 trial(s) already in" in proc.stdout + proc.stderr
+    trials = _trials(sweep)
+    assert len(trials) == 5 and {t.number: t.params for t in trials[:3]} == first  # resumed, not restarted
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3", "4"]
+    assert len(list(csv.DictReader(open(sweep / "summary.csv")))) == 5
+    best = max(t.value for t in trials)
+    assert float(next(csv.DictReader(open(sweep / "summary.csv")))["val/psnr_best"]) == round(best, 4)
+
+
+def test_a_failed_trial_does_not_end_the_study(tiny_data, tmp_path):
+    sweep = tmp_path / "study"
+    space = "hydra.sweeper.params={model.num_layers: 'choice(1)'}"  # vdsr needs >= 2 layers: every trial fails
+    run_module("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2", space), timeout=600)
+    assert [t.state.name for t in _trials(sweep)] == ["FAIL", "FAIL"]
+
+
+def test_search_space_keys_must_exist(tiny_data, tmp_path):
+    conf = tmp_path / "conf/hparams_search"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - vdsr_optuna\nhydra:\n  sweeper:\n"
+                                    "    params:\n      model.num_layerz: choice(4, 6)\n")
+    proc = run_module("sr_lightning.train", "-m", "--config-dir", str(tmp_path / "conf"), "hparams_search=mine",
+                      f"hydra.sweep.dir={tmp_path / 'sweep'}", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "'model.num_layerz' (did you mean model.num_layers" in proc.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_launchers(tiny_data, tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    run_module("sr_lightning.train", *_sweep_args(tiny_data, sweep, f"hydra/launcher={launcher}", "model=srcnn",
+                                                   "optimizer.lr=1e-3,2e-4"), timeout=600)
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
+    assert len(list(csv.DictReader(open(sweep / "summary.csv")))) == 2
+
+
+def test_missing_plugin_names_the_package(monkeypatch):
+    import importlib.util
+
+    from sr_lightning.runtime import missing_plugins
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("hydra_plugins.") else real(name, *a))
+    assert missing_plugins(["hydra/launcher=joblib", "model=vdsr"]) == [
+        "hydra/launcher=joblib needs the Hydra plugin hydra-joblib-launcher: pip install hydra-joblib-launcher"]
+    assert "pip install hydra-optuna-sweeper" in missing_plugins(["hparams_search=vdsr_optuna"])[0]
+    assert "pip install hydra-submitit-launcher" in missing_plugins(["hydra/launcher=slurm"])[0]
+
+
+def test_wandb_without_login_says_how_to_go_offline(tiny_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path), WANDB_CONFIG_DIR=str(tmp_path / ".wandb"))  # no netrc, no settings
+    proc = subprocess.run([sys.executable, "-m", "sr_lightning.train", "logger=wandb",
+                           f"hydra.run.dir={tmp_path / 'run'}"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "not logged in to W&B" in proc.stderr and "WANDB_MODE=offline" in proc.stderr
