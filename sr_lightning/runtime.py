@@ -159,9 +159,13 @@ def run_name(target: str, scale: int, lr: float | None = None) -> str:
     return out
 
 
-def sweep_group(mode: Any, sweep_dir: str) -> str | None:
-    """The W&B group of a multirun's jobs (its sweep folder's name); None for a single run."""
-    return f"sweep-{Path(sweep_dir).name}" if str(mode).endswith("MULTIRUN") else None
+def sweep_group() -> str | None:
+    """The W&B group of a multirun's jobs (``sweep-<sweep folder name>``); None for a single run
+    or outside Hydra."""
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    return f"sweep-{Path(hc.sweep.dir).name}" if str(hc.mode).endswith("MULTIRUN") else None
 
 
 OmegaConf.register_new_resolver("sr.run_name", run_name, replace=True)

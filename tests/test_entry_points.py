@@ -190,7 +190,8 @@ def test_ddp_sim_matches_single_process_metrics(tiny_data, tmp_path):
                                                  "trainer.max_steps=8", f"+data.test_dirs.three={test3}"), timeout=400)
     ddp = _metrics(run_dir)
     assert ddp["three"]["num_images"] == 3 and ddp["tiny"]["num_images"] == 2  # none dropped or duplicated
-    assert sorted(p.name for p in run_dir.iterdir() if p.name.endswith(".json")) == ["metrics.json"]
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.endswith(".json")) == ["job_summary.json",
+                                                                                     "metrics.json"]  # rank 0 only
     best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
     run_module("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
                f"+data.test_dirs.tiny={tiny_data['test']}", f"+data.test_dirs.three={test3}",
