@@ -142,7 +142,8 @@ def test_train_wandb_offline_run_reads_back(tiny_data, tmp_path):
     from tests.wandb_files import read_run
 
     run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "logger=wandb",
-                                                 "trainer.max_steps=4", "optimizer.lr=1e-3"))
+                                                 "logger.wandb.log_model=true", "trainer.max_steps=4",
+                                                 "optimizer.lr=1e-3"))
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     run = read_run(run_dir)
     assert run["name"] == "srcnn-x2-lr1e-3" and not run["group"]
@@ -164,6 +165,10 @@ def test_train_wandb_offline_run_reads_back(tiny_data, tmp_path):
     metrics = _metrics(tmp_path)["tiny"]
     assert np.mean([r[1] for r in table["data"]]) == pytest.approx(metrics["psnr"], abs=1e-4)
     assert any(h.get("test/tiny/psnr") == pytest.approx(metrics["psnr"], abs=1e-6) for h in history)
+    # log_model: the best checkpoint as an artifact, its val/psnr in the metadata
+    best = [a["metadata"] for a in run["artifacts"] if a["type"] == "model" and a["metadata"].get("score")]
+    assert best and best[0]["original_filename"].startswith("best-")
+    assert best[0]["score"] == pytest.approx(max(h["val/psnr"] for h in history if "val/psnr" in h), abs=1e-4)
 
 
 def test_tensorboard_gets_the_same_panels(tiny_data, tmp_path):

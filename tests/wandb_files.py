@@ -35,10 +35,11 @@ def records(path: Path) -> list[pb.Record]:
 
 
 def read_run(run_dir: Path) -> dict:
-    """``{"name", "group", "config": {key: value}, "history": [{key: value}], "files": [relative paths]}``."""
+    """``{"name", "group", "config": {key: value}, "history": [{key: value}], "artifacts": [{type, metadata}],
+    "files": [relative paths]}``."""
     run_dir = Path(run_dir)
     (log,) = run_dir.glob("*.wandb")
-    out: dict = {"config": {}, "history": [], "name": None, "group": None}
+    out: dict = {"config": {}, "history": [], "name": None, "group": None, "artifacts": []}
     for rec in records(log):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
@@ -46,6 +47,8 @@ def read_run(run_dir: Path) -> dict:
             out["config"].update({u.key: json.loads(u.value_json) for u in rec.run.config.update})
         elif kind == "config":
             out["config"].update({u.key: json.loads(u.value_json) for u in rec.config.update})
+        elif kind == "artifact":
+            out["artifacts"].append({"type": rec.artifact.type, "metadata": json.loads(rec.artifact.metadata or "{}")})
         elif kind == "history":
             out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item})
     out["files"] = sorted(str(p.relative_to(run_dir / "files")) for p in (run_dir / "files").rglob("*") if p.is_file())
