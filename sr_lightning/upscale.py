@@ -20,36 +20,44 @@ from sr_lightning.data.io import list_images, read_image, write_image
 from sr_lightning.lit import SRLitModule
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
 from sr_lightning.runtime import load_module, read_checkpoint, rescale_overrides, user_errors
+from sr_lightning.tiling import tiled_forward
 
 log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def upscale_tensor(module: SRLitModule, image: torch.Tensor) -> torch.Tensor:
+def upscale_tensor(module: SRLitModule, image: torch.Tensor, tile: int | None = None,
+                   tile_overlap: int = 48) -> torch.Tensor:
     """(1, C, h, w) float in [0, 1] (C = 1 or 3) -> (1, C, s*h, s*w) float in [0, 1].
 
     Bridges the image's channels and the network's: a Y network on RGB works on Y and
-    upscales Cb/Cr with bicubic; an RGB network on grayscale averages its output.
+    upscales Cb/Cr with bicubic; an RGB network on grayscale averages its output. The
+    network runs tile by tile when the image is larger than ``tile`` LR pixels (see
+    :func:`sr_lightning.tiling.tiled_forward`).
     """
     net_channels = module.net.in_channels
     image = image.to(module.device, torch.float32)
+
+    def net(x: torch.Tensor) -> torch.Tensor:
+        return tiled_forward(module, x, module.scale, tile, tile_overlap)
+
     if net_channels == image.shape[1]:
-        out = module(image)
+        out = net(image)
     elif net_channels == 1:  # colour image, Y network
         ycbcr = rgb_to_ycbcr(image)
-        y = module(ycbcr[:, :1])
+        y = net(ycbcr[:, :1])
         cbcr = imresize(ycbcr[:, 1:], module.scale)
         out = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
     else:  # grayscale image, RGB network
-        out = module(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
+        out = net(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
     return out.clamp(0.0, 1.0)
 
 
-def upscale_file(module: SRLitModule, src: Path, dst: Path) -> None:
+def upscale_file(module: SRLitModule, src: Path, dst: Path, tile: int | None = None, tile_overlap: int = 48) -> None:
     """Upscale one image file into ``dst`` (written atomically)."""
     pixels, alpha, max_value = read_image(src)
     x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).unsqueeze(0)
-    sr = upscale_tensor(module, x)[0].cpu().numpy().transpose(1, 2, 0)
+    sr = upscale_tensor(module, x, tile, tile_overlap)[0].cpu().numpy().transpose(1, 2, 0)
     if alpha is not None:
         alpha = imresize(torch.from_numpy(alpha), module.scale).clamp(0, 1).numpy()
     write_image(dst, sr, alpha, max_value)
@@ -85,7 +93,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
             raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
         pairs = [(src, dst)]
     for f, out in pairs:
-        upscale_file(module, f, out)
+        upscale_file(module, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48))
     return [out for _, out in pairs]
 
 

@@ -1,0 +1,43 @@
+"""Tiled inference equals one pass when the overlap covers the receptive field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_lightning.metrics import quantize
+from sr_lightning.nets import create_net, list_nets
+from sr_lightning.tiling import tiled_forward
+from tests.conftest import _crops, run_module
+
+
+@pytest.mark.parametrize("name", [n for n in list_nets() if n != "unet"])
+def test_tiled_equals_untiled_with_the_default_overlap(name):
+    torch.manual_seed(0)
+    net = create_net(name, scale=2, in_channels=1).eval()
+    lr = torch.from_numpy(_crops(1, (120, 130), seed=4)[0][..., 0] / 255.0).float()[None, None]
+    with torch.no_grad():
+        whole = net(lr)
+        tiled = tiled_forward(net, lr, 2, tile=32, overlap=48)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() <= 1e-5
+    assert torch.equal(quantize(tiled.clamp(0, 1)), quantize(whole.clamp(0, 1)))
+
+
+def test_too_little_overlap_shows_seams():
+    net = create_net("vdsr", scale=2, in_channels=1).eval()
+    lr = torch.rand(1, 1, 40, 40)
+    with torch.no_grad():
+        assert (tiled_forward(net, lr, 2, tile=16, overlap=2) - net(lr)).abs().max() > 1e-4
+
+
+def test_upscale_tiles_large_images(trained_srcnn, tmp_path):
+    Image.fromarray(_crops(1, (90, 100), seed=6)[0]).save(tmp_path / "big.png")
+    ckpt = trained_srcnn / "checkpoints/last.ckpt"
+    for tile, out in (("null", "one.png"), ("32", "tiled.png")):
+        run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={tmp_path / 'big.png'}",
+                   f"output={tmp_path / out}", f"tile={tile}", "tile_overlap=16")
+    one, tiled = (np.asarray(Image.open(tmp_path / f)) for f in ("one.png", "tiled.png"))
+    assert one.shape == (180, 200, 3) and np.array_equal(one, tiled)
