@@ -73,7 +73,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         raise TypeError("module._target_ must be SRLitModule or a subclass (e.g. sr_lightning.lit.SRGANModule)")
     module = module_cls(net=net_cfg, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
                         evaluation=cfg.evaluation, channels_last=cfg.channels_last,
-                        adjustable_clip=cfg.get("adjustable_clip"), **module_cfg)
+                        adjustable_clip=cfg.get("adjustable_clip"), compile_net=cfg.get("compile", False),
+                        **module_cfg)
     module.checkpoint_meta = {"degradation": OmegaConf.to_container(cfg.data.degradation, resolve=True)}
     if init_ckpt is not None:
         load_weights(module, init_ckpt["state_dict"])

@@ -117,6 +117,8 @@ class SRLitModule(L.LightningModule):
         adjustable_clip: VDSR's adjustable gradient clipping: clip every gradient element
             to [-theta/lr, theta/lr] with this theta and the current learning rate (None: off;
             the trainer's ``gradient_clip_val`` applies instead).
+        compile_net: compile the network with ``torch.compile`` (in place: checkpoints keep
+            the same keys). The first steps pay the compilation.
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class SRLitModule(L.LightningModule):
         evaluation: Mapping[str, Any] | None = None,
         channels_last: bool = False,
         adjustable_clip: float | None = None,
+        compile_net: bool = False,
     ) -> None:
         super().__init__()
         net, loss, optimizer, scheduler = (to_plain(c) for c in (net, loss, optimizer, scheduler))
@@ -139,12 +142,15 @@ class SRLitModule(L.LightningModule):
             raise ValueError(f"scheduler.interval={scheduler['interval']!r} must be 'epoch' or 'step'")
         self.save_hyperparameters({"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
                                    "evaluation": evaluation,
-                                   "channels_last": channels_last, "adjustable_clip": adjustable_clip})
+                                   "channels_last": channels_last, "adjustable_clip": adjustable_clip,
+                                   "compile_net": compile_net})
         if adjustable_clip is not None and float(adjustable_clip) <= 0:
             raise ValueError(f"adjustable_clip={adjustable_clip} must be > 0 (or null: off)")
         self.net = build_net(net)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if compile_net:
+            self.net.compile()
         self.criterion = instantiate(loss) if loss else None
         self.scale = self.net.scale
         self.crop_border = parse_crop_border(evaluation["crop_border"], self.scale)
