@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-full lint clean
+.PHONY: help install train test test-full lint bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: install ## Run the test suite (without tests marked slow)
 
 test-full: install ## Run every test, slow ones included
 	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+
+bench: install ## Speed benchmark: writes experiments/benchmarks/results.md and results.json
+	$(BIN)/python experiments/benchmarks/run.py
 
 lint: install ## ruff
 	$(BIN)/ruff check sr_lightning hydra_plugins tests experiments
