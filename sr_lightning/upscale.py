@@ -15,6 +15,7 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sr_lightning.data.io import list_images, read_image, write_image
 from sr_lightning.lit import SRLitModule
@@ -92,8 +93,12 @@ def upscale(cfg: DictConfig) -> list[Path]:
         if not dst.parent.is_dir():
             raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
         pairs = [(src, dst)]
-    for f, out in pairs:
-        upscale_file(module, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  disable=len(pairs) < 2) as progress:
+        task = progress.add_task("upscaling", total=len(pairs))
+        for f, out in pairs:
+            upscale_file(module, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48))
+            progress.advance(task)
     return [out for _, out in pairs]
 
 
