@@ -27,21 +27,15 @@ log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def upscale_tensor(module: SRLitModule, image: torch.Tensor, tile: int | None = None,
-                   tile_overlap: int = 48) -> torch.Tensor:
+def upscale_tensor(module: SRLitModule, image: torch.Tensor) -> torch.Tensor:
     """(1, C, h, w) float in [0, 1] (C = 1 or 3) -> (1, C, s*h, s*w) float in [0, 1].
 
     Bridges the image's channels and the network's: a Y network on RGB works on Y and
-    upscales Cb/Cr with bicubic; an RGB network on grayscale averages its output. The
-    network runs tile by tile when the image is larger than ``tile`` LR pixels (see
-    :func:`sr_lightning.tiling.tiled_forward`).
+    upscales Cb/Cr with bicubic; an RGB network on grayscale averages its output.
     """
     net_channels = module.net.in_channels
     image = image.to(module.device, torch.float32)
-
-    def net(x: torch.Tensor) -> torch.Tensor:
-        return tiled_forward(module, x, module.scale, tile, tile_overlap)
-
+    net = module
     if net_channels == image.shape[1]:
         out = net(image)
     elif net_channels == 1:  # colour image, Y network
@@ -58,7 +52,15 @@ def upscale_file(module: SRLitModule, src: Path, dst: Path, tile: int | None = N
     """Upscale one image file into ``dst`` (written atomically)."""
     pixels, alpha, max_value = read_image(src)
     x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).unsqueeze(0)
-    sr = upscale_tensor(module, x, tile, tile_overlap)[0].cpu().numpy().transpose(1, 2, 0)
+    levels = 65535 if (max_value == 65535 and pixels.shape[-1] == 1) else 255
+
+    def quantized(t: torch.Tensor) -> torch.Tensor:  # the whole pipeline per tile, stored as integers
+        q = torch.round(upscale_tensor(module, t) * levels).cpu()
+        return q.to(torch.uint8) if levels == 255 else q.to(torch.int32)
+
+    # Tile by tile into an integer image: no full-size float copies (bounded memory).
+    sr = tiled_forward(quantized, x, module.scale, tile, tile_overlap)[0].permute(1, 2, 0).numpy()
+    sr = sr if levels == 255 else sr.astype(np.uint16)
     if alpha is not None:
         alpha = imresize(torch.from_numpy(alpha), module.scale).clamp(0, 1).numpy()
     write_image(dst, sr, alpha, max_value)

@@ -61,17 +61,19 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def write_image(path: str | Path, pixels: np.ndarray, alpha: np.ndarray | None = None, max_value: int = 255) -> None:
-    """Write (H, W, C) pixels in [0, 1] (C = 1 or 3) atomically: no partial file on failure.
+    """Write (H, W, C) pixels (C = 1 or 3) atomically: no partial file on failure.
 
-    ``max_value=65535`` writes a 16-bit grayscale PNG (Pillow has no 16-bit RGB writer, so
-    16-bit colour is written as 8-bit).
+    ``pixels`` are float in [0, 1], or already quantised: uint8 (written as is) or uint16
+    (16-bit grayscale). ``max_value=65535`` writes float grayscale as 16-bit PNG (Pillow has
+    no 16-bit RGB writer, so 16-bit colour is written as 8-bit).
     """
     path = Path(path)
-    pixels = np.clip(pixels, 0.0, 1.0)
-    if max_value == 65535 and pixels.shape[-1] == 1:
-        im = Image.fromarray(np.round(pixels[..., 0] * 65535).astype(np.uint16))
+    if pixels.dtype == np.uint16 and pixels.shape[-1] == 1:
+        im = Image.fromarray(pixels[..., 0])
+    elif pixels.dtype != np.uint8 and max_value == 65535 and pixels.shape[-1] == 1:
+        im = Image.fromarray(np.round(np.clip(pixels[..., 0], 0.0, 1.0) * 65535).astype(np.uint16))
     else:
-        u8 = np.round(pixels * 255).astype(np.uint8)
+        u8 = pixels if pixels.dtype == np.uint8 else np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
         im = Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)
         if alpha is not None:
             im.putalpha(Image.fromarray(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)))
