@@ -35,16 +35,15 @@ def upscale_tensor(module: SRLitModule, image: torch.Tensor) -> torch.Tensor:
     """
     net_channels = module.net.in_channels
     image = image.to(module.device, torch.float32)
-    net = module
     if net_channels == image.shape[1]:
-        out = net(image)
+        out = module(image)
     elif net_channels == 1:  # colour image, Y network
         ycbcr = rgb_to_ycbcr(image)
-        y = net(ycbcr[:, :1])
+        y = module(ycbcr[:, :1])
         cbcr = imresize(ycbcr[:, 1:], module.scale)
         out = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
     else:  # grayscale image, RGB network
-        out = net(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
+        out = module(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
     return out.clamp(0.0, 1.0)
 
 

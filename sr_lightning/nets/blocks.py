@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 # The mean RGB of DIV2K's training images (in [0, 1]), which EDSR and WDSR subtract.
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -27,6 +27,18 @@ def shuffle_steps(scale: int) -> list[int]:
     if scale >= 2 and scale & (scale - 1) == 0:
         return [2] * (scale.bit_length() - 1)
     raise ValueError(f"a step-wise pixel-shuffle upsampler does x3 or powers of 2, not x{scale}")
+
+
+class ScaledResidual(nn.Module):
+    """``x + res_scale * body(x)``: the residual block of EDSR, WDSR and SRResNet (their
+    ``body`` differs: plain, wide-activation with weight norm, batch-normed)."""
+
+    def __init__(self, body: nn.Module, res_scale: float = 1.0) -> None:
+        super().__init__()
+        self.body, self.res_scale = body, res_scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.res_scale * self.body(x)
 
 
 class PixelShuffleUpsampler(nn.Sequential):

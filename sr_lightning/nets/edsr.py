@@ -13,18 +13,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
-from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, PixelShuffleUpsampler, mean_shift
+from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, PixelShuffleUpsampler, ScaledResidual, mean_shift
 
 
-class _ResBlock(nn.Module):
-    def __init__(self, features: int, res_scale: float) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(features, features, 3, padding=1))
-        self.res_scale = res_scale
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.res_scale * self.body(x)
+def _res_block(features: int, res_scale: float) -> ScaledResidual:
+    return ScaledResidual(nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True),
+                                        nn.Conv2d(features, features, 3, padding=1)), res_scale)
 
 
 class EDSR(SRNet):
@@ -48,7 +42,7 @@ class EDSR(SRNet):
         super().__init__(scale=scale, in_channels=in_channels)
         self.register_buffer("mean", mean_shift(rgb_mean, in_channels), persistent=False)
         self.head = nn.Conv2d(in_channels, num_features, 3, padding=1)
-        self.body = nn.Sequential(*(_ResBlock(num_features, res_scale) for _ in range(num_blocks)),
+        self.body = nn.Sequential(*(_res_block(num_features, res_scale) for _ in range(num_blocks)),
                                   nn.Conv2d(num_features, num_features, 3, padding=1))
         self.tail = nn.Sequential(PixelShuffleUpsampler(num_features, scale),
                                   nn.Conv2d(num_features, in_channels, 3, padding=1))

@@ -11,18 +11,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
-from sr_lightning.nets.blocks import PixelShuffleUpsampler
+from sr_lightning.nets.blocks import PixelShuffleUpsampler, ScaledResidual
 
 
-class _ResBlock(nn.Module):
-    def __init__(self, features: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.BatchNorm2d(features),
-                                  nn.PReLU(features), nn.Conv2d(features, features, 3, padding=1),
-                                  nn.BatchNorm2d(features))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
+def _res_block(features: int) -> ScaledResidual:
+    return ScaledResidual(nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.BatchNorm2d(features),
+                                        nn.PReLU(features), nn.Conv2d(features, features, 3, padding=1),
+                                        nn.BatchNorm2d(features)))
 
 
 class SRResNet(SRNet):
@@ -36,7 +31,7 @@ class SRResNet(SRNet):
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 16) -> None:
         super().__init__(scale=scale, in_channels=in_channels)
         self.head = nn.Sequential(nn.Conv2d(in_channels, num_features, 9, padding=4), nn.PReLU(num_features))
-        self.body = nn.Sequential(*(_ResBlock(num_features) for _ in range(num_blocks)),
+        self.body = nn.Sequential(*(_res_block(num_features) for _ in range(num_blocks)),
                                   nn.Conv2d(num_features, num_features, 3, padding=1), nn.BatchNorm2d(num_features))
         self.tail = nn.Sequential(PixelShuffleUpsampler(num_features, scale, lambda: nn.PReLU(num_features)),
                                   nn.Conv2d(num_features, in_channels, 9, padding=4))

@@ -13,22 +13,16 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from sr_lightning.nets.base import SRNet
-from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, mean_shift
+from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, ScaledResidual, mean_shift
 
 
 def _wn_conv(cin: int, cout: int, k: int) -> nn.Module:
     return weight_norm(nn.Conv2d(cin, cout, k, padding=k // 2))
 
 
-class _WideBlock(nn.Module):
-    def __init__(self, features: int, expansion: int, res_scale: float) -> None:
-        super().__init__()
-        self.body = nn.Sequential(_wn_conv(features, features * expansion, 3), nn.ReLU(inplace=True),
-                                  _wn_conv(features * expansion, features, 3))
-        self.res_scale = res_scale
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.res_scale * self.body(x)
+def _wide_block(features: int, expansion: int, res_scale: float) -> ScaledResidual:
+    return ScaledResidual(nn.Sequential(_wn_conv(features, features * expansion, 3), nn.ReLU(inplace=True),
+                                        _wn_conv(features * expansion, features, 3)), res_scale)
 
 
 class WDSR(SRNet):
@@ -47,7 +41,7 @@ class WDSR(SRNet):
         self.register_buffer("mean", mean_shift(rgb_mean, in_channels), persistent=False)
         out = in_channels * scale * scale
         self.head = _wn_conv(in_channels, num_features, 3)
-        self.body = nn.Sequential(*(_WideBlock(num_features, expansion, res_scale) for _ in range(num_blocks)),
+        self.body = nn.Sequential(*(_wide_block(num_features, expansion, res_scale) for _ in range(num_blocks)),
                                   _wn_conv(num_features, out, 3))
         self.skip = _wn_conv(in_channels, out, 5)
         self.shuffle = nn.PixelShuffle(scale)
