@@ -16,6 +16,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRLitModule
 from sr_lightning.published import find_published, read_published, variants
 from sr_lightning.runtime import (
@@ -26,7 +27,6 @@ from sr_lightning.runtime import (
     prepare_argv,
     read_checkpoint,
     report,
-    resolve_precision,
     user_errors,
 )
 

@@ -1,4 +1,4 @@
-"""What the entry points share: precision choice, callbacks/loggers from config,
+"""What the entry points share: callbacks/loggers from config,
 checkpoint loading with clear errors, the results table and metrics.json."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -193,18 +192,6 @@ def overridden_keys() -> set[str]:
     if not HydraConfig.initialized():
         return set()
     return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
-
-
-def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
-    """``"auto"``: bf16-mixed on CPUs with AMX and GPUs that support bf16, else 32-true."""
-    if str(precision) != "auto":
-        return precision
-    wants_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    if wants_gpu:
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    if accelerator in ("auto", "cpu") and torch.cpu._is_amx_tile_supported():
-        return "bf16-mixed"
-    return "32-true"
 
 
 def instantiate_group(cfg: DictConfig | None, kind: str) -> list[Any]:

@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRLitModule
 from sr_lightning.lit.sr_module import to_plain
 from sr_lightning.runtime import (
@@ -32,7 +33,6 @@ from sr_lightning.runtime import (
     prepare_argv,
     read_checkpoint,
     report,
-    resolve_precision,
     user_errors,
 )
 from sr_lightning.sweep import JOB_FILE
@@ -64,6 +64,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if init:
         init_ckpt = read_checkpoint(init)
         net_cfg = {**init_ckpt["hyper_parameters"]["net"], **adopt_checkpoint_net(cfg, init_ckpt)}
+    if cfg.get("tune_allocator", True) and tune_allocator():
+        log.info("allocator: glibc malloc tuned to reuse freed memory (tune_allocator=false to keep its defaults)")
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)

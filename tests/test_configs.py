@@ -11,9 +11,10 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 from PIL import Image
 
+from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRLitModule, net_class
 from sr_lightning.nets import list_nets
-from sr_lightning.runtime import instantiate_callbacks, instantiate_loggers, resolve_precision
+from sr_lightning.runtime import instantiate_callbacks, instantiate_loggers
 from tests.conftest import _crops, write_folder
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -153,8 +154,3 @@ def test_other_entry_configs_compose(tmp_path, config_name):
     overrides = ["ckpt_path=x.ckpt", "input=a.png", "output=b.png"] if config_name == "upscale" else []
     cfg = _compose(tmp_path, config_name, overrides)
     assert cfg is not None
-
-
-def test_precision_auto():
-    assert resolve_precision("32-true") == "32-true"
-    assert resolve_precision("auto", "cpu") in ("bf16-mixed", "32-true")

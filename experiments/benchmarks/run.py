@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from sr_lightning.data import SRDataModule
+from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import create_net, list_nets
 from sr_lightning.ops.resize import imresize, weight_matrix
-from sr_lightning.runtime import resolve_precision
 from sr_lightning.zoo import net_gflops
 
 HERE = Path(__file__).resolve().parent
