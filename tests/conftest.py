@@ -20,6 +20,13 @@ def data_dir() -> Path | None:
     return Path(d) if d and Path(d).is_dir() else None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _lr_cache_in_tmp(tmp_path_factory) -> None:
+    """Entry points run by tests (and their subprocesses) cache LR images in a temporary
+    folder, not in the user's ~/.cache."""
+    os.environ["SR_CACHE_DIR"] = str(tmp_path_factory.mktemp("sr_cache"))
+
+
 @pytest.fixture(scope="session")
 def sr_data() -> Path:
     """The benchmark data folder; tests using it skip when it is absent."""

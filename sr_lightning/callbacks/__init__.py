@@ -1,5 +1,6 @@
 """Lightning callbacks."""
 
+from sr_lightning.callbacks.clock import TrainingClock
 from sr_lightning.callbacks.image_logger import SRImageLogger
 
-__all__ = ["SRImageLogger"]
+__all__ = ["SRImageLogger", "TrainingClock"]

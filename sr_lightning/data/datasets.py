@@ -41,7 +41,7 @@ class PairSet:
             self.names.append(img.name)
             self.gray.append(img.pixels.shape[-1] == 1)
             self._hr.append(x)
-            self._lr.append(lr if lr.dtype == torch.uint8 else lr.to(torch.float32))
+            self._lr.append(lr)
 
     def __len__(self) -> int:
         return len(self.names)

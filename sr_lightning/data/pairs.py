@@ -83,8 +83,8 @@ def _cache_key(x: Tensor, scale: int, degradation: Degradation) -> str:
 
 
 def make_lr(x: Tensor, scale: int, degradation: Degradation, cache_dir: str | Path | None = None) -> Tensor:
-    """:func:`downscale` of a modcropped uint8 (C, H, W) image, read from/written to
-    ``cache_dir`` when given.
+    """:func:`downscale` of a modcropped uint8 (C, H, W) image (float LR as float32), read
+    from/written to ``cache_dir`` when given.
 
     The cache key hashes the pixels, the scale and the degradation, so a change to any
     of them makes a new entry.
@@ -95,6 +95,8 @@ def make_lr(x: Tensor, scale: int, degradation: Degradation, cache_dir: str | Pa
         if path.is_file():
             return torch.load(path, weights_only=True)
     lr = downscale(x, scale, degradation)
+    if lr.is_floating_point():  # what the datasets keep; half the disk and memory of float64
+        lr = lr.to(torch.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -2,7 +2,9 @@
 
 The resize of an ``(..., H, W)`` tensor is ``Wh @ x @ Ww^T`` where ``Wh`` (out_h x H) and
 ``Ww`` (out_w x W) hold MATLAB's bicubic contributions. That makes it exact (the same
-weights MATLAB computes), batched, differentiable and device agnostic.
+weights MATLAB computes), batched, differentiable and device agnostic. The matrices are
+banded, so each is applied as a chain of small dense blocks (:func:`bands`): the cost grows
+linearly with the image side instead of quadratically.
 
 MATLAB's algorithm (``imresize.m``, ``contributions``):
 
@@ -41,9 +43,10 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     return near + far
 
 
-@lru_cache(maxsize=256)
-def weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool, border: str) -> Tensor:
-    """The (out_len, in_len) float64 matrix of MATLAB's bicubic contributions along one axis.
+@lru_cache(maxsize=1024)
+def contributions(in_len: int, out_len: int, scale: float, antialias: bool,
+                  border: str) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB's bicubic contributions along one axis.
 
     Args:
         in_len: input length along the axis.
@@ -53,7 +56,8 @@ def weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool, bord
         border: ``"clamp"`` (replicate edge pixels) or ``"symmetric"`` (mirror).
 
     Returns:
-        A float64 CPU tensor whose rows sum to 1 (cached: do not modify it in place).
+        ``(weights, indices)``, both (out_len, taps): float64 weights whose rows sum to 1 and
+        the 0-based input index of each tap (cached: do not modify them in place).
     """
     kernel_width = 4.0
     if scale < 1 and antialias:
@@ -78,10 +82,63 @@ def weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool, bord
     else:
         raise ValueError(f"imresize border={border!r} is not supported; use one of {BORDERS}")
     keep = np.any(weights != 0, axis=0)
-    weights, idx = weights[:, keep], idx[:, keep]
+    return weights[:, keep], idx[:, keep]
+
+
+def weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool, border: str) -> Tensor:
+    """The dense (out_len, in_len) float64 matrix of :func:`contributions` (rows sum to 1)."""
+    weights, idx = contributions(in_len, out_len, scale, antialias, border)
     matrix = np.zeros((out_len, in_len), dtype=np.float64)
     np.add.at(matrix, (np.repeat(np.arange(out_len), idx.shape[1]), idx.ravel()), weights.ravel())
     return torch.from_numpy(matrix)
+
+
+# Input samples per band: a block of output samples reads about this many inputs.
+_BAND_INPUTS = 64
+
+
+@lru_cache(maxsize=1024)
+def bands(in_len: int, out_len: int, scale: float, antialias: bool, border: str) -> tuple[tuple[int, Tensor], ...]:
+    """The weight matrix cut into bands: consecutive blocks of output samples, each with the
+    one window of inputs that holds all their taps.
+
+    Returns:
+        ``((start, block), ...)`` in output order: ``block`` is the float64 (rows, window)
+        part of :func:`weight_matrix` whose columns are inputs ``start .. start + window - 1``.
+        A resize is then a few small dense products instead of one (out_len, in_len) one.
+    """
+    weights, idx = contributions(in_len, out_len, scale, antialias, border)
+    rows = max(1, int(_BAND_INPUTS * scale))
+    out = []
+    for r0 in range(0, out_len, rows):
+        w, i = weights[r0:r0 + rows], idx[r0:r0 + rows]
+        start = int(i.min())
+        block = np.zeros((w.shape[0], int(i.max()) - start + 1))
+        np.add.at(block, (np.repeat(np.arange(w.shape[0]), i.shape[1]), (i - start).ravel()), w.ravel())
+        out.append((start, torch.from_numpy(block)))
+    return tuple(out)
+
+
+def _resize_axis(x: Tensor, dim: int, blocks: tuple[tuple[int, Tensor], ...]) -> Tensor:
+    """Resize ``x`` (..., H, W) along ``dim`` (-2 or -1) with :func:`bands`, in ``x``'s dtype."""
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    n_out = sum(block.shape[0] for _, block in blocks)
+    if dim == -2:  # (N, H, W): each band is (rows, window) @ (N, window, W)
+        src = x.reshape(-1, h, w)
+        out = x.new_empty((src.shape[0], n_out, w))
+    else:  # (N*H, W): each band is (N*H, window) @ (window, rows)
+        src = x.reshape(-1, w)
+        out = x.new_empty((src.shape[0], n_out))
+    r0 = 0
+    for start, block in blocks:
+        block = block.to(device=x.device, dtype=x.dtype)
+        rows, window = block.shape
+        if dim == -2:
+            out[:, r0:r0 + rows] = torch.matmul(block, src[:, start:start + window])
+        else:
+            out[:, r0:r0 + rows] = torch.matmul(src[:, start:start + window], block.T)
+        r0 += rows
+    return out.reshape(*lead, n_out, w) if dim == -2 else out.reshape(*lead, h, n_out)
 
 
 def _output_size(in_hw: tuple[int, int], scale: float | tuple[float, float] | None,
@@ -137,9 +194,9 @@ def imresize(x: Tensor, scale: float | tuple[float, float] | None = None, *,
     (out_h, out_w), (sh, sw) = _output_size(in_hw, scale, size)
     # Exact arithmetic: uint8 and float64 in float64, other floats in at least float32.
     work = torch.float64 if is_uint8 or x.dtype == torch.float64 else torch.float32
-    wh = weight_matrix(in_hw[0], out_h, sh, antialias, border).to(device=x.device, dtype=work)
-    ww = weight_matrix(in_hw[1], out_w, sw, antialias, border).to(device=x.device, dtype=work)
-    passes = [lambda t: torch.matmul(wh, t), lambda t: torch.matmul(t, ww.T)]
+    bh = bands(in_hw[0], out_h, sh, antialias, border)
+    bw = bands(in_hw[1], out_w, sw, antialias, border)
+    passes = [lambda t: _resize_axis(t, -2, bh), lambda t: _resize_axis(t, -1, bw)]
     if sw < sh:  # MATLAB: the dimension with the smaller scale first, height first on ties
         passes.reverse()
     with torch.autocast(device_type=x.device.type, enabled=False):
