@@ -19,12 +19,17 @@ TRIM_THRESHOLD = 2**30
 
 
 def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
-    """``"auto"``: bf16-mixed on CPUs with AMX and GPUs that support bf16, else 32-true."""
+    """The Lightning precision for ``precision`` (returned as is unless it is ``"auto"``).
+
+    ``"auto"``: bf16-mixed where the hardware has bf16 matrix units, so it runs about 5x
+    faster than fp32 there: CPUs with AMX (Sapphire Rapids and later) and NVIDIA GPUs of
+    compute capability 8.0 and up (Ampere, Hopper, ...). Elsewhere (older GPUs emulate bf16;
+    CPUs without AMX convert it in software) 32-true.
+    """
     if str(precision) != "auto":
         return precision
-    wants_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    if wants_gpu:
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.get_device_capability()[0] >= 8 else "32-true"
     if accelerator in ("auto", "cpu") and torch.cpu._is_amx_tile_supported():
         return "bf16-mixed"
     return "32-true"

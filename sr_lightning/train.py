@@ -92,7 +92,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                     "gflops_per_megapixel": round(net_gflops(module.net), 3), "git_commit": git_commit()}
         for logger in trainer.loggers:
             logger.log_hyperparams(run_info)
-    log.info("training %s x%d on %s, precision %s", module.net.name, module.scale, cfg.data.train_dir, precision)
+    log.info("training %s x%d on %s, precision %s", module.net.name, module.scale,
+             ", ".join(map(str, getattr(datamodule, "train_dirs", [cfg.data.train_dir]))), precision)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from sr_lightning.hardware import resolve_precision
 
@@ -41,7 +42,23 @@ def test_tuned_allocator_reuses_freed_memory_instead_of_faulting_it_in_again():
     assert tuned < 100
 
 
-def test_precision_auto_is_a_lightning_precision():
+def test_an_explicit_precision_is_kept():
     assert resolve_precision("32-true") == "32-true"
-    assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
-    assert resolve_precision("auto", "cpu") in ("bf16-mixed", "32-true")
+    assert resolve_precision("16-mixed", "gpu") == "16-mixed"
+
+
+@pytest.mark.parametrize(("amx", "expected"), [(True, "bf16-mixed"), (False, "32-true")])
+def test_auto_on_cpu_takes_bf16_only_with_amx(monkeypatch, amx, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("auto", "cpu") == expected
+
+
+@pytest.mark.parametrize(("capability", "expected"), [((7, 0), "32-true"), ((7, 5), "32-true"),
+                                                      ((8, 0), "bf16-mixed"), ((9, 0), "bf16-mixed")])
+def test_auto_on_gpu_takes_bf16_from_ampere_on(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    assert resolve_precision("auto", "gpu") == expected
+    assert resolve_precision("auto") == expected

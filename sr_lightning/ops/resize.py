@@ -97,7 +97,7 @@ def weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool, bord
 _BAND_INPUTS = 64
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)  # about 1 MB per entry for a 2K image side
 def bands(in_len: int, out_len: int, scale: float, antialias: bool, border: str) -> tuple[tuple[int, Tensor], ...]:
     """The weight matrix cut into bands: consecutive blocks of output samples, each with the
     one window of inputs that holds all their taps.
