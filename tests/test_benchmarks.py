@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
 
-from tests.conftest import run_module
+from tests.conftest import ROOT, run_module
 from tests.test_configs import fake_data_dir
 
 
@@ -97,3 +99,22 @@ def test_vdsr_291_experiment_trains_multi_scale_with_adjustable_clipping(tmp_pat
     assert lrs == {0.1}  # the step schedule divides it only after 20 epochs
     m = json.loads((run / "metrics.json").read_text())
     assert m["Set5"]["num_images"] == 2
+
+
+def test_fast_x3_end_to_end_gives_a_learning_curve_against_training_time(tmp_path):
+    """experiment=fast_x3 shrunk to a few steps on the real layout; curve.py reads the run back."""
+    data = fake_data_dir(tmp_path / "data")
+    run = tmp_path / "run"
+    run_module("sr_lightning.train", "experiment=fast_x3", f"paths.data_dir={data}", "model.num_blocks=1",
+               "model.num_features=8", "data.patch_size=8", "data.batch_size=2", "data.steps_per_epoch=3",
+               "trainer.max_steps=6", "trainer.check_val_every_n_epoch=1", "callbacks.progress_bar=null",
+               "data.test_sets=[Set5]", f"hydra.run.dir={run}")
+    out = subprocess.run([sys.executable, str(ROOT / "experiments/time_to_quality/curve.py"), str(run)],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    steps = [int(r[1]) for r in rows if r[1].strip().isdigit()]
+    assert steps == [3, 6]
+    minutes = [float(r[0]) for r in rows[:2]]
+    assert 0 <= minutes[0] <= minutes[1] < 2
+    assert "| Set5 |" in out
+

@@ -118,6 +118,11 @@ def test_experiment_configs(tmp_path, option):
         assert cfg.optimizer.lr == 0.1 and cfg.optimizer.momentum == 0.9 and cfg.adjustable_clip == 0.01
         assert cfg.scheduler.step_size == 20 and cfg.scheduler.gamma == 0.1 and cfg.trainer.max_epochs == 80
         assert len(dm.train_dirs) == 2 and cfg.trainer.gradient_clip_val is None
+    if option == "fast_x3":  # the 15-minute budget: an LR-space network on Y at x3, a hard time limit
+        assert dm.scale == 3 and dm.channels == 1 and len(dm.train_dirs) == 2
+        assert module.net.name == "edsr" and cfg.trainer.max_time == "00:00:15:00"
+        assert cfg.scheduler.total_steps == cfg.trainer.max_steps
+        assert "clock" in cfg.callbacks
 
 
 @pytest.mark.parametrize("option", options("trainer"))

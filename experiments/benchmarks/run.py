@@ -237,7 +237,7 @@ TUNED = {"roof", "defaults", "compiled", "data", "lr_cache", "tiled"}  # run wit
 
 def measure(kind: str, steps: int, *args: str) -> object:
     """Run one measurement in a fresh process and return its result."""
-    cmd = [sys.executable, __file__, "--measure", kind, "--steps", str(steps), *args]
+    cmd = [sys.executable, __file__, "--steps", str(steps), "--measure", kind, *args]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"measurement {kind} {args} failed:\n{out.stderr[-3000:]}")
