@@ -227,6 +227,7 @@ MEASURES: dict[str, Callable[..., object]] = {
     "plain": lambda steps, name: plain_step(name, steps),
     "defaults": lambda steps, name: project_step(name, steps),
     "compiled": lambda steps, name: project_step(name, steps, compile_net=True),
+    "untuned": lambda steps, name: project_step(name, steps),  # not in TUNED: glibc's default allocator
     "data": lambda steps: data_batches_per_second(5 * steps),
     "imresize": lambda steps: imresize_speed(steps),
     "lr_cache": lambda steps: lr_cache_speed(),
@@ -274,6 +275,8 @@ def markdown(results: dict) -> str:
         for name, ms in results["compiled"].items():
             md.append(f"| {name} | {by_net[name]['defaults ms']:.1f} | {ms:.1f} | "
                       f"{by_net[name]['plain ms'] / ms:.2f}x |")
+        md += ["", "Without the allocator tuning (`tune_allocator=false`, glibc's defaults): " + ", ".join(
+            f"{name} {ms:.1f} ms" for name, ms in results["defaults, tune_allocator=false"].items()) + "."]
     consumed = 1e3 / next(r["defaults ms"] for r in results["train step"] if r["net"] == "vdsr") \
         if any(r["net"] == "vdsr" for r in results["train step"]) else float("nan")
     md += ["", "## Data", "",
@@ -306,7 +309,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--nets", default=",".join(n for n in list_nets() if n != "bicubic"))
-    parser.add_argument("--compile-nets", default="vdsr", help="networks also timed with compile=true ('' for none)")
+    parser.add_argument("--compile-nets", default="vdsr",
+                        help="networks also timed with compile=true and with tune_allocator=false ('' for none)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
     args = parser.parse_args()
     if args.measure:
@@ -333,6 +337,8 @@ def main() -> None:
     results["train step"] = rows
     results["compiled"] = {name: measure("compiled", args.steps, name) * 1e3
                            for name in filter(None, args.compile_nets.split(","))}
+    results["defaults, tune_allocator=false"] = {name: measure("untuned", args.steps, name) * 1e3
+                                                 for name in filter(None, args.compile_nets.split(","))}
     results["data batches/s"] = measure("data", args.steps)
     results["imresize"] = measure("imresize", args.steps)
     results["LR cache ms/image"] = measure("lr_cache", args.steps)
