@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,9 +100,10 @@ def make_lr(x: Tensor, scale: int, degradation: Degradation, cache_dir: str | Pa
         lr = lr.to(torch.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(lr, tmp)
-        tmp.replace(path)
+        # A name of its own per writer: DDP ranks and data workers may make the same entry at once.
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem, suffix=".tmp", delete=False) as f:
+            torch.save(lr, f)
+        Path(f.name).replace(path)
     return lr
 
 

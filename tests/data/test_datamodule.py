@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,6 +118,24 @@ def test_disk_cache_is_keyed_by_image_scale_and_degradation(tmp_path, tiny_data)
     hr2[0, 0, 0] ^= 1
     make_lr(hr2, 2, Degradation(), cache)
     assert len(list(cache.glob("*.pt"))) == 5
+
+
+def test_two_writers_of_the_same_cache_entry_do_not_collide(tmp_path, tiny_data, monkeypatch):
+    """DDP ranks (and data workers) build the same entries at once on a cold cache: here a
+    second writer makes the entry between the first one's write and its rename."""
+    hr = _hr_rgb(tiny_data, 60, 60)
+    real_replace, other_writer_done = Path.replace, []
+
+    def replace(self, target):
+        if not other_writer_done:
+            other_writer_done.append(True)
+            make_lr(hr, 2, Degradation(), tmp_path)  # the other writer, start to finish
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    lr = make_lr(hr, 2, Degradation(), tmp_path)
+    assert other_writer_done and lr.shape == (3, 30, 30)
+    assert len(list(tmp_path.glob("*.pt"))) == 1 and not list(tmp_path.glob("*.tmp"))
 
 
 def test_sample_source_needs_no_files():
