@@ -84,14 +84,21 @@ def test_a_grayscale_test_image_is_its_own_y(sr_data, tmp_path):
 
 # -- training like the papers ---------------------------------------------------------------
 
-def test_vdsr_291_experiment_trains_multi_scale_with_adjustable_clipping(tmp_path):
-    """experiment=vdsr_291 end to end on a tiny folder of the real layout (T91 + BSD200)."""
+def _run_experiment(tmp_path, experiment: str, *overrides: str):
+    """Train ``experiment`` on a tiny folder of the real layout (T91 + BSD200, Set5), validating
+    every epoch; returns the run folder."""
     data = fake_data_dir(tmp_path / "data")
     run = tmp_path / "run"
-    run_module("sr_lightning.train", "experiment=vdsr_291", f"paths.data_dir={data}", "model.num_layers=4",
-               "model.num_features=8", "data.batch_size=2", "data.steps_per_epoch=6", "trainer.max_epochs=2",
-               "trainer.check_val_every_n_epoch=1", "trainer.log_every_n_steps=1", "callbacks.progress_bar=null",
-               "data.test_sets=[Set5]", f"hydra.run.dir={run}")
+    run_module("sr_lightning.train", f"experiment={experiment}", f"paths.data_dir={data}", "data.batch_size=2",
+               "trainer.check_val_every_n_epoch=1", "callbacks.progress_bar=null", "data.test_sets=[Set5]",
+               f"hydra.run.dir={run}", *overrides)
+    return run
+
+
+def test_vdsr_291_experiment_trains_multi_scale_with_adjustable_clipping(tmp_path):
+    """experiment=vdsr_291 end to end on a tiny folder of the real layout (T91 + BSD200)."""
+    run = _run_experiment(tmp_path, "vdsr_291", "model.num_layers=4", "model.num_features=8",
+                          "data.steps_per_epoch=6", "trainer.max_epochs=2", "trainer.log_every_n_steps=1")
     rows = list(csv.DictReader(open(run / "csv/metrics.csv")))
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     assert len(losses) == 12 and all(loss == loss for loss in losses)
@@ -103,12 +110,8 @@ def test_vdsr_291_experiment_trains_multi_scale_with_adjustable_clipping(tmp_pat
 
 def test_fast_x3_end_to_end_gives_a_learning_curve_against_training_time(tmp_path):
     """experiment=fast_x3 shrunk to a few steps on the real layout; curve.py reads the run back."""
-    data = fake_data_dir(tmp_path / "data")
-    run = tmp_path / "run"
-    run_module("sr_lightning.train", "experiment=fast_x3", f"paths.data_dir={data}", "model.num_blocks=1",
-               "model.num_features=8", "data.patch_size=8", "data.batch_size=2", "data.steps_per_epoch=3",
-               "trainer.max_steps=6", "trainer.check_val_every_n_epoch=1", "callbacks.progress_bar=null",
-               "data.test_sets=[Set5]", f"hydra.run.dir={run}")
+    run = _run_experiment(tmp_path, "fast_x3", "model.num_blocks=1", "model.num_features=8", "data.patch_size=8",
+                          "data.steps_per_epoch=3", "trainer.max_steps=6")
     out = subprocess.run([sys.executable, str(ROOT / "experiments/time_to_quality/curve.py"), str(run)],
                          capture_output=True, text=True, check=True).stdout
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
