@@ -88,8 +88,14 @@ def contributions(in_len: int, out_len: int, scale: float, antialias: bool,
 def weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool, border: str) -> Tensor:
     """The dense (out_len, in_len) float64 matrix of :func:`contributions` (rows sum to 1)."""
     weights, idx = contributions(in_len, out_len, scale, antialias, border)
-    matrix = np.zeros((out_len, in_len), dtype=np.float64)
-    np.add.at(matrix, (np.repeat(np.arange(out_len), idx.shape[1]), idx.ravel()), weights.ravel())
+    return _dense(weights, idx, in_len)
+
+
+def _dense(weights: np.ndarray, idx: np.ndarray, columns: int) -> Tensor:
+    """The (rows, columns) float64 matrix with ``weights[r, k]`` added at ``(r, idx[r, k])``
+    (clamped/mirrored taps may repeat an index)."""
+    matrix = np.zeros((weights.shape[0], columns), dtype=np.float64)
+    np.add.at(matrix, (np.repeat(np.arange(weights.shape[0]), idx.shape[1]), idx.ravel()), weights.ravel())
     return torch.from_numpy(matrix)
 
 
@@ -113,9 +119,7 @@ def bands(in_len: int, out_len: int, scale: float, antialias: bool, border: str)
     for r0 in range(0, out_len, rows):
         w, i = weights[r0:r0 + rows], idx[r0:r0 + rows]
         start = int(i.min())
-        block = np.zeros((w.shape[0], int(i.max()) - start + 1))
-        np.add.at(block, (np.repeat(np.arange(w.shape[0]), i.shape[1]), (i - start).ravel()), w.ravel())
-        out.append((start, torch.from_numpy(block)))
+        out.append((start, _dense(w, i - start, int(i.max()) - start + 1)))
     return tuple(out)
 
 
