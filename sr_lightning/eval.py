@@ -16,19 +16,11 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from sr_lightning.checkpoint import adopt_checkpoint_net, config_trusted_nets, read_checkpoint
 from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRLitModule
 from sr_lightning.published import find_published, read_published, variants
-from sr_lightning.runtime import (
-    adopt_checkpoint_net,
-    instantiate_loggers,
-    load_module,
-    overridden_keys,
-    prepare_argv,
-    read_checkpoint,
-    report,
-    user_errors,
-)
+from sr_lightning.runtime import instantiate_loggers, overridden_keys, prepare_argv, report, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +28,13 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Run the test sets; returns ``(metrics.json content, objects)``."""
     if cfg.ckpt_path:
-        ckpt = read_checkpoint(cfg.ckpt_path)
-        module = load_module(ckpt, net_overrides=adopt_checkpoint_net(cfg, ckpt), evaluation=cfg.evaluation,
-                             channels_last=cfg.channels_last)
+        # The checkpoint's network (checked against the registry) and weights; the evaluation
+        # protocol is this command's; no loss/optimizer/scheduler is built.
+        trusted = config_trusted_nets(cfg)
+        ckpt = read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted)
+        module = SRLitModule.load_from_checkpoint(
+            ckpt, net_overrides=adopt_checkpoint_net(cfg, ckpt, overridden_keys(), trusted), trusted_nets=trusted,
+            evaluation=cfg.evaluation, channels_last=cfg.channels_last)
     else:
         module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation, channels_last=cfg.channels_last)
         if any(p.requires_grad for p in module.parameters()):

@@ -1,5 +1,5 @@
-"""What the entry points share: callbacks/loggers from config,
-checkpoint loading with clear errors, the results table and metrics.json."""
+"""What the entry points share: one-line user errors, argv quirks and plugin checks,
+callbacks/loggers from config, the results table and metrics.json."""
 
 from __future__ import annotations
 
@@ -19,12 +19,11 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from sr_lightning.lit import GAN_PARTS, SRLitModule, net_class
-from sr_lightning.safe_load import load_tensors
+from sr_lightning.nets import net_class
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +112,12 @@ def missing_plugins(argv: list[str]) -> list[str]:
 
 def prepare_argv(argv: list[str]) -> list[str]:
     """The entry points' command line before Hydra sees it: numeric choices quoted
-    (``data=291``), and a one-line error (exit 2) for a choice whose plugin is missing."""
+    (``data=291``), and a one-line error (exit 2) for a choice whose plugin is missing or
+    for Hydra's ``--experimental-rerun`` (which unpickles a file)."""
     problems = missing_plugins(argv)
+    if any(a.split("=", 1)[0] == "--experimental-rerun" for a in argv):
+        problems.append("--experimental-rerun unpickles the file it is given, and sr_lightning never unpickles a "
+                        "file; rerun a job with the overrides listed in <run folder>/.hydra/overrides.yaml")
     if problems:
         print("error: " + "; ".join(problems), file=sys.stderr)
         sys.exit(2)
@@ -214,104 +217,6 @@ def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:
 def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
     """Loggers from the ``logger`` config group."""
     return instantiate_group(cfg, "logger")
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load an sr_lightning checkpoint's dict (weights only: nothing is unpickled).
-
-    Raises:
-        FileNotFoundError: the path does not exist.
-        ValueError: the file is not an sr_lightning checkpoint.
-    """
-    path = Path(path).expanduser()
-    ckpt = load_tensors(path, "ckpt_path", "a .ckpt written by sr_lightning.train or sr_lightning.convert "
-                                           "(e.g. logs/train/runs/<date>/checkpoints/last.ckpt)")
-    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hparams, dict) or "net" not in hparams or "state_dict" not in ckpt:
-        raise ValueError(f"ckpt_path='{path}' is a file torch can read but not an sr_lightning checkpoint "
-                         f"(no network config in its hyper_parameters)")
-    return ckpt
-
-
-def is_resumable(ckpt: Mapping[str, Any]) -> bool:
-    """True for a checkpoint with training state (optimizer, loops) that ``trainer.fit`` can
-    resume; False for weights only (e.g. written by ``sr_lightning.convert``)."""
-    return "optimizer_states" in ckpt and "loops" in ckpt
-
-
-def rescale_overrides(ckpt: Mapping[str, Any], scale: int, key: str) -> dict[str, Any]:
-    """Network overrides to run a checkpoint at ``scale`` (``key`` names the option in errors).
-
-    Allowed for scale-agnostic networks, within the scales the checkpoint records it was
-    trained for (e.g. the released VDSR: x2, x3, x4).
-    """
-    net_cfg = ckpt["hyper_parameters"]["net"]
-    net_cls, ckpt_scale = net_class(net_cfg), int(net_cfg["scale"])
-    trained = ckpt.get("sr_lightning", {}).get("trained_scales")
-    if trained and scale not in trained:
-        raise ValueError(f"{key}={scale}: this checkpoint was trained for {', '.join(f'x{t}' for t in trained)} "
-                         f"only; use one of them")
-    if scale == ckpt_scale:
-        return {}
-    if not net_cls.scale_agnostic:
-        raise ValueError(f"{key}={scale} is not supported by this {net_cls.name} checkpoint: its weights are for "
-                         f"x{ckpt_scale} only (drop {key} or use {key}={ckpt_scale})")
-    net_cls.check_scale(scale)
-    return {"scale": int(scale)}
-
-
-def adopt_checkpoint_net(cfg: DictConfig, ckpt: Mapping[str, Any]) -> dict[str, Any]:
-    """Make ``cfg.data`` fit a checkpoint's network; returns the network overrides.
-
-    The checkpoint's scale and channels are adopted unless ``data.scale`` /
-    ``data.channels`` were given on the command line: another scale is allowed for
-    scale-agnostic networks within the scales the checkpoint was trained for (when it
-    records them); other channels never. The degradation it was trained with (when it
-    records it) is adopted unless ``data/degradation`` or ``data.degradation.*`` was given.
-    """
-    net_cfg = ckpt["hyper_parameters"]["net"]
-    given = overridden_keys()
-    ckpt_scale, ckpt_channels = int(net_cfg["scale"]), int(net_cfg["in_channels"])
-    overrides = rescale_overrides(ckpt, int(cfg.data.scale), "data.scale") if "data.scale" in given else {}
-    if "data.channels" in given and int(cfg.data.channels) != ckpt_channels:
-        raise ValueError(f"data.channels={cfg.data.channels} does not match the checkpoint's network "
-                         f"({ckpt_channels} channel(s)); drop data.channels")
-    degradation = ckpt.get("sr_lightning", {}).get("degradation")
-    with open_dict(cfg):
-        cfg.data.scale = overrides.get("scale", ckpt_scale)
-        cfg.data.channels = ckpt_channels
-        if degradation and not any(k.startswith(("data.degradation", "data/degradation")) for k in given):
-            cfg.data.degradation = degradation
-    return overrides
-
-
-def load_module(ckpt: str | Path | Mapping[str, Any], *, net_overrides: Mapping[str, Any] | None = None,
-                evaluation: Mapping[str, Any] | None = None, channels_last: bool | None = None) -> SRLitModule:
-    """Rebuild an ``SRLitModule`` from a checkpoint (a path, or a dict from :func:`read_checkpoint`),
-    optionally changing network kwargs (e.g. the scale of a pre-upsampling network), the
-    evaluation protocol and the memory format."""
-    if not isinstance(ckpt, Mapping):
-        ckpt = read_checkpoint(ckpt)
-    hp = ckpt["hyper_parameters"]
-    net = {**hp["net"], **(net_overrides or {})}
-    module = SRLitModule(net=net, loss=hp.get("loss"), optimizer=hp.get("optimizer"), scheduler=hp.get("scheduler"),
-                         evaluation=evaluation if evaluation is not None else hp.get("evaluation"),
-                         channels_last=hp.get("channels_last", False) if channels_last is None else channels_last,
-                         adjustable_clip=hp.get("adjustable_clip"))
-    load_weights(module, ckpt["state_dict"])
-    return module
-
-
-def load_weights(module: SRLitModule, state_dict: Mapping[str, Any]) -> None:
-    """Load a checkpoint's weights into ``module``; the GAN-only parts (discriminator,
-    perceptual network) may be absent on either side (a GAN checkpoint evaluated as a
-    plain network, or a PSNR-trained generator starting a GAN run). Anything else must match.
-    """
-    result = module.load_state_dict(dict(state_dict), strict=False)
-    bad = [k for k in (*result.missing_keys, *result.unexpected_keys) if not k.startswith(GAN_PARTS)]
-    if bad:
-        raise ValueError(f"the checkpoint's weights do not fit this network ({len(bad)} key(s) differ, e.g. "
-                         f"{', '.join(bad[:3])}); was it written for another architecture?")
 
 
 def results_table(results: Mapping[str, Mapping[str, float]], title: str) -> Table:

@@ -18,20 +18,25 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from sr_lightning.checkpoint import (
+    adopt_checkpoint_net,
+    config_trusted_nets,
+    is_resumable,
+    load_weights,
+    net_config,
+    read_checkpoint,
+)
 from sr_lightning.hardware import resolve_precision, tune_allocator
 from sr_lightning.lit import SRLitModule
 from sr_lightning.lit.sr_module import to_plain
 from sr_lightning.runtime import (
-    adopt_checkpoint_net,
     check_wandb,
     close_loggers,
     git_commit,
     instantiate_callbacks,
     instantiate_loggers,
-    is_resumable,
-    load_weights,
+    overridden_keys,
     prepare_argv,
-    read_checkpoint,
     report,
     user_errors,
 )
@@ -57,13 +62,19 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if resume and init:
         raise ValueError("ckpt_path (resume a run) and init_from (start a new run from weights) are both set; "
                          "keep one")
-    if resume and not is_resumable(read_checkpoint(resume)):  # fail now, with a clear message
-        log.info("ckpt_path=%s holds weights only (no training state): starting a new run from them", resume)
-        resume, init = None, resume
+    # A checkpoint is data: its network is checked against the registry (and the networks this
+    # config names); its loss/optimizer/scheduler are never used (this run's config supplies them).
+    trusted = config_trusted_nets(cfg)
     net_cfg, init_ckpt = cfg.model, None
-    if init:
-        init_ckpt = read_checkpoint(init)
-        net_cfg = {**init_ckpt["hyper_parameters"]["net"], **adopt_checkpoint_net(cfg, init_ckpt)}
+    if resume:
+        resume_ckpt = read_checkpoint(resume, "ckpt_path", trusted)  # fail now, with a clear message
+        if not is_resumable(resume_ckpt):
+            log.info("ckpt_path=%s holds weights only (no training state): starting a new run from them", resume)
+            resume, init, init_ckpt = None, resume, resume_ckpt
+    elif init:
+        init_ckpt = read_checkpoint(init, "init_from", trusted)
+    if init_ckpt is not None:
+        net_cfg = net_config(init_ckpt, adopt_checkpoint_net(cfg, init_ckpt, overridden_keys(), trusted))
     if cfg.get("tune_allocator", True) and tune_allocator():
         log.info("allocator: glibc malloc tuned to reuse freed memory (tune_allocator=false to keep its defaults)")
     L.seed_everything(cfg.seed, workers=True)
@@ -95,7 +106,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     log.info("training %s x%d on %s, precision %s", module.net.name, module.scale,
              ", ".join(map(str, getattr(datamodule, "train_dirs", [cfg.data.train_dir]))), precision)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.test:
@@ -103,7 +114,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 log.warning("test_ckpt=best but no best checkpoint was saved; testing the final weights")
             use_best = cfg.test_ckpt == "best" and bool(best)
             tested = f"tested: {best}" if use_best else f"tested: the final weights (step {trainer.global_step})"
-            trainer.test(module, datamodule=datamodule, ckpt_path=best if use_best else None, verbose=False)
+            trainer.test(module, datamodule=datamodule, ckpt_path=best if use_best else None, verbose=False,
+                         weights_only=True)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
             lines = [tested, f"checkpoints: {Path(best).parent}" if best else "checkpoints: none saved",
                      f"logs: {output_dir}"]

@@ -17,10 +17,11 @@ import torch
 from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint, rescale_overrides
 from sr_lightning.data.io import list_images, read_image, write_image
 from sr_lightning.lit import SRLitModule
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
-from sr_lightning.runtime import load_module, read_checkpoint, rescale_overrides, user_errors
+from sr_lightning.runtime import user_errors
 from sr_lightning.tiling import tiled_forward
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,11 @@ def upscale(cfg: DictConfig) -> list[Path]:
     src, dst = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     if not src.exists():
         raise FileNotFoundError(f"input='{src}' does not exist; give an image file or a folder of images")
-    ckpt = read_checkpoint(cfg.ckpt_path)
-    overrides = rescale_overrides(ckpt, int(cfg.scale), "scale") if cfg.get("scale") is not None else {}
-    module = load_module(ckpt, net_overrides=overrides).to(_device(cfg.device)).eval()
+    trusted = config_trusted_nets(cfg)
+    ckpt = read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted)
+    overrides = rescale_overrides(ckpt, int(cfg.scale), "scale", trusted) if cfg.get("scale") is not None else {}
+    module = SRLitModule.load_from_checkpoint(ckpt, _device(cfg.device), net_overrides=overrides,
+                                              trusted_nets=trusted).eval()
     if src.is_dir():
         files = list_images(src)
         if not files:

@@ -36,6 +36,18 @@ def sr_data() -> Path:
     return d
 
 
+class TouchOnUnpickle:
+    """Unpickling this creates the file ``path``: a harmless stand-in for a malicious pickle
+    (``torch.save(TouchOnUnpickle(marker), f)``; loading ``f`` with ``weights_only=False``
+    creates ``marker``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
 def run_module(module: str, *args: str, cwd: Path | None = None, check: bool = True,
                timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args...`` the way a user does; returns the finished process."""

@@ -12,8 +12,8 @@ from omegaconf import open_dict
 from PIL import Image
 
 from sr_lightning.hardware import resolve_precision
-from sr_lightning.lit import SRLitModule, net_class
-from sr_lightning.nets import list_nets
+from sr_lightning.lit import SRLitModule
+from sr_lightning.nets import list_nets, net_class
 from sr_lightning.runtime import instantiate_callbacks, instantiate_loggers
 from tests.conftest import _crops, write_folder
 

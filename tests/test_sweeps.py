@@ -108,6 +108,15 @@ def test_search_space_keys_must_exist(tiny_data, tmp_path):
     assert not (tmp_path / "sweep").exists()
 
 
+def test_a_sampler_that_unpickles_its_storage_is_refused(tmp_path):
+    """CmaEsSampler keeps pickled state in the study storage: a storage file is data only."""
+    proc = run_module("sr_lightning.train", "-m", "hparams_search=vdsr_optuna", "hydra/sweeper/sampler=cmaes",
+                      f"hydra.sweep.dir={tmp_path / 'sweep'}", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "hydra/sweeper/sampler=CmaEsSampler keeps its state pickled in the study storage" in proc.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_launchers(tiny_data, tmp_path, launcher):
     sweep = tmp_path / "sweep"

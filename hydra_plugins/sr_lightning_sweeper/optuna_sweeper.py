@@ -7,7 +7,9 @@
   job folders continue the numbering instead of overwriting trial 0, 1, ...
 * the storage's folder is created (SQLite does not create it);
 * every key of the search space must exist in the config (or be a config group), checked
-  before any trial runs, with the keys that do exist named in the error.
+  before any trial runs, with the keys that do exist named in the error;
+* a study storage is read as data only: a sampler that keeps pickled state in the storage
+  and unpickles it every trial (Optuna's CmaEsSampler) is refused with a storage.
 
 A failing trial is recorded as failed and the study goes on (``max_failure_rate: 1.0``).
 """
@@ -53,12 +55,27 @@ def check_search_space(params: dict[str, Any] | None, config: DictConfig) -> Non
         raise ValueError(f"hydra.sweeper.params names keys that are not in the config: {detail}")
 
 
+# Samplers that store pickled state in the study's storage and unpickle it on every trial.
+PICKLING_SAMPLERS = ("optuna.samplers.CmaEsSampler",)
+
+
+def check_sampler(sweeper: Any) -> None:
+    """Raise a ValueError if the sampler would unpickle what the study storage holds."""
+    target = str((sweeper.get("sampler") or {}).get("_target_", ""))
+    if sweeper.get("storage") and target in PICKLING_SAMPLERS:
+        raise ValueError(f"hydra/sweeper/sampler={target.rsplit('.', 1)[-1]} keeps its state pickled in the study "
+                         f"storage and unpickles it on every trial, so a storage file could run code; sr_lightning "
+                         f"reads a study storage as data only: use hydra/sweeper/sampler=tpe (or random, grid, "
+                         f"nsgaii), or hydra.sweeper.storage=null")
+
+
 class ResumableOptunaSweeper(OptunaSweeper):
     """hydra-optuna-sweeper's OptunaSweeper; see the module docstring for what differs."""
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         try:
             check_search_space(OmegaConf.to_container(config.hydra.sweeper.params or {}), config)
+            check_sampler(config.hydra.sweeper)
         except ValueError as err:  # one line, as every other bad option
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)

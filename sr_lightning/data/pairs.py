@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from torch import Tensor
 
 from sr_lightning.ops.color import rgb_to_y
 from sr_lightning.ops.resize import BORDERS, imresize
+
+log = logging.getLogger(__name__)
 
 SOURCES: tuple[str, ...] = ("y", "rgb_uint8", "rgb_float")
 
@@ -83,18 +86,36 @@ def _cache_key(x: Tensor, scale: int, degradation: Degradation) -> str:
     return h.hexdigest()[:32]
 
 
+def _read_cached(path: Path, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor | None:
+    """A cache entry as data (``weights_only``: nothing is unpickled), or None (with a warning)
+    when it is unreadable or not the tensor this image makes, so it is made again."""
+    try:
+        lr = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a damaged or foreign file
+        log.warning("LR cache entry %s is unreadable (%s); making it again", path, type(err).__name__)
+        return None
+    if not isinstance(lr, Tensor) or tuple(lr.shape) != shape or lr.dtype != dtype:
+        log.warning("LR cache entry %s is not a %s %s tensor; making it again", path, dtype, shape)
+        return None
+    return lr
+
+
 def make_lr(x: Tensor, scale: int, degradation: Degradation, cache_dir: str | Path | None = None) -> Tensor:
     """:func:`downscale` of a modcropped uint8 (C, H, W) image (float LR as float32), read
     from/written to ``cache_dir`` when given.
 
     The cache key hashes the pixels, the scale and the degradation, so a change to any
-    of them makes a new entry.
+    of them makes a new entry. Entries are read as data (``weights_only``) and checked;
+    a damaged or foreign one is made again and replaced.
     """
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"{_cache_key(x, scale, degradation)}.pt"
         if path.is_file():
-            return torch.load(path, weights_only=True)
+            cached = _read_cached(path, (x.shape[0], x.shape[1] // scale, x.shape[2] // scale),
+                                  torch.uint8 if degradation.source == "rgb_uint8" else torch.float32)
+            if cached is not None:
+                return cached
     lr = downscale(x, scale, degradation)
     if lr.is_floating_point():  # what the datasets keep; half the disk and memory of float64
         lr = lr.to(torch.float32)

@@ -73,9 +73,10 @@ class PerceptualLoss(nn.Module):
         state = load_tensors(path, "perceptual.weights", "a VGG19 features state dict (.pth), or null")
         if not isinstance(state, dict):
             raise ValueError(f"perceptual.weights='{path}' holds a {type(state).__name__}, not a state dict")
-        state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
+        state = {k.removeprefix("features."): v for k, v in state.items()
+                 if isinstance(k, str) and not k.startswith("classifier.")}
         own = self.features.state_dict()
-        missing = [k for k in own if k not in state or state[k].shape != own[k].shape]
+        missing = [k for k in own if not isinstance(state.get(k), torch.Tensor) or state[k].shape != own[k].shape]
         if missing:
             raise ValueError(f"perceptual.weights='{path}' does not hold VGG19 features: {missing[:4]} missing or of "
                              f"another shape")

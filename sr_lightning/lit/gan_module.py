@@ -20,8 +20,6 @@ from torch import Tensor
 
 from sr_lightning.lit.sr_module import SRLitModule, to_plain
 
-GAN_PARTS = ("discriminator.", "perceptual.")  # state-dict prefixes that only the GAN module has
-
 
 class SRGANModule(SRLitModule):
     """Generator ``net`` vs a discriminator; generator loss =

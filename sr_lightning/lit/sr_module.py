@@ -2,23 +2,26 @@
 
 Everything it is built from is a plain config dict (the network, the loss, the optimizer
 and scheduler as partials, the evaluation protocol), saved as hyperparameters, so
-``SRLitModule.load_from_checkpoint(path)`` rebuilds it with no Hydra config around.
+``SRLitModule.load_from_checkpoint(path)`` rebuilds it with no Hydra config around, from
+the checkpoint's data only (:mod:`sr_lightning.checkpoint`: nothing the file names is run).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
+from sr_lightning.checkpoint import check_checkpoint, load_weights, module_arguments, net_config, read_checkpoint
 from sr_lightning.metrics import GMSD, PSNR, SSIM, quantize
-from sr_lightning.nets import SRNet, get_net_class
+from sr_lightning.nets import build_net
 from sr_lightning.ops.resize import BORDERS, imresize
 
 DEFAULT_EVALUATION: dict[str, Any] = {"crop_border": None, "y_channel": True, "quantize": True,
@@ -49,27 +52,6 @@ def to_plain(cfg: Any) -> Any:
     if OmegaConf.is_config(cfg):
         return OmegaConf.to_container(cfg, resolve=True)
     return copy.deepcopy(cfg)
-
-
-def net_class(cfg: Mapping[str, Any]) -> type[SRNet]:
-    """The network class a config names: ``{"_target_": "pkg.Class"}`` or ``{"name": "vdsr"}``."""
-    if "_target_" in cfg:
-        try:
-            cls = get_class(cfg["_target_"])
-        except Exception as err:
-            raise ValueError(f"model._target_={cfg['_target_']!r} cannot be imported ({err})") from None
-        if not (isinstance(cls, type) and issubclass(cls, SRNet)):
-            raise TypeError(f"model._target_={cfg['_target_']!r} is not an sr_lightning network (SRNet subclass)")
-        return cls
-    if "name" in cfg:
-        return get_net_class(cfg["name"])
-    raise ValueError("a network config needs `_target_` (a class path) or `name` (a registered network)")
-
-
-def build_net(cfg: Mapping[str, Any]) -> SRNet:
-    """Instantiate a network from ``{"_target_": ..., **kwargs}`` or ``{"name": ..., **kwargs}``."""
-    kwargs = {k: v for k, v in to_plain(cfg).items() if k not in ("_target_", "name")}
-    return net_class(cfg)(**kwargs)
 
 
 class _EvalMetrics(nn.Module):
@@ -164,6 +146,47 @@ class SRLitModule(L.LightningModule):
         self.test_results: dict[str, dict[str, float]] = {}
         # Saved in checkpoints under "sr_lightning" (e.g. the data's degradation, which eval adopts).
         self.checkpoint_meta: dict[str, Any] = {}
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path | Mapping[str, Any],
+        map_location: str | torch.device | None = None,
+        *,
+        net_overrides: Mapping[str, Any] | None = None,
+        trusted_nets: Collection[str] = (),
+        **kwargs: Any,
+    ) -> SRLitModule:
+        """Rebuild a module from a checkpoint without running anything the file names.
+
+        The network, evaluation protocol, ``channels_last`` and ``adjustable_clip`` come from
+        the checkpoint (checked as data: :func:`sr_lightning.checkpoint.check_checkpoint`);
+        the loss, optimizer and scheduler it records are never built. To train further, pass
+        your own (``loss={"_target_": "torch.nn.L1Loss"}``, ``optimizer=...``); an
+        :class:`SRGANModule` needs ``discriminator=...`` likewise.
+
+        Args:
+            checkpoint_path: a ``.ckpt`` file, or a dict read by
+                :func:`sr_lightning.checkpoint.read_checkpoint`.
+            map_location: the device to put the module on (default: CPU).
+            net_overrides: network kwargs to change (e.g. the scale of a scale-agnostic network).
+            trusted_nets: ``_target_`` paths of your own (unregistered) networks the file may name.
+            kwargs: constructor arguments that replace the checkpoint's (``evaluation``,
+                ``channels_last``, ``loss``, ...).
+
+        Raises:
+            FileNotFoundError, ValueError: the file is missing, unreadable, or holds
+                something it will not use (the message names the key).
+        """
+        if isinstance(checkpoint_path, Mapping):
+            ckpt = checkpoint_path
+            check_checkpoint(ckpt, trusted_nets=trusted_nets)
+        else:
+            ckpt = read_checkpoint(checkpoint_path, trusted_nets=trusted_nets)
+        args = {**module_arguments(ckpt), "net": net_config(ckpt, net_overrides), **kwargs}
+        module = cls(**args)
+        load_weights(module, ckpt["state_dict"])
+        return module.to(map_location) if map_location is not None else module
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["sr_lightning"] = {**checkpoint.get("sr_lightning", {}), **self.checkpoint_meta}

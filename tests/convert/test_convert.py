@@ -15,8 +15,7 @@ from scipy.ndimage import correlate
 from sr_lightning.convert import convert
 from sr_lightning.convert.__main__ import main as convert_main
 from sr_lightning.lit import SRLitModule
-from sr_lightning.runtime import load_module
-from tests.conftest import run_module, tiny_args, write_folder
+from tests.conftest import TouchOnUnpickle, run_module, tiny_args, write_folder
 
 
 def _random_srcnn_mat(path, f=(9, 1, 5), n=(8, 4), seed=0):
@@ -46,7 +45,7 @@ def _srcnn_reference(mat, x, f):
 def test_srcnn_mat_layout_matches_the_authors_code(tmp_path, kernels):
     mat = _random_srcnn_mat(tmp_path / "x2.mat", f=kernels)
     convert("srcnn-mat", tmp_path / "x2.mat", tmp_path / "m.ckpt")
-    module = load_module(tmp_path / "m.ckpt")
+    module = SRLitModule.load_from_checkpoint(tmp_path / "m.ckpt")
     assert module.net.body[0].kernel_size == (kernels[0],) * 2 and module.scale == 2
     x = np.random.default_rng(1).random((23, 19))
     with torch.no_grad():
@@ -66,7 +65,7 @@ def test_vdsr_mat_layout_is_matconvnet(tmp_path):
         biases[0, i] = rng.normal(0, 0.1, (cout, 1))
     sio.savemat(tmp_path / "vdsr.mat", {"model": {"weight": weights, "bias": biases}})
     convert("vdsr-mat", tmp_path / "vdsr.mat", tmp_path / "v.ckpt", scale=3)
-    module = load_module(tmp_path / "v.ckpt")
+    module = SRLitModule.load_from_checkpoint(tmp_path / "v.ckpt")
     x = np.random.default_rng(1).random((11, 13))
     ref = [x]
     for i, (cin, cout) in enumerate(layers):  # MatConvNet vl_nnconv with pad 1
@@ -153,6 +152,9 @@ def test_bad_files_and_options(tmp_path, capsys):
     (tmp_path / "notes.mat").write_text("not a mat file")
     err = _convert_error(capsys, "--format", "srcnn-mat", str(tmp_path / "notes.mat"), str(tmp_path / "o.ckpt"))
     assert "notes.mat' is not a readable MATLAB .mat file" in err
+    torch.save(TouchOnUnpickle(tmp_path / "marker"), tmp_path / "pickled_x2.mat")  # a pickle is never run
+    err = _convert_error(capsys, "--format", "srcnn-mat", str(tmp_path / "pickled_x2.mat"), str(tmp_path / "o.ckpt"))
+    assert "pickled_x2.mat' is not a readable MATLAB .mat file" in err and not (tmp_path / "marker").exists()
     err = _convert_error(capsys, "--format", "vdsr-mat", "--scale", "2", str(tmp_path / "x3.mat"),
                          str(tmp_path / "o.ckpt"))
     assert "is not a VDSR MatConvNet model: found biases_conv1 (8, 1)" in err and "expected a struct `model`" in err

@@ -11,7 +11,7 @@ from PIL import Image
 from sr_lightning.data import Degradation, ImageReadError, SRDataModule, read_image
 from sr_lightning.data.pairs import make_lr
 from sr_lightning.ops import imresize, rgb_to_y
-from tests.conftest import write_folder
+from tests.conftest import TouchOnUnpickle, write_folder
 
 
 def _dm(tiny, **kw):
@@ -118,6 +118,20 @@ def test_disk_cache_is_keyed_by_image_scale_and_degradation(tmp_path, tiny_data)
     hr2[0, 0, 0] ^= 1
     make_lr(hr2, 2, Degradation(), cache)
     assert len(list(cache.glob("*.pt"))) == 5
+
+
+def test_a_foreign_cache_entry_is_made_again_never_unpickled(tmp_path, tiny_data):
+    """Cache entries are read as data: a pickle planted under an entry's name runs nothing,
+    and an entry of the wrong shape is not used; both are replaced by the right LR."""
+    hr = _hr_rgb(tiny_data, 60, 60)
+    cache, marker = tmp_path / "cache", tmp_path / "marker"
+    want = make_lr(hr, 2, Degradation(), cache)
+    (entry,) = cache.glob("*.pt")
+    for planted in (TouchOnUnpickle(marker), torch.zeros(1, 7, 7)):
+        torch.save(planted, entry)
+        torch.testing.assert_close(make_lr(hr, 2, Degradation(), cache), want)
+        torch.testing.assert_close(torch.load(entry, weights_only=True), want)
+    assert not marker.exists()
 
 
 def test_two_writers_of_the_same_cache_entry_do_not_collide(tmp_path, tiny_data, monkeypatch):

@@ -10,7 +10,7 @@ import torch
 
 from sr_lightning.gan import PerceptualLoss, SRGANDiscriminator
 from sr_lightning.lit import SRGANModule, SRLitModule
-from tests.conftest import run_module
+from tests.conftest import TouchOnUnpickle, run_module
 
 
 @pytest.mark.parametrize("size", [24, 96, 50])
@@ -36,6 +36,10 @@ def test_perceptual_loss_reads_its_weights_from_a_file(tmp_path):
         PerceptualLoss(layer="relu9_9")
     with pytest.raises(FileNotFoundError, match="perceptual.weights='.*none.pth' does not exist"):
         PerceptualLoss(weights=str(tmp_path / "none.pth"))
+    torch.save({"features.0.weight": TouchOnUnpickle(tmp_path / "marker")}, tmp_path / "pickled.pth")
+    with pytest.raises(ValueError, match="pickled.pth' is not a readable checkpoint"):
+        PerceptualLoss(weights=str(tmp_path / "pickled.pth"))
+    assert not (tmp_path / "marker").exists()
     torch.save({"other.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="does not hold VGG19 features"):
         PerceptualLoss(layer="relu1_1", weights=str(tmp_path / "other.pth"))

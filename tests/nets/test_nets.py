@@ -103,8 +103,6 @@ def test_module_state_round_trip(name, tmp_path):
     m = SRLitModule(net=net_cfg, loss={"_target_": "torch.nn.L1Loss"})
     path = tmp_path / "m.ckpt"
     torch.save({"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams)}, path)
-    from sr_lightning.runtime import load_module
-
-    m2 = load_module(path).eval()
+    m2 = SRLitModule.load_from_checkpoint(path).eval()
     x = torch.rand(1, 1, 9, 11)
     torch.testing.assert_close(m2(x), m.eval()(x))
