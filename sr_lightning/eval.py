@@ -16,6 +16,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from sr_lightning.callbacks import ProgressLog
 from sr_lightning.checkpoint import adopt_checkpoint_net, config_trusted_nets, read_checkpoint
 from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRLitModule
@@ -43,8 +44,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
+    progress = ProgressLog(**cfg.get("progress", {}))
     trainer: L.Trainer = instantiate(cfg.trainer, devices=1, logger=instantiate_loggers(cfg.get("logger")) or False,
-                                     callbacks=[], precision=precision, enable_checkpointing=False)
+                                     callbacks=[progress], precision=precision, enable_checkpointing=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     results = module.test_results
     lines = _add_published(results, cfg, module.net.name, module.scale)

@@ -1,0 +1,50 @@
+"""Progress as plain lines when stdout is not a terminal: training, eval and upscale of folders."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sr_lightning.callbacks import PlainProgress, ProgressLog
+from tests.conftest import run_module, tiny_args, write_folder
+
+
+def test_plain_progress_lines(caplog):
+    caplog.set_level("INFO")
+    p = PlainProgress("step", 3000, every_s=0, unit="steps", done=100)
+    line = p.update(400, {"train/loss": 0.02134, "val/psnr": 33.1043})
+    assert re.fullmatch(r"step 400/3000 \(13%\) \| train/loss 0\.02134 \| val/psnr 33\.1 \| [\d.e+]+ steps/s \| "
+                        r"\S+ left", line), line
+    assert line in caplog.text
+    assert "done in" in p.update(3000, final=True)
+    throttled = PlainProgress("image", 5, every_s=3600, unit="images")
+    assert throttled.update(1) is None and throttled.update(2) is None  # within the interval: nothing
+    assert throttled.update(5, final=True).startswith("image 5/5 (100%)")
+    assert PlainProgress("step", None, 0, "steps").update(7).startswith("step 7 | ")
+
+
+def test_bad_settings_name_the_option():
+    with pytest.raises(ValueError, match="progress when='sometimes' is not one of"):
+        ProgressLog(when="sometimes")
+    with pytest.raises(ValueError, match="progress every_s=-1 must be >= 0"):
+        ProgressLog(every_s=-1)
+
+
+def test_entry_points_log_progress_lines_into_a_pipe(tiny_data, tmp_path):
+    """stdout is a pipe here, as in `make train | tee log`: the lines are in it."""
+    run = tmp_path / "run"
+    out = run_module("sr_lightning.train", *tiny_args(tiny_data, run, "model=srcnn", "callbacks.progress_log.every_s=0",
+                                                       "test=false")).stdout
+    steps = re.findall(r"step (\d+)/8 \(\d+%\) \| train/loss [\d.e-]+ .*steps/s", out)
+    assert [int(s) for s in steps] == list(range(1, 9)) + [8], out[-2000:]  # every step, then the final line
+    assert re.search(r"step 8/8 \(100%\) .*\| val/psnr [\d.]+ \|.*done in", out)
+    ckpt = run / "checkpoints/last.ckpt"
+    out = run_module("sr_lightning.eval", f"ckpt_path={ckpt}", "data=folder", "data.train_dir=null",
+                     f"+data.test_dirs.tiny={tiny_data['test']}", "progress.every_s=0",
+                     f"hydra.run.dir={tmp_path / 'ev'}").stdout
+    assert "test batch 2/2 (100%)" in out
+    src = write_folder(tmp_path / "in", 2, (16, 16))
+    out = run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src}", f"output={tmp_path / 'up'}",
+                     "progress.every_s=0").stdout
+    assert "image 1/2 (50%)" in out and "image 2/2 (100%)" in out
