@@ -12,7 +12,7 @@ from PIL import Image
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import list_nets
 from sr_lightning.ops import imresize, rgb_to_ycbcr
-from tests.conftest import run_module, tiny_args, write_folder
+from tests.conftest import run_entry, run_module, tiny_args, write_folder
 
 
 def _metrics(run_dir):
@@ -34,9 +34,9 @@ SHALLOWER = {"edsr": ["model.num_blocks=4"]}
 
 @pytest.mark.parametrize("name", [n for n in list_nets() if n != "bicubic"])
 def test_train_each_network(tiny_data, tmp_path, name):
-    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, f"model={name}", "trainer.max_steps=12",
-                                                 "data.steps_per_epoch=12", "optimizer.lr=3e-4",
-                                                 *SHALLOWER.get(name, [])))
+    run_entry("sr_lightning.train", *tiny_args(tiny_data, tmp_path, f"model={name}", "trainer.max_steps=12",
+                                                "data.steps_per_epoch=12", "optimizer.lr=3e-4",
+                                                *SHALLOWER.get(name, [])))
     _check_metrics(_metrics(tmp_path), min_psnr=5)  # 12 steps: LR-space networks are far from converged
     assert (tmp_path / "checkpoints/last.ckpt").is_file()
     losses = [float(r["train/loss"]) for r in _csv_rows(tmp_path) if r.get("train/loss")]
@@ -64,8 +64,8 @@ def test_trained_run_leaves_checkpoints_and_metrics(trained_srcnn):
 def test_resume_from_last_checkpoint(tiny_data, trained_srcnn, tmp_path):
     last = trained_srcnn / "checkpoints/last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 8
-    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", f"ckpt_path={last}",
-                                                 "trainer.max_steps=12"))
+    run_entry("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", f"ckpt_path={last}",
+                                                "trainer.max_steps=12"))
     assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 12
     steps = [int(r["step"]) for r in _csv_rows(tmp_path) if r.get("train/loss")]
     assert min(steps) >= 8  # continued, not restarted
@@ -73,8 +73,8 @@ def test_resume_from_last_checkpoint(tiny_data, trained_srcnn, tmp_path):
 
 def test_last_checkpoint_is_the_latest_state_even_without_a_new_best(tiny_data, tmp_path):
     """With lr 0 val/psnr never improves after the first validation; last.ckpt must still be the final step."""
-    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "optimizer.lr=0",
-                                                 "scheduler=none", "trainer.max_steps=12", "test=false"))
+    run_entry("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "optimizer.lr=0",
+                                                "scheduler=none", "trainer.max_steps=12", "test=false"))
     ckpts = tmp_path / "checkpoints"
     assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 12
     best = list(ckpts.glob("best-*.ckpt"))
@@ -98,8 +98,8 @@ def test_test_ckpt_best_tests_the_best_checkpoint(tiny_data, tmp_path):
                                                         "trainer.max_steps=12"))
     best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
     assert f"tested: {best}" in proc.stdout
-    run_module("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
-               f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path / 'ev'}")
+    run_entry("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
+              f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path / 'ev'}")
     assert _metrics(run_dir)["tiny"]["psnr"] == pytest.approx(_metrics(tmp_path / "ev")["tiny"]["psnr"], abs=1e-4)
     proc = run_module("sr_lightning.train", "test_ckpt=median", f"hydra.run.dir={tmp_path / 'bad'}", check=False)
     assert proc.returncode == 2 and "test_ckpt='median' is not one of ('last', 'best')" in proc.stderr
@@ -111,8 +111,8 @@ def test_upscale_rgb_image_with_a_y_network(trained_srcnn, tmp_path):
     Image.open(src / "img02.png").convert("RGBA").save(src / "alpha.png")
     Image.open(src / "img02.png").convert("P").save(src / "palette.png")
     ckpt = trained_srcnn / "checkpoints/last.ckpt"
-    run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src / 'img00.png'}",
-               f"output={tmp_path / 'out.png'}")
+    run_entry("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src / 'img00.png'}",
+              f"output={tmp_path / 'out.png'}")
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (60, 82, 3)
     # The standard way: Y through the network, Cb/Cr by MATLAB bicubic, back to RGB.
@@ -126,7 +126,7 @@ def test_upscale_rgb_image_with_a_y_network(trained_srcnn, tmp_path):
     diff = (out_ycc - expected).abs()[0].permute(1, 2, 0).numpy()[unclipped] * 255
     assert diff.max() < 1.5  # uint8 rounding of R, G, B only
     # a folder of mixed modes
-    run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src}", f"output={tmp_path / 'outdir'}")
+    run_entry("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src}", f"output={tmp_path / 'outdir'}")
     outs = {p.name: Image.open(p) for p in (tmp_path / "outdir").iterdir()}
     assert set(outs) == {"img00.png", "img01.png", "img02.png", "gray.png", "alpha.png", "palette.png"}
     assert outs["gray.png"].mode == "L" and outs["gray.png"].size == (82, 60)
@@ -261,8 +261,8 @@ def test_eval_of_a_trainable_model_without_checkpoint(tmp_path):
 
 def test_eval_at_a_scale_the_checkpoint_cannot_do(tiny_data, tmp_path):
     run_dir = tmp_path / "unet"
-    run_module("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=unet", "trainer.max_steps=2",
-                                                 "model.num_features=8", "test=false"))
+    run_entry("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=unet", "trainer.max_steps=2",
+                                                "model.num_features=8", "test=false"))
     proc = run_module("sr_lightning.eval", f"ckpt_path={run_dir / 'checkpoints/last.ckpt'}", "data.scale=3",
                       f"hydra.run.dir={tmp_path / 'ev'}", check=False)
     assert proc.returncode == 2 and "data.scale=3 is not supported by this unet checkpoint" in proc.stderr
@@ -294,11 +294,11 @@ def test_lightning_load_from_checkpoint_needs_no_hydra(trained_srcnn):
 def test_eval_adopts_the_checkpoints_data_pipeline(tiny_data, tmp_path):
     """An RGB network trained on the benchmark-LR pipeline evaluates with it, without being told."""
     run_dir = tmp_path / "edsr"
-    run_module("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=edsr", "model.num_features=8",
-                                                 "model.num_blocks=1", "data.channels=3",
-                                                 "data/degradation=benchmark_lr", "trainer.max_steps=3"))
+    run_entry("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=edsr", "model.num_features=8",
+                                                "model.num_blocks=1", "data.channels=3",
+                                                "data/degradation=benchmark_lr", "trainer.max_steps=3"))
     ckpt = run_dir / "checkpoints/last.ckpt"
     assert torch.load(ckpt, weights_only=True)["sr_lightning"]["degradation"]["source"] == "rgb_uint8"
-    run_module("sr_lightning.eval", f"ckpt_path={ckpt}", "data=folder", "data.train_dir=null",
-               f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path / 'ev'}")
+    run_entry("sr_lightning.eval", f"ckpt_path={ckpt}", "data=folder", "data.train_dir=null",
+              f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path / 'ev'}")
     assert _metrics(tmp_path / "ev")["tiny"]["psnr"] == pytest.approx(_metrics(run_dir)["tiny"]["psnr"], abs=1e-4)

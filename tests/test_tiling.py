@@ -10,7 +10,7 @@ from PIL import Image
 from sr_lightning.metrics import quantize
 from sr_lightning.nets import create_net, list_nets
 from sr_lightning.tiling import tiled_forward
-from tests.conftest import _crops, run_module
+from tests.conftest import _crops, run_entry
 
 
 @pytest.mark.parametrize("name", [n for n in list_nets() if n != "unet"])
@@ -37,7 +37,7 @@ def test_upscale_tiles_large_images(trained_srcnn, tmp_path):
     Image.fromarray(_crops(1, (90, 100), seed=6)[0]).save(tmp_path / "big.png")
     ckpt = trained_srcnn / "checkpoints/last.ckpt"
     for tile, out in (("null", "one.png"), ("32", "tiled.png")):
-        run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={tmp_path / 'big.png'}",
-                   f"output={tmp_path / out}", f"tile={tile}", "tile_overlap=16")
+        run_entry("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={tmp_path / 'big.png'}",
+                  f"output={tmp_path / out}", f"tile={tile}", "tile_overlap=16")
     one, tiled = (np.asarray(Image.open(tmp_path / f)) for f in ("one.png", "tiled.png"))
     assert one.shape == (180, 200, 3) and np.array_equal(one, tiled)

@@ -15,7 +15,7 @@ from scipy.ndimage import correlate
 from sr_lightning.convert import convert
 from sr_lightning.convert.__main__ import main as convert_main
 from sr_lightning.lit import SRLitModule
-from tests.conftest import TouchOnUnpickle, run_module, tiny_args, write_folder
+from tests.conftest import TouchOnUnpickle, run_entry, run_module, tiny_args, write_folder
 
 
 def _random_srcnn_mat(path, f=(9, 1, 5), n=(8, 4), seed=0):
@@ -79,15 +79,15 @@ def test_vdsr_mat_layout_is_matconvnet(tmp_path):
     ckpt = torch.load(tmp_path / "v.ckpt", weights_only=True)
     assert ckpt["sr_lightning"]["trained_scales"] == [2, 3, 4] and module.scale == 3
     src = write_folder(tmp_path / "in", 1, (10, 12))
-    run_module("sr_lightning.upscale", f"ckpt_path={tmp_path / 'v.ckpt'}", "scale=4", f"input={src / 'img00.png'}",
-               f"output={tmp_path / 'up4.png'}")  # one model, any trained scale
+    run_entry("sr_lightning.upscale", f"ckpt_path={tmp_path / 'v.ckpt'}", "scale=4", f"input={src / 'img00.png'}",
+              f"output={tmp_path / 'up4.png'}")  # one model, any trained scale
     assert np.asarray(Image.open(tmp_path / "up4.png")).shape == (40, 48, 3)
 
 
 # -- reproduction (fast subset of experiments/paper_tables) -------------------------------
 
 def _eval(tmp_path, name, *args):
-    run_module("sr_lightning.eval", *args, f"hydra.run.dir={tmp_path / name}", timeout=600)
+    run_entry("sr_lightning.eval", *args, f"hydra.run.dir={tmp_path / name}")
     return json.loads((tmp_path / name / "metrics.json").read_text())
 
 
@@ -122,8 +122,8 @@ def test_imported_checkpoint_evaluates_upscales_and_fine_tunes(tmp_path, tiny_da
               f"data.test_sets=[{tiny_data['test']}]")["test"]
     assert m["num_images"] == 2 and np.isfinite(m["psnr"])
     src = write_folder(tmp_path / "in", 1, (20, 24))
-    run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src / 'img00.png'}",
-               f"output={tmp_path / 'up.png'}")
+    run_entry("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src / 'img00.png'}",
+              f"output={tmp_path / 'up.png'}")
     assert np.asarray(Image.open(tmp_path / "up.png")).shape == (40, 48, 3)
     proc = run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", "scale=3", f"input={src / 'img00.png'}",
                       f"output={tmp_path / 'up3.png'}", check=False)

@@ -10,7 +10,7 @@ import torch
 
 from sr_lightning.gan import PerceptualLoss, SRGANDiscriminator
 from sr_lightning.lit import SRGANModule, SRLitModule
-from tests.conftest import TouchOnUnpickle, run_module
+from tests.conftest import TouchOnUnpickle, run_entry
 
 
 @pytest.mark.parametrize("size", [24, 96, 50])
@@ -59,13 +59,12 @@ def test_srgan_x4_runs_end_to_end_and_its_generator_evaluates(tmp_path):
     small = ["model.num_blocks=2", "model.num_features=16", "data.batch_size=2", "data.steps_per_epoch=3",
              "trainer.check_val_every_n_epoch=1", "trainer.log_every_n_steps=1", "callbacks.progress_bar=null"]
     psnr_run = tmp_path / "psnr"
-    run_module("sr_lightning.train", "model=srresnet", "data.scale=4", "data.channels=3",
-               "data/degradation=benchmark_lr", "trainer.max_steps=2", "test=false", *small,
-               f"hydra.run.dir={psnr_run}", timeout=600)
+    run_entry("sr_lightning.train", "model=srresnet", "data.scale=4", "data.channels=3",
+              "data/degradation=benchmark_lr", "trainer.max_steps=2", "test=false", *small,
+              f"hydra.run.dir={psnr_run}")
     gan_run = tmp_path / "gan"
-    run_module("sr_lightning.train", "experiment=srgan_x4", f"init_from={psnr_run / 'checkpoints/last.ckpt'}",
-               "trainer.max_steps=6", "module.discriminator.num_features=8", *small, f"hydra.run.dir={gan_run}",
-               timeout=600)
+    run_entry("sr_lightning.train", "experiment=srgan_x4", f"init_from={psnr_run / 'checkpoints/last.ckpt'}",
+              "trainer.max_steps=6", "module.discriminator.num_features=8", *small, f"hydra.run.dir={gan_run}")
     rows = (gan_run / "csv/metrics.csv").read_text()
     for key in ("train/loss_d", "train/adversarial", "train/content", "val/gmsd", "val/psnr"):
         assert key in rows.splitlines()[0], key
@@ -74,7 +73,7 @@ def test_srgan_x4_runs_end_to_end_and_its_generator_evaluates(tmp_path):
     ckpt = torch.load(gan_run / "checkpoints/last.ckpt", weights_only=True)
     assert any(k.startswith("discriminator.") for k in ckpt["state_dict"])
     # The generator of a GAN checkpoint evaluates like any network.
-    run_module("sr_lightning.eval", f"ckpt_path={gan_run / 'checkpoints/last.ckpt'}",
-               f"hydra.run.dir={tmp_path / 'ev'}")
+    run_entry("sr_lightning.eval", f"ckpt_path={gan_run / 'checkpoints/last.ckpt'}",
+              f"hydra.run.dir={tmp_path / 'ev'}")
     ev = json.loads((tmp_path / "ev/metrics.json").read_text())["sample"]
     assert ev["psnr"] == pytest.approx(m["psnr"], abs=1e-4)
