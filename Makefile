@@ -7,6 +7,9 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 # Arguments passed to `python -m sr_lightning.train` (make train ARGS="model=srcnn").
 ARGS ?=
+# Minutes of training `make train` fits its steps to on this machine (budget_minutes); the
+# steps chosen are printed. ARGS="trainer.max_steps=N" pins them instead.
+BUDGET ?= 7
 PYTEST_ARGS ?=
 # The benchmark data (../shared/data here); tests that need it skip when it is unset.
 SR_DATA_DIR ?= $(shell test -d ../shared/data && cd ../shared/data && pwd)
@@ -30,8 +33,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	@touch $@
 
-train: install ## Train with the defaults on the bundled sample images (ARGS="..." to override)
-	$(BIN)/python -m sr_lightning.train $(ARGS)
+train: install ## Train with the defaults on the bundled sample images, fitted to $(BUDGET) minutes (ARGS="..." to override)
+	$(BIN)/python -m sr_lightning.train budget_minutes=$(BUDGET) $(ARGS)
 
 test: install ## Run the test suite (without tests marked slow)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

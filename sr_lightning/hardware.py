@@ -1,12 +1,15 @@
 """Speed settings that depend on the machine: the mixed precision it runs fast, and the
-C allocator's behaviour for training loops."""
+C allocator's behaviour for training loops; and how the machine is named in logs."""
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import platform
 import sys
+from functools import cache
+from pathlib import Path
 
 import torch
 
@@ -18,19 +21,58 @@ MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 2**30
 
 
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) under which its AMX kernels still run.
+_AMX_ISAS = ("", "ALL", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16")
+
+
+def amx_usable() -> bool:
+    """True when the CPU has AMX and oneDNN may use it: ``ONEDNN_MAX_CPU_ISA=AVX2`` (how a
+    commodity CPU is emulated) switches AMX off although cpuid still reports it."""
+    return bool(torch.cpu._is_amx_tile_supported()) and os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _AMX_ISAS
+
+
+@cache
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_cpu() -> str:
+    """``AMD EPYC 7B13, AVX2`` or ``Intel(R) Xeon(R) ..., AVX512+AMX``: the model and the
+    instruction set torch's kernels use (following ``ATEN_CPU_CAPABILITY`` and
+    ``ONEDNN_MAX_CPU_ISA`` when they restrict it)."""
+    return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()}{'+AMX' if amx_usable() else ''}"
+
+
+@cache
+def _warn_emulated_bf16() -> None:
+    log.warning("precision=bf16-mixed: bf16 is emulated on this CPU (%s, no AMX): about 10x slower than fp32 "
+                "(VDSR training step); precision=auto picks 32-true here", describe_cpu())
+
+
 def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
     """The Lightning precision for ``precision`` (returned as is unless it is ``"auto"``).
 
     ``"auto"``: bf16-mixed where the hardware has bf16 matrix units, so it runs about 5x
     faster than fp32 there: CPUs with AMX (Sapphire Rapids and later) and NVIDIA GPUs of
     compute capability 8.0 and up (Ampere, Hopper, ...). Elsewhere (older GPUs emulate bf16;
-    CPUs without AMX convert it in software) 32-true.
+    CPUs without AMX, or with AMX switched off by ``ONEDNN_MAX_CPU_ISA``, convert it in
+    software) 32-true.
     """
     if str(precision) != "auto":
+        cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+        if str(precision).startswith("bf16") and cpu and not amx_usable():
+            _warn_emulated_bf16()
         return precision
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.get_device_capability()[0] >= 8 else "32-true"
-    if accelerator in ("auto", "cpu") and torch.cpu._is_amx_tile_supported():
+    if accelerator in ("auto", "cpu") and amx_usable():
         return "bf16-mixed"
     return "32-true"
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sr_lightning.budget import check_budget, plan, seconds_per_step
 from sr_lightning.checkpoint import (
     adopt_checkpoint_net,
     config_trusted_nets,
@@ -77,6 +81,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         net_cfg = net_config(init_ckpt, adopt_checkpoint_net(cfg, init_ckpt, overridden_keys(), trusted))
     if cfg.get("tune_allocator", True) and tune_allocator():
         log.info("allocator: glibc malloc tuned to reuse freed memory (tune_allocator=false to keep its defaults)")
+    check_max_time(cfg.trainer.get("max_time"))
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
+    if cfg.get("budget_minutes") is not None:
+        fit_to_budget(cfg, net_cfg, precision)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
@@ -95,7 +103,6 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     check_wandb(cfg.get("logger"))
     loggers = instantiate_loggers(cfg.get("logger"))
-    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
     if trainer.loggers:
         run_info = {"cfg": OmegaConf.to_container(cfg, resolve=True),
@@ -126,6 +133,48 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     close_loggers(trainer.loggers, failed=False)
     metrics["test"] = module.test_results
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer, "output_dir": output_dir}
+
+
+MAX_TIME_FORMS = "'DD:HH:MM:SS' (e.g. '00:00:10:00'), or a mapping such as {minutes: 10} (days/hours/minutes/seconds)"
+
+
+def check_max_time(max_time: Any) -> None:
+    """Fail early, with the forms Lightning accepts, on a ``trainer.max_time`` it would reject."""
+    if max_time is None:
+        return
+    if isinstance(max_time, str):
+        ok = re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time.strip()) is not None
+    elif isinstance(max_time, Mapping):
+        ok = bool(max_time) and set(max_time) <= {"days", "hours", "minutes", "seconds"} and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in max_time.values())
+    else:
+        ok = False
+    if not ok:
+        raise ValueError(f"trainer.max_time={max_time!r} is not a form Lightning takes: use {MAX_TIME_FORMS}")
+
+
+def fit_to_budget(cfg: DictConfig, net_cfg: Any, precision: str | int) -> None:
+    """``budget_minutes``: time a few training steps here and set ``cfg.trainer.max_steps`` (at
+    most its configured value) to what fits, unless ``trainer.max_steps`` was given on the
+    command line (then the steps are pinned)."""
+    minutes = check_budget(cfg.budget_minutes)
+    if "trainer.max_steps" in overridden_keys():
+        log.info("budget_minutes=%g: trainer.max_steps=%d given, so no calibration", minutes, cfg.trainer.max_steps)
+        return
+    if int(cfg.trainer.max_steps) <= 0:
+        raise ValueError("budget_minutes needs trainer.max_steps > 0 as its cap (it sets the steps that fit)")
+    if (cfg.get("module") or {}).get("_target_", "sr_lightning.lit.SRLitModule") != "sr_lightning.lit.SRLitModule":
+        raise ValueError(f"budget_minutes times SRLitModule steps; for module._target_={cfg.module._target_} set "
+                         f"trainer.max_steps (and budget_minutes=null)")
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    device = torch.device("cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.seed)
+    probe = SRLitModule(net=net_cfg, loss=cfg.loss, channels_last=cfg.channels_last)
+    step_s = seconds_per_step(probe, cfg.optimizer, cfg.data, precision, cfg.trainer.get("gradient_clip_val"), device)
+    steps, line = plan(minutes, step_s, int(cfg.trainer.max_steps), precision)
+    log.info(line)
+    with open_dict(cfg):
+        cfg.trainer.max_steps = steps
 
 
 def write_job_summary(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path) -> None:

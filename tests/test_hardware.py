@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from sr_lightning.hardware import resolve_precision
+from sr_lightning.hardware import _warn_emulated_bf16, cpu_model, describe_cpu, resolve_precision
 
 # Twelve training steps of a small conv net (4 MiB activations); prints the minor page
 # faults of the last eight (the heap has grown by then).
@@ -53,6 +53,35 @@ def test_auto_on_cpu_takes_bf16_only_with_amx(monkeypatch, amx, expected):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     assert resolve_precision("auto") == expected
     assert resolve_precision("auto", "cpu") == expected
+
+
+def test_an_isa_limit_switches_amx_off(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 (the commodity-CPU emulation) disables oneDNN's AMX kernels
+    although cpuid still reports AMX: precision auto follows the emulated ISA."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    for isa, expected in [("AVX2", "32-true"), ("avx512_core", "32-true"), ("AVX512_CORE_AMX", "bf16-mixed"),
+                          ("", "bf16-mixed")]:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+        assert resolve_precision("auto") == expected, isa
+    assert describe_cpu().endswith("+AMX")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert describe_cpu().startswith(cpu_model()) and not describe_cpu().endswith("+AMX")
+
+
+def test_forced_bf16_on_a_cpu_that_emulates_it_warns_once(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    _warn_emulated_bf16.cache_clear()
+    for _ in range(2):
+        assert resolve_precision("bf16-mixed") == "bf16-mixed"  # the user's choice is kept
+    warnings = [r for r in caplog.records if "bf16 is emulated on this CPU" in r.getMessage()]
+    assert len(warnings) == 1 and "about 10x slower than fp32" in warnings[0].getMessage()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    _warn_emulated_bf16.cache_clear()
+    caplog.clear()
+    resolve_precision("bf16-mixed")
+    assert not caplog.records
 
 
 @pytest.mark.parametrize(("capability", "expected"), [((7, 0), "32-true"), ((7, 5), "32-true"),

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from sr_lightning.callbacks import PlainProgress, ProgressLog
-from tests.conftest import run_module, tiny_args, write_folder
+from tests.conftest import run_entry, run_module, tiny_args, write_folder
 
 
 def test_plain_progress_lines(caplog):
@@ -31,8 +31,9 @@ def test_bad_settings_name_the_option():
         ProgressLog(every_s=-1)
 
 
-def test_entry_points_log_progress_lines_into_a_pipe(tiny_data, tmp_path):
-    """stdout is a pipe here, as in `make train | tee log`: the lines are in it."""
+def test_entry_points_log_progress_lines_into_a_pipe(tiny_data, tmp_path, caplog):
+    """stdout is a pipe here, as in `make train | tee log`: the lines are in it (training as a
+    subprocess; eval and upscale in-process, where stdout is pytest's capture, not a terminal)."""
     run = tmp_path / "run"
     out = run_module("sr_lightning.train", *tiny_args(tiny_data, run, "model=srcnn", "callbacks.progress_log.every_s=0",
                                                        "test=false")).stdout
@@ -40,11 +41,11 @@ def test_entry_points_log_progress_lines_into_a_pipe(tiny_data, tmp_path):
     assert [int(s) for s in steps] == list(range(1, 9)) + [8], out[-2000:]  # every step, then the final line
     assert re.search(r"step 8/8 \(100%\) .*\| val/psnr [\d.]+ \|.*done in", out)
     ckpt = run / "checkpoints/last.ckpt"
-    out = run_module("sr_lightning.eval", f"ckpt_path={ckpt}", "data=folder", "data.train_dir=null",
-                     f"+data.test_dirs.tiny={tiny_data['test']}", "progress.every_s=0",
-                     f"hydra.run.dir={tmp_path / 'ev'}").stdout
-    assert "test batch 2/2 (100%)" in out
+    caplog.set_level("INFO")
+    run_entry("sr_lightning.eval", f"ckpt_path={ckpt}", "data=folder", "data.train_dir=null",
+              f"+data.test_dirs.tiny={tiny_data['test']}", "progress.every_s=0", f"hydra.run.dir={tmp_path / 'ev'}")
+    assert "test batch 2/2 (100%)" in caplog.text
     src = write_folder(tmp_path / "in", 2, (16, 16))
-    out = run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src}", f"output={tmp_path / 'up'}",
-                     "progress.every_s=0").stdout
-    assert "image 1/2 (50%)" in out and "image 2/2 (100%)" in out
+    run_entry("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src}", f"output={tmp_path / 'up'}",
+              "progress.every_s=0")
+    assert "image 1/2 (50%)" in caplog.text and "image 2/2 (100%)" in caplog.text
