@@ -10,6 +10,10 @@ ARGS ?=
 # Minutes of training `make train` fits its steps to on this machine (budget_minutes); the
 # steps chosen are printed. ARGS="trainer.max_steps=N" pins them instead.
 BUDGET ?= 7
+# The network `make train` uses, chosen for this machine (`python -m sr_lightning.hardware
+# quickstart` prints which and why): VDSR where bf16 units make it fast, else edsr_quick.
+# MODEL_ARGS= keeps the config's network.
+MODEL_ARGS ?= $$($(BIN)/python -m sr_lightning.hardware quickstart)
 PYTEST_ARGS ?=
 # The benchmark data (../shared/data here); tests that need it skip when it is unset.
 SR_DATA_DIR ?= $(shell test -d ../shared/data && cd ../shared/data && pwd)
@@ -34,7 +38,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 train: install ## Train with the defaults on the bundled sample images, fitted to $(BUDGET) minutes (ARGS="..." to override)
-	$(BIN)/python -m sr_lightning.train budget_minutes=$(BUDGET) $(ARGS)
+	$(BIN)/python -m sr_lightning.train budget_minutes=$(BUDGET) $(MODEL_ARGS) $(ARGS)
 
 test: install ## Run the test suite (without tests marked slow)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

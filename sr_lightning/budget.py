@@ -8,17 +8,15 @@ the command line pins them exactly (no calibration).
 
 from __future__ import annotations
 
-import logging
+import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 
 from sr_lightning.hardware import describe_cpu
-
-log = logging.getLogger(__name__)
 
 # Of the budget, the share the timed steps may fill: the rest is Lightning's own work per
 # step, data loading and the validations (measured: the default run's steps take about 8 %
@@ -60,14 +58,19 @@ def seconds_per_step(module: torch.nn.Module, optimizer: Mapping[str, Any], data
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    return time_calls(step, steps, warmup)
+
+
+def time_calls(fn: Callable[[], object], steps: int, warmup: int = 2, best: bool = False) -> float:
+    """Median (or with ``best``, the fastest) seconds per call of ``fn`` after ``warmup`` calls."""
     for _ in range(warmup):
-        step()
+        fn()
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        step()
+        fn()
         times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return float(min(times) if best else statistics.median(times))
 
 
 def steps_for_budget(minutes: float, step_s: float, max_steps: int) -> int:

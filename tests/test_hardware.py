@@ -9,7 +9,13 @@ import sys
 import pytest
 import torch
 
-from sr_lightning.hardware import _warn_emulated_bf16, cpu_model, describe_cpu, resolve_precision
+from sr_lightning.hardware import (
+    _warn_emulated_bf16,
+    cpu_model,
+    describe_cpu,
+    quickstart_overrides,
+    resolve_precision,
+)
 
 # Twelve training steps of a small conv net (4 MiB activations); prints the minor page
 # faults of the last eight (the heap has grown by then).
@@ -82,6 +88,23 @@ def test_forced_bf16_on_a_cpu_that_emulates_it_warns_once(monkeypatch, caplog):
     caplog.clear()
     resolve_precision("bf16-mixed")
     assert not caplog.records
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_quickstart_fits_the_network_to_the_hardware(monkeypatch, amx):
+    """make train keeps VDSR where bf16 units make it fast, else trains edsr_quick."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    overrides, why = quickstart_overrides()
+    assert overrides == ([] if amx else ["model=edsr_quick", "optimizer.lr=1e-3"])
+    assert why.startswith("quickstart: ") and cpu_model() in why
+
+
+def test_quickstart_command_prints_the_overrides():
+    proc = subprocess.run([sys.executable, "-m", "sr_lightning.hardware", "quickstart"], capture_output=True,
+                          text=True, check=True)
+    overrides, why = quickstart_overrides()
+    assert proc.stdout.strip() == " ".join(overrides) and proc.stderr.strip() == why
 
 
 @pytest.mark.parametrize(("capability", "expected"), [((7, 0), "32-true"), ((7, 5), "32-true"),

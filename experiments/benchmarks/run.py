@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sr_lightning.budget import time_calls
 from sr_lightning.data import SRDataModule
 from sr_lightning.data.pairs import Degradation, degradation_input, make_lr
 from sr_lightning.hardware import resolve_precision, tune_allocator
@@ -41,18 +42,6 @@ from sr_lightning.zoo import net_gflops
 HERE = Path(__file__).resolve().parent
 BATCH, HR_PATCH, SCALE = 16, 48, 2  # the issue's reference step: batch 16, 48x48 HR patches, x2
 ROOF_SHAPES = ((16, 64, 48), (16, 64, 96), (8, 256, 64))  # (batch, channels, side): VDSR's layer and two larger
-
-
-def _time(fn: Callable[[], object], steps: int, warmup: int = 2, best: bool = False) -> float:
-    """Median (or with ``best``, the fastest) seconds per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(min(times) if best else np.median(times))
 
 
 # -- measurements (each runs in its own process via `run.py --measure NAME ...`) -------------
@@ -69,7 +58,7 @@ def roof(steps: int) -> dict[str, float]:
                     "bf16 channels_last": (xc, wc, True)}
         for label, (xi, wi, bf16) in settings.items():
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                best = _time(lambda xi=xi, wi=wi: F.conv2d(xi, wi, padding=1), steps, best=True)
+                best = time_calls(lambda xi=xi, wi=wi: F.conv2d(xi, wi, padding=1), steps, best=True)
             out[label] = max(out.get(label, 0.0), flops / best / 1e12)
     n, c, side = ROOF_SHAPES[0]
     x = torch.randn(n, c, side, side, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
@@ -81,7 +70,8 @@ def roof(steps: int) -> dict[str, float]:
         torch.ops.aten.convolution_backward(grad, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
                                             [True, True, False])
 
-    out["bf16 channels_last fwd+bwd"] = 3 * 2 * c * c * 9 * n * side * side / _time(fwd_bwd, steps, best=True) / 1e12
+    fwd_bwd_s = time_calls(fwd_bwd, steps, best=True)
+    out["bf16 channels_last fwd+bwd"] = 3 * 2 * c * c * 9 * n * side * side / fwd_bwd_s / 1e12
     return out
 
 
@@ -97,7 +87,7 @@ def plain_step(name: str, steps: int) -> float:
         F.l1_loss(net(lr), hr).backward()
         opt.step()
 
-    return _time(step, steps)
+    return time_calls(step, steps)
 
 
 class _StepTimer(L.Callback):
@@ -182,8 +172,8 @@ def imresize_speed(steps: int) -> list[dict[str, float]]:
     for (h, w), factor in IMRESIZE_CASES:
         img = np.random.default_rng(0).random((h, w))
         t = torch.from_numpy(img)
-        ours = _time(lambda t=t, f=factor: imresize(t, 1 / f, border="clamp"), steps)
-        loop = _time(lambda img=img, f=factor: imresize_loop(img, 1 / f), max(2, steps // 5), warmup=1)
+        ours = time_calls(lambda t=t, f=factor: imresize(t, 1 / f, border="clamp"), steps)
+        loop = time_calls(lambda img=img, f=factor: imresize_loop(img, 1 / f), max(2, steps // 5), warmup=1)
         np.testing.assert_allclose(imresize_loop(img, 1 / factor), imresize(t, 1 / factor).numpy(), atol=1e-12)
         rows.append({"size": f"{w}x{h}", "factor": factor, "imresize ms": ours * 1e3, "loop ms": loop * 1e3,
                      "speedup": loop / ours})
