@@ -96,7 +96,7 @@ def test_quickstart_fits_the_network_to_the_hardware(monkeypatch, amx):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     overrides, why = quickstart_overrides()
-    assert overrides == ([] if amx else ["model=edsr_quick", "optimizer.lr=1e-3"])
+    assert overrides == ([] if amx else ["model=edsr_quick"])
     assert why.startswith("quickstart: ") and cpu_model() in why
 
 
