@@ -92,7 +92,10 @@ def run_entry(module: str, *args: str) -> Any:
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
-    return task(cfg)
+    try:
+        return task(cfg)
+    finally:  # later tests of this process must not see this run's command line
+        HydraConfig.instance().cfg = None
 
 
 def _crops(n: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:
