@@ -22,6 +22,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from omegaconf import open_dict
 from torch import Tensor, nn
 
 from sr_lightning.data.pairs import Degradation
@@ -223,8 +224,6 @@ def adopt_checkpoint_net(cfg: Any, ckpt: Mapping[str, Any], given: Collection[st
     (when it records it) is adopted unless ``data/degradation`` or ``data.degradation.*``
     was given.
     """
-    from omegaconf import open_dict
-
     net_cfg = ckpt["hyper_parameters"]["net"]
     ckpt_scale, ckpt_channels = int(net_cfg["scale"]), int(net_cfg["in_channels"])
     overrides = rescale_overrides(ckpt, int(cfg.data.scale), "data.scale", trusted_nets) \

@@ -83,15 +83,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         log.info("allocator: glibc malloc tuned to reuse freed memory (tune_allocator=false to keep its defaults)")
     check_max_time(cfg.trainer.get("max_time"))
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
-    if cfg.get("budget_minutes") is not None:
-        fit_to_budget(cfg, net_cfg, precision)
-    L.seed_everything(cfg.seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
-    datamodule = instantiate(cfg.data)
     module_cfg = to_plain(cfg.get("module") or {})
     module_cls = get_class(module_cfg.pop("_target_", "sr_lightning.lit.SRLitModule"))
     if not (isinstance(module_cls, type) and issubclass(module_cls, SRLitModule)):
         raise TypeError("module._target_ must be SRLitModule or a subclass (e.g. sr_lightning.lit.SRGANModule)")
+    if cfg.get("budget_minutes") is not None:
+        fit_to_budget(cfg, net_cfg, precision, module_cls)
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule = instantiate(cfg.data)
     module = module_cls(net=net_cfg, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
                         evaluation=cfg.evaluation, channels_last=cfg.channels_last,
                         adjustable_clip=cfg.get("adjustable_clip"), compile_net=cfg.get("compile", False),
@@ -153,7 +153,7 @@ def check_max_time(max_time: Any) -> None:
         raise ValueError(f"trainer.max_time={max_time!r} is not a form Lightning takes: use {MAX_TIME_FORMS}")
 
 
-def fit_to_budget(cfg: DictConfig, net_cfg: Any, precision: str | int) -> None:
+def fit_to_budget(cfg: DictConfig, net_cfg: Any, precision: str | int, module_cls: type[SRLitModule]) -> None:
     """``budget_minutes``: time a few training steps here and set ``cfg.trainer.max_steps`` (at
     most its configured value) to what fits, unless ``trainer.max_steps`` was given on the
     command line (then the steps are pinned)."""
@@ -163,8 +163,8 @@ def fit_to_budget(cfg: DictConfig, net_cfg: Any, precision: str | int) -> None:
         return
     if int(cfg.trainer.max_steps) <= 0:
         raise ValueError("budget_minutes needs trainer.max_steps > 0 as its cap (it sets the steps that fit)")
-    if (cfg.get("module") or {}).get("_target_", "sr_lightning.lit.SRLitModule") != "sr_lightning.lit.SRLitModule":
-        raise ValueError(f"budget_minutes times SRLitModule steps; for module._target_={cfg.module._target_} set "
+    if module_cls is not SRLitModule:
+        raise ValueError(f"budget_minutes times SRLitModule steps; for module._target_={module_cls.__name__} set "
                          f"trainer.max_steps (and budget_minutes=null)")
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
     device = torch.device("cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu")
