@@ -46,8 +46,8 @@ test: install ## Run the test suite (without tests marked slow)
 test-full: install ## Run every test, slow ones included
 	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
 
-bench: install ## Speed benchmark: writes experiments/benchmarks/results.md and results.json
-	$(BIN)/python experiments/benchmarks/run.py
+bench: install ## Speed benchmark of this machine's class into experiments/benchmarks/results.md (ARGS="--isa avx2" emulates a commodity CPU)
+	$(BIN)/python experiments/benchmarks/run.py $(ARGS)
 
 lint: install ## ruff
 	$(BIN)/ruff check sr_lightning hydra_plugins tests experiments

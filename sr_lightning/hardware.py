@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -43,11 +44,70 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class IsaLimit:
+    """How to make torch use at most one instruction set: the oneDNN limit (its convolutions
+    and matmuls), ATen's kernel level (everything else), and the /proc/cpuinfo flag the CPU
+    needs for it."""
+
+    onednn: str
+    aten: str
+    flag: str
+
+
+# The instruction sets a run can be limited to (`make bench ARGS="--isa avx2"`): AVX2 is a
+# commodity CPU (most laptops and workstations, AMD EPYC/Ryzen before Zen 4); avx512 an
+# AVX-512 server without AMX (bf16 dot products at most); amx a Xeon of Sapphire Rapids or later.
+ISA_LIMITS = {
+    "avx2": IsaLimit(onednn="AVX2", aten="avx2", flag="avx2"),
+    "avx512": IsaLimit(onednn="AVX512_CORE_BF16", aten="avx512", flag="avx512f"),
+    "amx": IsaLimit(onednn="AVX512_CORE_AMX", aten="avx512", flag="amx_bf16"),
+}
+
+
+def isa_environment(isa: str) -> dict[str, str]:
+    """The environment variables that limit a fresh process to ``isa`` (``native``: none).
+
+    Raises:
+        ValueError: an unknown name, or an instruction set this CPU does not have (the
+            message says which ones it has).
+    """
+    if isa == "native":
+        return {}
+    if isa not in ISA_LIMITS:
+        raise ValueError(f"--isa {isa}: unknown instruction set; choose native or one of {', '.join(ISA_LIMITS)}")
+    limit = ISA_LIMITS[isa]
+    if limit.flag not in cpu_flags():
+        has = [name for name, other in ISA_LIMITS.items() if other.flag in cpu_flags()]
+        raise ValueError(f"--isa {isa}: this CPU ({cpu_model()}) has no {limit.flag}; it can run "
+                         f"{', '.join(['native', *has])}")
+    return {"ONEDNN_MAX_CPU_ISA": limit.onednn, "ATEN_CPU_CAPABILITY": limit.aten}
+
+
+def machine_class() -> str:
+    """The instruction set class training speed depends on, as torch's kernels see it now
+    (following ``ATEN_CPU_CAPABILITY`` / ``ONEDNN_MAX_CPU_ISA``): ``AVX512+AMX``, ``AVX512``,
+    ``AVX2``, ..."""
+    return f"{torch.backends.cpu.get_cpu_capability()}{'+AMX' if amx_usable() else ''}"
+
+
 def describe_cpu() -> str:
     """``AMD EPYC 7B13, AVX2`` or ``Intel(R) Xeon(R) ..., AVX512+AMX``: the model and the
     instruction set torch's kernels use (following ``ATEN_CPU_CAPABILITY`` and
     ``ONEDNN_MAX_CPU_ISA`` when they restrict it)."""
-    return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()}{'+AMX' if amx_usable() else ''}"
+    return f"{cpu_model()}, {machine_class()}"
 
 
 @cache

@@ -22,8 +22,7 @@ def _eval(tmp_path, name, *args, check=True):
     return json.loads((tmp_path / name / "metrics.json").read_text())
 
 
-# x2 and x4 are `slow` (make test-full): each evaluates 119 images in float64 (~45 s on an AVX2 CPU).
-@pytest.mark.parametrize("scale", [pytest.param(2, marks=pytest.mark.slow), 3, pytest.param(4, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("scale", [2, 3, 4])
 def test_bicubic_matches_the_published_rows(sr_data, tmp_path, scale):
     """eval model=bicubic data.test_sets=[Set5,Set14,B100]: to 0.01 dB and 0.001 SSIM."""
     m = _eval(tmp_path, "ev", "model=bicubic", f"data.scale={scale}", "data.test_sets=[Set5,Set14,B100]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -9,10 +10,14 @@ import sys
 import pytest
 import torch
 
+import sr_lightning.hardware as hardware
 from sr_lightning.hardware import (
+    ISA_LIMITS,
     _warn_emulated_bf16,
+    cpu_flags,
     cpu_model,
     describe_cpu,
+    isa_environment,
     quickstart_overrides,
     resolve_precision,
 )
@@ -114,3 +119,31 @@ def test_auto_on_gpu_takes_bf16_from_ampere_on(monkeypatch, capability, expected
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
     assert resolve_precision("auto", "gpu") == expected
     assert resolve_precision("auto") == expected
+
+
+@pytest.mark.skipif(not cpu_flags(), reason="no /proc/cpuinfo flags on this OS")
+def test_an_isa_the_cpu_has_gives_the_limits_that_emulate_it():
+    assert isa_environment("native") == {}
+    for name, limit in ISA_LIMITS.items():
+        if limit.flag in cpu_flags():
+            assert isa_environment(name) == {"ONEDNN_MAX_CPU_ISA": limit.onednn, "ATEN_CPU_CAPABILITY": limit.aten}
+
+
+def test_an_isa_the_cpu_lacks_says_which_it_has(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"sse4_2", "avx", "avx2"}))
+    with pytest.raises(ValueError, match=r"^--isa amx: this CPU \(.+\) has no amx_bf16; it can run native, avx2$"):
+        isa_environment("amx")
+    with pytest.raises(ValueError, match="--isa avx512: .* has no avx512f"):
+        isa_environment("avx512")
+    with pytest.raises(ValueError, match="--isa sse2: unknown instruction set; choose native or one of avx2, avx512"):
+        isa_environment("sse2")
+
+
+def test_the_machine_class_follows_the_limits_of_the_process():
+    """Under ATen's and oneDNN's lowest limits a process names its class by them and trains
+    in fp32, whatever the CPU has."""
+    code = ("from sr_lightning.hardware import describe_cpu, machine_class, resolve_precision; "
+            "print(machine_class(), resolve_precision('auto', 'cpu'), describe_cpu(), sep='|')")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip().split("|") == ["DEFAULT", "32-true", f"{cpu_model()}, DEFAULT"]

@@ -2,13 +2,14 @@
 fp32 NCHW PyTorch loop vs the project's defaults, the data pipeline, imresize and the LR
 cache, and tiled inference. Ratios are measured side by side in one run.
 
-    python experiments/benchmarks/run.py [--steps 10] [--nets vdsr,srcnn] [--compile-nets vdsr]
-    make bench
+    python experiments/benchmarks/run.py [--steps 10] [--nets vdsr,srcnn] [--settings NCHW,compile] [--isa avx2]
+    make bench ARGS="--isa avx2"
 
 Every measurement runs in a fresh process, so each side gets the process state it would
 have on its own: the plain loop glibc's default allocator, the project's defaults the
 allocator tuning that ``sr_lightning.train`` applies (``tune_allocator``). Prints a table
-and writes experiments/benchmarks/results.md and results.json.
+and writes experiments/benchmarks/results.md and results.json, where each machine class
+(the instruction set: AVX2, AVX512+AMX, ...) keeps its own entry.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,14 +30,24 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.budget import time_calls
 from sr_lightning.data import SRDataModule
 from sr_lightning.data.pairs import Degradation, degradation_input, make_lr
-from sr_lightning.hardware import resolve_precision, tune_allocator
+from sr_lightning.hardware import (
+    ISA_LIMITS,
+    cpu_model,
+    isa_environment,
+    machine_class,
+    resolve_precision,
+    tune_allocator,
+)
 from sr_lightning.lit import SRLitModule
-from sr_lightning.nets import create_net, list_nets
+from sr_lightning.nets import create_net
 from sr_lightning.ops.resize import imresize
+from sr_lightning.runtime import CONF_DIR
 from sr_lightning.zoo import net_gflops
 
 HERE = Path(__file__).resolve().parent
@@ -75,10 +86,19 @@ def roof(steps: int) -> dict[str, float]:
     return out
 
 
+def model_config(name: str) -> DictConfig:
+    """``conf/model/<name>.yaml`` as the default training config composes it (x2, Y), resolved."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={name}", f"data.scale={SCALE}", "data.channels=1"])
+    return OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
+
+
 def plain_step(name: str, steps: int) -> float:
-    """Seconds per hand-written fp32 NCHW training step (Adam, L1) of ``name``."""
+    """Seconds per hand-written fp32 NCHW training step (Adam, L1) of ``model=name``."""
     torch.manual_seed(0)
-    net = create_net(name, scale=SCALE, in_channels=1)
+    net = instantiate(model_config(name))
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     lr, hr = torch.rand(BATCH, 1, HR_PATCH // SCALE, HR_PATCH // SCALE), torch.rand(BATCH, 1, HR_PATCH, HR_PATCH)
 
@@ -101,23 +121,45 @@ class _StepTimer(L.Callback):
         self.times.append(time.perf_counter() - self._t0)
 
 
-def project_step(name: str, steps: int, compile_net: bool = False) -> float:
-    """Seconds per training step through Lightning with the project's defaults (precision
-    auto, channels_last, gradient clipping 1.0, the tuned allocator), same batch shape; data
-    loading is outside the timed span."""
+def project_step(name: str, steps: int, channels_last: bool = True, compile_net: bool = False,
+                 precision: str = "auto") -> float:
+    """Seconds per training step of ``model=name`` through Lightning with the project's
+    defaults (precision auto, channels_last, gradient clipping 1.0, the tuned allocator) or
+    with one of them changed; same batch shape; data loading is outside the timed span."""
     torch.manual_seed(0)
-    warmup = 10 if compile_net else 2
+    warmup = 4 if compile_net else 2
     dm = SRDataModule(train_dir="sample:train", val_dir=None, scale=SCALE, patch_size=HR_PATCH // SCALE,
                       batch_size=BATCH, steps_per_epoch=steps + warmup)
-    module = SRLitModule(net={"name": name, "scale": SCALE, "in_channels": 1}, loss={"_target_": "torch.nn.L1Loss"},
+    module = SRLitModule(net=model_config(name), loss={"_target_": "torch.nn.L1Loss"},
                          optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4},
-                         channels_last=True, compile_net=compile_net)
+                         channels_last=channels_last, compile_net=compile_net)
     timer = _StepTimer()
-    trainer = L.Trainer(accelerator="cpu", devices=1, precision=resolve_precision("auto", "cpu"),
+    trainer = L.Trainer(accelerator="cpu", devices=1, precision=resolve_precision(precision, "cpu"),
                         max_steps=steps + warmup, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[timer], num_sanity_val_steps=0, gradient_clip_val=1.0)
     trainer.fit(module, datamodule=dm)
     return float(np.median(timer.times[warmup:]))
+
+
+def one_thread(name: str, steps: int) -> float:
+    """:func:`project_step` on one thread (torch's default is one per core)."""
+    torch.set_num_threads(1)
+    return project_step(name, steps)
+
+
+def other_precision(name: str, steps: int) -> float:
+    """:func:`project_step` in the precision ``auto`` does not pick here (fp32 where it picks
+    bf16-mixed, else bf16-mixed: emulated without bf16 units, so at most 3 steps)."""
+    if resolve_precision("auto", "cpu") == "bf16-mixed":
+        return project_step(name, steps, precision="32-true")
+    return project_step(name, min(steps, 3), precision="bf16-mixed")
+
+
+def machine() -> dict[str, object]:
+    """What the measuring processes run on, as they see it (after any ``--isa`` limit)."""
+    return {"cpu": cpu_model(), "class": machine_class(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "precision (auto)": resolve_precision("auto", "cpu"),
+            "limits": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}}
 
 
 def data_batches_per_second(steps: int) -> float:
@@ -213,78 +255,145 @@ def tiled_inference() -> dict[str, float]:
 
 
 MEASURES: dict[str, Callable[..., object]] = {
+    "machine": lambda steps: machine(),
     "roof": lambda steps: roof(steps),
     "plain": lambda steps, name: plain_step(name, steps),
     "defaults": lambda steps, name: project_step(name, steps),
-    "compiled": lambda steps, name: project_step(name, steps, compile_net=True),
-    "untuned": lambda steps, name: project_step(name, steps),  # not in TUNED: glibc's default allocator
+    "NCHW": lambda steps, name: project_step(name, steps, channels_last=False),
+    "1 thread": lambda steps, name: one_thread(name, steps),
+    "glibc allocator": lambda steps, name: project_step(name, steps),  # not in TUNED: glibc's defaults
+    "compile": lambda steps, name: project_step(name, steps, compile_net=True),
+    "other precision": lambda steps, name: other_precision(name, steps),
     "data": lambda steps: data_batches_per_second(5 * steps),
     "imresize": lambda steps: imresize_speed(steps),
     "lr_cache": lambda steps: lr_cache_speed(),
     "tiled": lambda steps: tiled_inference(),
 }
-TUNED = {"roof", "defaults", "compiled", "data", "lr_cache", "tiled"}  # run with the project's allocator tuning
+# Measurements run with the project's allocator tuning (the rest with glibc's defaults).
+TUNED = {"roof", "defaults", "NCHW", "1 thread", "compile", "other precision", "data", "lr_cache", "tiled"}
+# Each network's step under the project's defaults with one of them changed (--settings).
+VARIANTS = ("NCHW", "1 thread", "glibc allocator", "compile", "other precision")
+# `make bench` times every model config but the full EDSR (40.7 M parameters: minutes a step
+# on a 2-core CPU without AMX; --nets edsr adds it).
+DEFAULT_NETS = tuple(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem not in ("bicubic", "edsr")))
 
 
-def measure(kind: str, steps: int, *args: str) -> object:
-    """Run one measurement in a fresh process and return its result."""
+def measure(kind: str, steps: int, env: dict[str, str], *args: str) -> object:
+    """Run one measurement in a fresh process (with ``env`` added) and return its result."""
     cmd = [sys.executable, __file__, "--steps", str(steps), "--measure", kind, *args]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     if out.returncode != 0:
         raise RuntimeError(f"measurement {kind} {args} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # -- report ----------------------------------------------------------------------------------
-def markdown(results: dict) -> str:
-    roofs = results["roof TFLOP/s"]
-    fwd_roof, train_roof = roofs["bf16 channels_last"], roofs["bf16 channels_last fwd+bwd"]
-    md = [f"# Benchmark results ({results['date']}; {results['machine']})", "",
-          f"Command: `{results['command']}` (`make bench`). Every measurement runs in a fresh process.", "",
-          "## Roof", "",
+def _row(label: str, cells: list[str]) -> str:
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def _rule(columns: int) -> str:
+    return "|---" * columns + "|"
+
+
+def _machines(runs: dict[str, dict]) -> list[str]:
+    m = {c: r["machine"] for c, r in runs.items()}
+    return [_row("", list(runs)), _rule(len(runs) + 1),
+            _row("CPU", [x["cpu"] for x in m.values()]),
+            _row("date", [r["date"] for r in runs.values()]),
+            _row("command", [f"`{r['command']}`" for r in runs.values()]),
+            _row("threads, torch", [f"{x['threads']}, {x['torch']}" for x in m.values()]),
+            _row("ISA limits", [", ".join(f"{k}={v}" for k, v in x["limits"].items()) or "none" for x in m.values()]),
+            _row("precision: auto", [x["precision (auto)"] for x in m.values()])]
+
+
+def _roof_share(run: dict, row: dict) -> float:
+    """The step's TFLOP/s as a percentage of the forward roof of the precision it runs in."""
+    key = "bf16 channels_last" if run["machine"]["precision (auto)"].startswith("bf16") else "fp32 channels_last"
+    return 100 * row["GFLOP"] / row["defaults ms"] / run["roof TFLOP/s"][key]
+
+
+def _steps(runs: dict[str, dict]) -> list[str]:
+    by_net = {c: {row["net"]: row for row in r["train step"]} for c, r in runs.items()}
+    md = [_row("network", [f"{c} plain (ms) | {c} defaults (ms) | {c} speedup | {c} % roof" for c in runs]),
+          _rule(4 * len(runs) + 1)]
+    for net in sorted(set().union(*by_net.values())):
+        cells = []
+        for c, run in runs.items():
+            row = by_net[c].get(net)
+            cells.append("- | - | - | -" if row is None else
+                         f"{row['plain ms']:.1f} | {row['defaults ms']:.1f} | "
+                         f"{row['plain ms'] / row['defaults ms']:.2f}x | {_roof_share(run, row):.0f} %")
+        md.append(_row(net, cells))
+    return md
+
+
+def _variants(name: str, run: dict) -> list[str]:
+    variants = [v for v in VARIANTS if any(v in row for row in run["train step"])]
+    if not variants:
+        return []
+    md = ["", f"### {name}: each default changed on its own", "",
+          "ms per step, and in brackets the ratio to the defaults (above 1: the default is faster). "
+          "NCHW: channels_last=false; 1 thread: torch.set_num_threads(1) (torch's default is one per core); "
+          "glibc allocator: tune_allocator=false; compile: compile=true (after 4 warm-up steps); other precision: "
+          "32-true where auto picks bf16-mixed, else bf16-mixed (emulated in software there).", "",
+          _row("network", ["defaults (ms)", *variants]), _rule(len(variants) + 2)]
+    for row in run["train step"]:
+        md.append(_row(row["net"], [f"{row['defaults ms']:.1f}", *(
+            f"{row[v]:.1f} ({row[v] / row['defaults ms']:.2f})" if row.get(v) is not None else "-"
+            for v in variants)]))
+    return md
+
+
+def _data(runs: dict[str, dict]) -> list[str]:
+    def consumed(run: dict) -> float:
+        return 1e3 / min(row["defaults ms"] for row in run["train step"])
+
+    first = next(iter(runs.values()))
+    md = ["## Data, resizing and inference", "",
+          f"Default training DataLoader (in-process), batch {BATCH}, {HR_PATCH // SCALE}x{HR_PATCH // SCALE} LR "
+          "patches, batches/s, against the batches/s the fastest network's step consumes: " +
+          "; ".join(f"{c}: {r['data batches/s']:.0f} vs {consumed(r):.0f}" for c, r in runs.items()) + ".", "",
+          "imresize (float64, one channel, clamp) vs a straightforward per-row loop of the same algorithm "
+          "(`imresize_loop` in run.py: per output row, its taps and weights, then a weighted sum of input rows), ms:",
+          "", _row("image | downscale", [f"{c} imresize | {c} loop | {c} speedup" for c in runs]),
+          _rule(3 * len(runs) + 2)]
+    for i, case in enumerate(first["imresize"]):
+        md.append(_row(f"{case['size']} | x{case['factor']}", [
+            f"{r['imresize'][i]['imresize ms']:.2f} | {r['imresize'][i]['loop ms']:.1f} | "
+            f"{r['imresize'][i]['speedup']:.0f}x" for r in runs.values()]))
+    cache = "; ".join(f"{c}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["LR cache ms/image"].items())
+                      for c, r in runs.items())
+    tiled = "; ".join(f"{c}: {r['tiled inference']['MP/s']:.2f} MP/s, {r['tiled inference']['peak RSS MB']:.0f} MB"
+                      for c, r in runs.items())
+    return [*md, "", f"LR cache (x2 LR of a 2040x1356 RGB image, default degradation), ms per image: {cache}.", "",
+            f"Tiled inference, VDSR x2 on 1024x1024 LR (tile 256, overlap 48), output MP/s and peak RSS: {tiled}.", ""]
+
+
+def markdown(machines: dict[str, dict]) -> str:
+    """results.md: every machine class measured so far, side by side."""
+    runs = {c: machines[c] for c in sorted(machines)}
+    md = ["# Benchmark results", "",
+          "One column per machine class (the instruction set torch's kernels use): `make bench` on a machine "
+          "replaces its class's column and keeps the others; `make bench ARGS=\"--isa avx2\"` measures a commodity "
+          "CPU's class on a larger one (oneDNN and ATen limited by `ONEDNN_MAX_CPU_ISA` / `ATEN_CPU_CAPABILITY`). "
+          "Every measurement runs in a fresh process.", "", *_machines(runs), "",
+          "## Roof (TFLOP/s)", "",
           f"3x3 convolution, forward: best of (batch, channels, side) in {ROOF_SHAPES}; fwd+bwd: the forward and "
-          "both backward convolutions (input and weight gradients) of VDSR's layer (16, 64, 48x48), which is what a "
-          "training step runs.", "",
-          "| setting | TFLOP/s |", "|---|---|", *(f"| {k} | {v:.3f} |" for k, v in roofs.items()), "",
-          "## Training step", "",
-          f"Batch {BATCH}, {HR_PATCH}x{HR_PATCH} HR patches, x{SCALE}, Y. plain = a hand-written fp32 NCHW loop "
-          "(Adam, L1) in a plain process; defaults = `SRLitModule` through Lightning with precision auto "
-          f"({results['precision (auto)']}), channels_last, gradient clipping and the tuned allocator. "
-          "FLOPs = 3 x forward (flop_counter). % of roof: of the forward roof, and of the fwd+bwd (training) roof.", "",
-          "| network | plain fp32 NCHW (ms) | defaults (ms) | speedup | output MP/s | TFLOP/s | % of fwd roof "
-          "| % of fwd+bwd roof |",
-          "|---|---|---|---|---|---|---|---|"]
-    for r in results["train step"]:
-        md.append(f"| {r['net']} | {r['plain ms']:.1f} | {r['defaults ms']:.1f} | {r['speedup']:.2f}x | "
-                  f"{r['output MP/s']:.2f} | {r['TFLOP/s']:.3f} | {100 * r['TFLOP/s'] / fwd_roof:.0f} % | "
-                  f"{100 * r['TFLOP/s'] / train_roof:.0f} % |")
-    if results["compiled"]:
-        md += ["", "With `compile=true` (torch.compile of the network; the first steps pay the compilation):", "",
-               "| network | defaults (ms) | defaults + compile (ms) | speedup over plain |", "|---|---|---|---|"]
-        by_net = {r["net"]: r for r in results["train step"]}
-        for name, ms in results["compiled"].items():
-            md.append(f"| {name} | {by_net[name]['defaults ms']:.1f} | {ms:.1f} | "
-                      f"{by_net[name]['plain ms'] / ms:.2f}x |")
-        md += ["", "Without the allocator tuning (`tune_allocator=false`, glibc's defaults): " + ", ".join(
-            f"{name} {ms:.1f} ms" for name, ms in results["defaults, tune_allocator=false"].items()) + "."]
-    consumed = 1e3 / next(r["defaults ms"] for r in results["train step"] if r["net"] == "vdsr") \
-        if any(r["net"] == "vdsr" for r in results["train step"]) else float("nan")
-    md += ["", "## Data", "",
-           f"Default training DataLoader (workers as configured: in-process), batch {BATCH}, "
-           f"{HR_PATCH // SCALE}x{HR_PATCH // SCALE} LR patches: {results['data batches/s']:.0f} batches/s; "
-           f"the default network (VDSR) consumes {consumed:.1f} batches/s "
-           f"({results['data batches/s'] / consumed:.0f}x headroom).", "",
-           "imresize (float64, one channel, clamp) vs a straightforward per-row loop of the same algorithm "
-           "(`imresize_loop` in run.py: per output row, its taps and weights, then a weighted sum of input rows):", "",
-           "| image | downscale | imresize (ms) | per-row loop (ms) | speedup |", "|---|---|---|---|---|",
-           *(f"| {r['size']} | x{r['factor']} | {r['imresize ms']:.2f} | {r['loop ms']:.1f} | {r['speedup']:.0f}x |"
-             for r in results["imresize"]), "",
-           "LR cache (x2 LR of a 2040x1356 RGB image, default degradation), ms per image: " +
-           ", ".join(f"{k} {v:.1f}" for k, v in results["LR cache ms/image"].items()) + ".", "",
-           "## Inference", "",
-           "Tiled inference, VDSR x2 on 1024x1024 LR (tile 256, overlap 48): "
-           f"{results['tiled inference']['MP/s']:.2f} output MP/s, peak RSS "
-           f"{results['tiled inference']['peak RSS MB']:.0f} MB.", ""]
+          "both backward convolutions (input and weight gradients) of VDSR's layer (16, 64, 48x48) in bf16 "
+          "channels_last, which is what a bf16 training step runs.", "",
+          _row("setting", list(runs)), _rule(len(runs) + 1),
+          *(_row(k, [f"{r['roof TFLOP/s'][k]:.3f}" for r in runs.values()])
+            for k in next(iter(runs.values()))["roof TFLOP/s"]), "",
+          "## Training step: a plain loop vs the defaults", "",
+          f"Batch {BATCH}, {HR_PATCH}x{HR_PATCH} HR patches, x{SCALE}, Y, `model=<name>`. plain = a hand-written "
+          "fp32 NCHW loop (Adam, L1) in a plain process; defaults = `SRLitModule` through Lightning with "
+          "precision auto, channels_last, gradient clipping and the tuned allocator. % roof: the step's FLOPs "
+          "(3 x forward, flop_counter) per second over the forward roof of its precision (fp32 channels_last for "
+          "32-true, bf16 channels_last for bf16-mixed).", "", *_steps(runs)]
+    for name, run in runs.items():
+        md += _variants(name, run)
+    md += ["", *_data(runs)]
     pair_file = HERE / "precision_pair.json"
     if pair_file.is_file():
         pair = json.loads(pair_file.read_text())
@@ -295,12 +404,27 @@ def markdown(results: dict) -> str:
     return "\n".join(md)
 
 
+def step_rows(nets: list[str], variants: list[str], steps: int, env: dict[str, str]) -> list[dict]:
+    """Each network's step: plain loop, defaults and the ``variants``, ms; and its GFLOP."""
+    rows = []
+    for name in nets:
+        gflop = 3 * net_gflops(instantiate(model_config(name))) * BATCH * HR_PATCH**2 / 1e6
+        row = {"net": name, "GFLOP": gflop, "plain ms": measure("plain", steps, env, name) * 1e3,
+               "defaults ms": measure("defaults", steps, env, name) * 1e3}
+        row |= {v: measure(v, steps, env, name) * 1e3 for v in variants}
+        rows.append(row)
+        print(row, file=sys.stderr, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--nets", default=",".join(n for n in list_nets() if n != "bicubic"))
-    parser.add_argument("--compile-nets", default="vdsr",
-                        help="networks also timed with compile=true and with tune_allocator=false ('' for none)")
+    parser.add_argument("--nets", default=",".join(DEFAULT_NETS), help="model configs (conf/model) to time")
+    parser.add_argument("--settings", default=",".join(VARIANTS),
+                        help=f"defaults changed one at a time per network, of {', '.join(VARIANTS)} ('' for none)")
+    parser.add_argument("--isa", default="native",
+                        help=f"limit torch to an instruction set: native (none), {', '.join(ISA_LIMITS)}")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
     args = parser.parse_args()
     if args.measure:
@@ -309,32 +433,32 @@ def main() -> None:
             tune_allocator()
         print(json.dumps(MEASURES[kind](args.steps, *rest)))
         return
-    command = "python experiments/benchmarks/run.py" + "".join(
-        f" {a}" for a in sys.argv[1:])
-    results: dict = {"date": str(date.today()), "command": command,
-                     "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-                                f"torch {torch.__version__}",
-                     "precision (auto)": resolve_precision("auto", "cpu")}
-    results["roof TFLOP/s"] = measure("roof", args.steps)
-    print(results["roof TFLOP/s"], file=sys.stderr, flush=True)
-    rows = []
-    for name in args.nets.split(","):
-        flops = 3 * net_gflops(create_net(name, scale=SCALE, in_channels=1)) * 1e9 * BATCH * HR_PATCH**2 / 1e6
-        plain, ours = measure("plain", args.steps, name), measure("defaults", args.steps, name)
-        rows.append({"net": name, "plain ms": plain * 1e3, "defaults ms": ours * 1e3, "speedup": plain / ours,
-                     "output MP/s": BATCH * HR_PATCH**2 / 1e6 / ours, "TFLOP/s": flops / ours / 1e12})
-        print(rows[-1], file=sys.stderr, flush=True)
-    results["train step"] = rows
-    results["compiled"] = {name: measure("compiled", args.steps, name) * 1e3
-                           for name in filter(None, args.compile_nets.split(","))}
-    results["defaults, tune_allocator=false"] = {name: measure("untuned", args.steps, name) * 1e3
-                                                 for name in filter(None, args.compile_nets.split(","))}
-    results["data batches/s"] = measure("data", args.steps)
-    results["imresize"] = measure("imresize", args.steps)
-    results["LR cache ms/image"] = measure("lr_cache", args.steps)
-    results["tiled inference"] = measure("tiled", args.steps)
-    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    md = markdown(results)
+    try:
+        env = isa_environment(args.isa)
+        nets = [n for n in args.nets.split(",") if n]
+        missing = [n for n in nets if not (CONF_DIR / "model" / f"{n}.yaml").is_file()]
+        if missing:
+            raise ValueError(f"--nets: no model config {', '.join(missing)} in {CONF_DIR / 'model'}")
+        variants = [v for v in args.settings.split(",") if v]
+        if unknown := [v for v in variants if v not in VARIANTS]:
+            raise ValueError(f"--settings: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    command = "make bench" + (f' ARGS="{" ".join(sys.argv[1:])}"' if sys.argv[1:] else "")
+    run = {"date": str(date.today()), "command": command, "machine": measure("machine", args.steps, env)}
+    print(run["machine"], file=sys.stderr, flush=True)
+    run["roof TFLOP/s"] = measure("roof", args.steps, env)
+    print(run["roof TFLOP/s"], file=sys.stderr, flush=True)
+    run["train step"] = step_rows(nets, variants, args.steps, env)
+    run["data batches/s"] = measure("data", args.steps, env)
+    run["imresize"] = measure("imresize", args.steps, env)
+    run["LR cache ms/image"] = measure("lr_cache", args.steps, env)
+    run["tiled inference"] = measure("tiled", args.steps, env)
+    results_file = HERE / "results.json"
+    machines = json.loads(results_file.read_text())["machines"] if results_file.is_file() else {}
+    machines[run["machine"]["class"]] = run
+    results_file.write_text(json.dumps({"machines": machines}, indent=2) + "\n")
+    md = markdown(machines)
     (HERE / "results.md").write_text(md)
     print(md)
 
