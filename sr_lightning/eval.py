@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from sr_lightning.callbacks import ProgressLog
 from sr_lightning.checkpoint import adopt_checkpoint_net, config_trusted_nets, read_checkpoint
-from sr_lightning.hardware import resolve_precision
+from sr_lightning.hardware import resolve_precision, resolve_speed
 from sr_lightning.lit import SRLitModule
 from sr_lightning.published import find_published, read_published, variants
 from sr_lightning.runtime import instantiate_loggers, overridden_keys, prepare_argv, report, user_errors
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Run the test sets; returns ``(metrics.json content, objects)``."""
+    channels_last = resolve_speed({"channels_last": cfg.channels_last}, cfg.trainer.get("accelerator", "auto"))[
+        "channels_last"]
     if cfg.ckpt_path:
         # The checkpoint's network (checked against the registry) and weights; the evaluation
         # protocol is this command's; no loss/optimizer/scheduler is built.
@@ -35,9 +37,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
         ckpt = read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted)
         module = SRLitModule.load_from_checkpoint(
             ckpt, net_overrides=adopt_checkpoint_net(cfg, ckpt, overridden_keys(), trusted), trusted_nets=trusted,
-            evaluation=cfg.evaluation, channels_last=cfg.channels_last)
+            evaluation=cfg.evaluation, channels_last=channels_last)
     else:
-        module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation, channels_last=cfg.channels_last)
+        module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation, channels_last=channels_last)
         if any(p.requires_grad for p in module.parameters()):
             raise ValueError(f"model={module.net.name} has trainable weights but no ckpt_path was given: pass "
                              f"ckpt_path=<a checkpoint of sr_lightning.train> (or model=bicubic for the baseline)")

@@ -1,5 +1,7 @@
-"""Speed settings that depend on the machine: the mixed precision it runs fast, and the
-C allocator's behaviour for training loops; and how the machine is named in logs."""
+"""Speed settings that depend on the machine: the mixed precision it runs fast, the memory
+format, compilation, threads and the C allocator's behaviour for training loops (each
+measured per instruction set); how the machine is named in logs; and the instruction-set
+limits that emulate a smaller CPU."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import logging
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -112,8 +116,9 @@ def describe_cpu() -> str:
 
 @cache
 def _warn_emulated_bf16() -> None:
-    log.warning("precision=bf16-mixed: bf16 is emulated on this CPU (%s, no AMX): about 10x slower than fp32 "
-                "(VDSR training step); precision=auto picks 32-true here", describe_cpu())
+    log.warning("precision=bf16-mixed: bf16 is emulated on this CPU (%s, no AMX): training steps about 4-12x slower "
+                "than fp32 (measured on a 2-core AVX2 CPU: VDSR 11.8x, EDSR-baseline 9.8x, FSRCNN 5.2x); "
+                "precision=auto picks 32-true here", describe_cpu())
 
 
 def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
@@ -141,6 +146,52 @@ def fast_bf16(accelerator: str = "auto") -> bool:
     """Whether training runs on bf16 matrix units (AMX on the CPU, compute capability >= 8.0
     on an NVIDIA GPU): what ``precision: auto`` picks bf16-mixed for."""
     return resolve_precision("auto", accelerator) == "bf16-mixed"
+
+
+@dataclass(frozen=True)
+class SpeedDefaults:
+    """What the speed options set to ``auto`` become on one machine class."""
+
+    channels_last: bool
+    tune_allocator: bool
+    compile: bool
+    threads: int | None  # None: torch's default, one thread per physical core
+
+
+# Per machine class, from `make bench` (experiments/benchmarks/results.md: each network's
+# training step with each default changed on its own; ratios to the defaults, 2 threads).
+SPEED_DEFAULTS = {
+    # AVX512+AMX, bf16 (Xeon, 2026-12-01): NCHW 0.97-1.72 (only WDSR faster); 1 thread
+    # 1.32-1.95; glibc's allocator 0.96-1.14; compile 0.53-1.30 and fails for SRCNN, after
+    # 20-60 s of compiling that every short run and test would pay.
+    "bf16": SpeedDefaults(channels_last=True, tune_allocator=True, compile=False, threads=None),
+    # AVX2, fp32 (AMD EPYC 2026-11-25; Xeon limited to AVX2 2026-12-01): NCHW 0.96-1.45;
+    # 1 thread 1.45-1.99; glibc's allocator 0.97-1.13; compile 0.96-1.22 and fails for
+    # several networks (nothing to fuse: oneDNN's fp32 convolutions dominate).
+    "fp32": SpeedDefaults(channels_last=True, tune_allocator=True, compile=False, threads=None),
+}
+SPEED_OPTIONS = ("channels_last", "tune_allocator", "compile", "threads")
+
+
+def resolve_speed(options: Mapping[str, Any], accelerator: str = "auto") -> dict[str, Any]:
+    """The :data:`SPEED_OPTIONS` of a run config, ``auto`` (or absent) replaced by this
+    machine's default (:data:`SPEED_DEFAULTS`; bf16 where ``precision: auto`` picks bf16).
+
+    Raises:
+        ValueError: a value that is neither ``auto`` nor of the option's type.
+    """
+    defaults = SPEED_DEFAULTS["bf16" if fast_bf16(accelerator) else "fp32"]
+    resolved = {}
+    for name in SPEED_OPTIONS:
+        value = options.get(name, "auto")
+        if value == "auto":
+            value = getattr(defaults, name)
+        elif name == "threads" and not (type(value) is int and value > 0):
+            raise ValueError(f"threads={value!r}: give a positive number of threads, or auto (one per core)")
+        elif name != "threads" and not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r}: use true, false or auto (this machine's default)")
+        resolved[name] = value
+    return resolved
 
 
 # `make train` on a machine without bf16 units: a network that makes enough steps in the

@@ -30,7 +30,7 @@ from sr_lightning.checkpoint import (
     net_config,
     read_checkpoint,
 )
-from sr_lightning.hardware import resolve_precision, tune_allocator
+from sr_lightning.hardware import describe_cpu, fast_bf16, resolve_precision, resolve_speed, tune_allocator
 from sr_lightning.lit import SRLitModule
 from sr_lightning.lit.sr_module import to_plain
 from sr_lightning.runtime import (
@@ -79,8 +79,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         init_ckpt = read_checkpoint(init, "init_from", trusted)
     if init_ckpt is not None:
         net_cfg = net_config(init_ckpt, adopt_checkpoint_net(cfg, init_ckpt, overridden_keys(), trusted))
-    if cfg.get("tune_allocator", True) and tune_allocator():
-        log.info("allocator: glibc malloc tuned to reuse freed memory (tune_allocator=false to keep its defaults)")
+    apply_speed(cfg)
     check_max_time(cfg.trainer.get("max_time"))
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
     module_cfg = to_plain(cfg.get("module") or {})
@@ -94,7 +93,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     datamodule = instantiate(cfg.data)
     module = module_cls(net=net_cfg, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
                         evaluation=cfg.evaluation, channels_last=cfg.channels_last,
-                        adjustable_clip=cfg.get("adjustable_clip"), compile_net=cfg.get("compile", False),
+                        adjustable_clip=cfg.get("adjustable_clip"), compile_net=cfg.compile,
                         **module_cfg)
     module.checkpoint_meta = {"degradation": OmegaConf.to_container(cfg.data.degradation, resolve=True)}
     if init_ckpt is not None:
@@ -151,6 +150,23 @@ def check_max_time(max_time: Any) -> None:
         ok = False
     if not ok:
         raise ValueError(f"trainer.max_time={max_time!r} is not a form Lightning takes: use {MAX_TIME_FORMS}")
+
+
+def apply_speed(cfg: DictConfig) -> None:
+    """Resolve the speed options (``auto``: this machine class's measured default, see
+    ``hardware.SPEED_DEFAULTS``) into ``cfg``, so the run records what it ran with; set the
+    thread count and tune the allocator."""
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    speed = resolve_speed(cfg, accelerator)
+    with open_dict(cfg):
+        cfg.update(speed)
+    if speed["threads"]:
+        torch.set_num_threads(speed["threads"])
+    tuned = speed["tune_allocator"] and tune_allocator()
+    log.info("speed settings for %s: channels_last=%s compile=%s threads=%d, allocator %s",
+             "the GPU" if fast_bf16(accelerator) and torch.cuda.is_available() else describe_cpu(),
+             speed["channels_last"], speed["compile"], torch.get_num_threads(),
+             "tuned to reuse freed memory" if tuned else "glibc's defaults")
 
 
 def fit_to_budget(cfg: DictConfig, net_cfg: Any, precision: str | int, module_cls: type[SRLitModule]) -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from sr_lightning.hardware import SPEED_OPTIONS, resolve_speed
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import list_nets
 from sr_lightning.ops import imresize, rgb_to_ycbcr
@@ -156,6 +157,8 @@ def test_train_wandb_offline_run_reads_back(tiny_data, tmp_path):
     cfg = run["config"]
     assert cfg["cfg"]["model"]["_target_"] == "sr_lightning.nets.srcnn.SRCNN"  # the resolved Hydra config
     assert cfg["cfg"]["optimizer"]["lr"] == 1e-3
+    speed = resolve_speed({}, "cpu")  # the run records the speed settings it ran with, not `auto`
+    assert {k: cfg["cfg"][k] for k in SPEED_OPTIONS} == speed and isinstance(speed["channels_last"], bool)
     assert cfg["num_params"] == 57_281 and cfg["gflops_per_megapixel"] > 100
     assert len(str(cfg["git_commit"])) >= 40
     history = run["history"]

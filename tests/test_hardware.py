@@ -13,6 +13,7 @@ import torch
 import sr_lightning.hardware as hardware
 from sr_lightning.hardware import (
     ISA_LIMITS,
+    SPEED_DEFAULTS,
     _warn_emulated_bf16,
     cpu_flags,
     cpu_model,
@@ -20,6 +21,7 @@ from sr_lightning.hardware import (
     isa_environment,
     quickstart_overrides,
     resolve_precision,
+    resolve_speed,
 )
 
 # Twelve training steps of a small conv net (4 MiB activations); prints the minor page
@@ -87,7 +89,7 @@ def test_forced_bf16_on_a_cpu_that_emulates_it_warns_once(monkeypatch, caplog):
     for _ in range(2):
         assert resolve_precision("bf16-mixed") == "bf16-mixed"  # the user's choice is kept
     warnings = [r for r in caplog.records if "bf16 is emulated on this CPU" in r.getMessage()]
-    assert len(warnings) == 1 and "about 10x slower than fp32" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "about 4-12x slower than fp32" in warnings[0].getMessage()
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     _warn_emulated_bf16.cache_clear()
     caplog.clear()
@@ -147,3 +149,26 @@ def test_the_machine_class_follows_the_limits_of_the_process():
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip().split("|") == ["DEFAULT", "32-true", f"{cpu_model()}, DEFAULT"]
+
+
+@pytest.mark.parametrize(("amx", "machine"), [(True, "bf16"), (False, "fp32")])
+def test_auto_speed_settings_are_the_machine_class_defaults(monkeypatch, amx, machine):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    expected = vars(SPEED_DEFAULTS[machine])
+    assert resolve_speed({}) == expected
+    assert resolve_speed({"channels_last": "auto", "compile": "auto", "threads": "auto"}) == expected
+    given = {"channels_last": False, "tune_allocator": False, "compile": True, "threads": 3}
+    assert resolve_speed(given) == given  # an explicit value is kept
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"channels_last": "yes"}, "channels_last='yes': use true, false or auto"),
+    ({"compile": 1}, "compile=1: use true, false or auto"),
+    ({"threads": 0}, "threads=0: give a positive number of threads, or auto"),
+    ({"threads": "two"}, "threads='two': give a positive number"),
+    ({"threads": True}, "threads=True: give a positive number"),
+])
+def test_a_bad_speed_setting_names_the_option(options, message):
+    with pytest.raises(ValueError, match=f"^{message}"):
+        resolve_speed(options)

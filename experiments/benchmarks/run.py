@@ -278,13 +278,28 @@ VARIANTS = ("NCHW", "1 thread", "glibc allocator", "compile", "other precision")
 DEFAULT_NETS = tuple(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem not in ("bicubic", "edsr")))
 
 
+class MeasurementFailed(RuntimeError):
+    """A measurement's process failed; the message is its last error line."""
+
+
 def measure(kind: str, steps: int, env: dict[str, str], *args: str) -> object:
     """Run one measurement in a fresh process (with ``env`` added) and return its result."""
     cmd = [sys.executable, __file__, "--steps", str(steps), "--measure", kind, *args]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     if out.returncode != 0:
-        raise RuntimeError(f"measurement {kind} {args} failed:\n{out.stderr[-3000:]}")
+        errors = [line for line in out.stderr.splitlines() if "Error" in line] or out.stderr.splitlines()[-1:]
+        print(out.stderr[-3000:], file=sys.stderr)
+        raise MeasurementFailed(errors[-1][:200] if errors else f"exit code {out.returncode}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def variant_ms(kind: str, steps: int, env: dict[str, str], name: str) -> float | str:
+    """ms per step of a variant, or ``"fails: <error>"`` where that setting breaks the step
+    (recorded in the table rather than ending the benchmark)."""
+    try:
+        return measure(kind, steps, env, name) * 1e3
+    except MeasurementFailed as e:
+        return f"fails: {e}"
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -328,6 +343,15 @@ def _steps(runs: dict[str, dict]) -> list[str]:
     return md
 
 
+def _variant_cell(row: dict, variant: str) -> str:
+    value = row.get(variant)
+    if value is None:
+        return "-"
+    if isinstance(value, str):  # "fails: <error>"
+        return value.replace("|", "/")
+    return f"{value:.1f} ({value / row['defaults ms']:.2f})"
+
+
 def _variants(name: str, run: dict) -> list[str]:
     variants = [v for v in VARIANTS if any(v in row for row in run["train step"])]
     if not variants:
@@ -339,9 +363,7 @@ def _variants(name: str, run: dict) -> list[str]:
           "32-true where auto picks bf16-mixed, else bf16-mixed (emulated in software there).", "",
           _row("network", ["defaults (ms)", *variants]), _rule(len(variants) + 2)]
     for row in run["train step"]:
-        md.append(_row(row["net"], [f"{row['defaults ms']:.1f}", *(
-            f"{row[v]:.1f} ({row[v] / row['defaults ms']:.2f})" if row.get(v) is not None else "-"
-            for v in variants)]))
+        md.append(_row(row["net"], [f"{row['defaults ms']:.1f}", *(_variant_cell(row, v) for v in variants)]))
     return md
 
 
@@ -404,15 +426,24 @@ def markdown(machines: dict[str, dict]) -> str:
     return "\n".join(md)
 
 
-def step_rows(nets: list[str], variants: list[str], steps: int, env: dict[str, str]) -> list[dict]:
-    """Each network's step: plain loop, defaults and the ``variants``, ms; and its GFLOP."""
-    rows = []
-    for name in nets:
+def step_rows(nets: list[str], variants: list[str], steps: int, env: dict[str, str], partial: Path) -> list[dict]:
+    """Each network's step: plain loop, defaults and the ``variants``, ms; and its GFLOP.
+
+    Rows are saved to ``partial`` as they are measured, so a benchmark that was interrupted
+    continues where it stopped when run again with the same arguments (the file is removed
+    once the results are written)."""
+    key = {"steps": steps, "variants": variants, "env": env}
+    saved = json.loads(partial.read_text()) if partial.is_file() else {}
+    rows = saved.get("rows", []) if saved.get("key") == key else []
+    if [row["net"] for row in rows] != nets[:len(rows)]:
+        rows = []
+    for name in nets[len(rows):]:
         gflop = 3 * net_gflops(instantiate(model_config(name))) * BATCH * HR_PATCH**2 / 1e6
         row = {"net": name, "GFLOP": gflop, "plain ms": measure("plain", steps, env, name) * 1e3,
                "defaults ms": measure("defaults", steps, env, name) * 1e3}
-        row |= {v: measure(v, steps, env, name) * 1e3 for v in variants}
+        row |= {v: variant_ms(v, steps, env, name) for v in variants}
         rows.append(row)
+        partial.write_text(json.dumps({"key": key, "rows": rows}))
         print(row, file=sys.stderr, flush=True)
     return rows
 
@@ -449,7 +480,8 @@ def main() -> None:
     print(run["machine"], file=sys.stderr, flush=True)
     run["roof TFLOP/s"] = measure("roof", args.steps, env)
     print(run["roof TFLOP/s"], file=sys.stderr, flush=True)
-    run["train step"] = step_rows(nets, variants, args.steps, env)
+    partial = HERE / f".partial-{run['machine']['class']}.json"
+    run["train step"] = step_rows(nets, variants, args.steps, env, partial)
     run["data batches/s"] = measure("data", args.steps, env)
     run["imresize"] = measure("imresize", args.steps, env)
     run["LR cache ms/image"] = measure("lr_cache", args.steps, env)
@@ -460,6 +492,7 @@ def main() -> None:
     results_file.write_text(json.dumps({"machines": machines}, indent=2) + "\n")
     md = markdown(machines)
     (HERE / "results.md").write_text(md)
+    partial.unlink(missing_ok=True)
     print(md)
 
 
