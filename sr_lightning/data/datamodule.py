@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import os
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, DistributedSampler
 
 from sr_lightning.data.datasets import EvalDataset, PairSet, PatchBatches
@@ -32,6 +35,33 @@ class FlaggedPaddingSampler(DistributedSampler):
         return -(-len(self.dataset) // self.num_replicas)
 
 
+class PatchStreamSampler(DistributedSampler):
+    """This process's indices into the run's stream of training batches (:class:`PatchBatches`).
+
+    The stream is one sequence of batches for the whole run, dealt out to the processes in
+    turn: at its step t (counted over the run) rank r of W trains batch ``t * W + r``. So
+    every process trains different patches; a run is the same for the same seed and world
+    size whatever ``num_workers``; and W processes train, step by step, the batches W
+    consecutive single-process steps would. An epoch is ceil(length / W) steps; each
+    iteration starts at ``position()``, the steps this process has trained so far
+    (Lightning's loop counter, which a resumed run restores), so a resumed run goes on with
+    the batches an uninterrupted run would have trained next.
+    """
+
+    def __init__(self, dataset: PatchBatches, *, num_replicas: int, rank: int,
+                 position: Callable[[], int] = lambda: 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.steps = -(-len(dataset) // num_replicas)
+        self.position = position
+
+    def __iter__(self) -> Iterator[int]:
+        first = self.position()
+        return iter(t * self.num_replicas + self.rank for t in range(first, first + self.steps))
+
+    def __len__(self) -> int:
+        return self.steps
+
+
 class SRDataModule(L.LightningDataModule):
     """LR/HR pairs for training (random patches) and evaluation (whole images).
 
@@ -55,7 +85,8 @@ class SRDataModule(L.LightningDataModule):
         patch_size_hr: if set, the patch side in HR pixels instead: the LR side is
             ``round(patch_size_hr / s)`` for each training scale s.
         batch_size: training batch size per process (DDP: global = this x processes).
-        steps_per_epoch: training batches per epoch (patches are drawn at random).
+        steps_per_epoch: training batches per epoch, all processes together (each of W DDP
+            processes makes ceil(steps_per_epoch / W) steps an epoch).
         num_workers: DataLoader workers.
         degradation: how LR is made (see :class:`Degradation`).
         cache_dir: where LR images are cached on disk (None: memory only).
@@ -63,6 +94,8 @@ class SRDataModule(L.LightningDataModule):
         augment: random flips and 90-degree rotations of training patches.
         sample_by: draw training patches from every image equally often (``"image"``) or
             in proportion to image area (``"area"``).
+        seed: the seed of the training batches (see :class:`PatchStreamSampler`); None: the
+            run's seed (``PL_GLOBAL_SEED``, which ``seed_everything`` sets), else 0.
     """
 
     def __init__(
@@ -86,6 +119,7 @@ class SRDataModule(L.LightningDataModule):
         skip_bad_images: bool = False,
         augment: bool = True,
         sample_by: str = "image",
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         for key, value in (("scale", scale), *(("train_scales", s) for s in train_scales or [])):
@@ -119,6 +153,7 @@ class SRDataModule(L.LightningDataModule):
         self.batch_size, self.steps_per_epoch, self.num_workers = batch_size, steps_per_epoch, num_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.skip_bad_images, self.augment, self.sample_by = skip_bad_images, augment, sample_by
+        self.seed = seed
         self._pairs: dict[tuple[str, int], PairSet] = {}
         self._train_set: PatchBatches | None = None
 
@@ -149,8 +184,8 @@ class SRDataModule(L.LightningDataModule):
                 raise ValueError("data.train_dir is not set; point it at a folder of HR training images")
             self._train_set = PatchBatches({s: self._train_pairs(s) for s in self.train_scales},
                                            patch_sizes=self.patch_sizes, batch_size=self.batch_size,
-                                           length=self.steps_per_epoch, augment=self.augment,
-                                           sample_by=self.sample_by)
+                                           length=self.steps_per_epoch, seed=self._stream_seed(),
+                                           augment=self.augment, sample_by=self.sample_by)
         if stage in (None, "fit", "validate") and self.val_dir:
             self._pairset(self.val_dir, "data.val_dir")
         if stage in (None, "test"):
@@ -159,6 +194,14 @@ class SRDataModule(L.LightningDataModule):
                                  "folders) or data.test_dirs={name: folder}")
             for name, location in self.test_dirs.items():
                 self._pairset(location, f"data.test_sets ({name})")
+
+    def _stream_seed(self) -> int:
+        return int(self.seed if self.seed is not None else os.environ.get("PL_GLOBAL_SEED", 0))
+
+    def _steps_trained(self) -> int:
+        """Training steps this process has made in the run (restored on resume); 0 without a trainer."""
+        trainer = self.trainer
+        return trainer.fit_loop.epoch_loop.batch_progress.total.ready if trainer is not None else 0
 
     def _eval_loader(self, location: str) -> DataLoader:
         dataset = EvalDataset(self._pairs[location, self.scale])
@@ -169,8 +212,15 @@ class SRDataModule(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = PatchStreamSampler(self._train_set, num_replicas=world, rank=rank, position=self._steps_trained)
+        # The sampler resumes from the restored loop position, so Lightning's warning that a
+        # mid-epoch resume may replay batches of a non-resumable loader does not apply.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch",
+                                category=PossibleUserWarning)
         # Items are whole batches (one scale each), so the loader does no batching.
-        return DataLoader(self._train_set, batch_size=None, shuffle=False, num_workers=self.num_workers,
+        return DataLoader(self._train_set, batch_size=None, sampler=sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader | list:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -85,10 +86,23 @@ class EvalDataset(Dataset):
 SAMPLE_BY = ("image", "area")
 
 
+def batch_generator(seed: int, index: int) -> torch.Generator:
+    """The random generator of batch ``index`` of a run's training stream: seeded from
+    ``(seed, index)`` alone (numpy's SeedSequence mixes them), so a batch holds the same
+    patches whichever process or DataLoader worker makes it."""
+    state = np.random.SeedSequence([seed, index]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+
+
 class PatchBatches(Dataset):
-    """``length`` batches of ``batch_size`` random aligned patches, with random flips and
-    90-degree rotations. Each batch is one scale, drawn uniformly from ``pairs``' scales
-    (multi-scale training as in VDSR); use it with ``DataLoader(batch_size=None)``.
+    """Batches of ``batch_size`` random aligned patches, with random flips and 90-degree
+    rotations. Each batch is one scale, drawn uniformly from ``pairs``' scales (multi-scale
+    training as in VDSR); use it with ``DataLoader(batch_size=None)``.
+
+    Item ``g`` is batch g of the run's training stream: everything random in it comes from
+    :func:`batch_generator` ``(seed, g)``, so it depends on nothing else (not the process,
+    the worker, or what was drawn before). ``length`` is the number of batches an epoch
+    takes from the stream; indices go on past it in later epochs.
 
     Items are ``{"lr": (B, C, p, p), "hr": (B, C, s*p, s*p), "name": list[str], "scale": s}``
     with p = ``patch_sizes[s]`` LR pixels. ``sample_by="image"`` draws every image equally
@@ -96,7 +110,7 @@ class PatchBatches(Dataset):
     """
 
     def __init__(self, pairs: Mapping[int, PairSet], *, patch_sizes: Mapping[int, int], batch_size: int,
-                 length: int, augment: bool = True, sample_by: str = "image") -> None:
+                 length: int, seed: int = 0, augment: bool = True, sample_by: str = "image") -> None:
         if sample_by not in SAMPLE_BY:
             raise ValueError(f"data.sample_by={sample_by!r} is not one of {SAMPLE_BY}")
         for s, pairset in pairs.items():
@@ -110,28 +124,30 @@ class PatchBatches(Dataset):
                         f"(or data.patch_size_hr) or remove the image"
                     )
         self.pairs, self.patch_sizes, self.scales = dict(pairs), dict(patch_sizes), sorted(pairs)
-        self.batch_size, self.length, self.augment = batch_size, length, augment
+        self.batch_size, self.length, self.seed, self.augment = batch_size, length, seed, augment
         self.weights = {s: torch.tensor([float(ps.lr_size(i)[0] * ps.lr_size(i)[1]) if sample_by == "area" else 1.0
                                          for i in range(len(ps))]) for s, ps in self.pairs.items()}
 
     def __len__(self) -> int:
         return self.length
 
-    def _patch(self, pairs: PairSet, k: int, p: int) -> tuple[Tensor, Tensor]:
+    def _patch(self, pairs: PairSet, k: int, p: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         h, w = pairs.lr_size(k)
-        y, x = int(torch.randint(0, h - p + 1, ())), int(torch.randint(0, w - p + 1, ()))
+        y = int(torch.randint(0, h - p + 1, (), generator=rng))
+        x = int(torch.randint(0, w - p + 1, (), generator=rng))
         lr, hr = pairs.crop(k, y, x, p)
         if self.augment:
-            flip, rot = torch.randint(0, 2, ()).item(), torch.randint(0, 4, ()).item()
-            if flip:
+            flip, rot = (int(v) for v in torch.randint(0, 4, (2,), generator=rng))
+            if flip % 2:
                 lr, hr = lr.flip(-1), hr.flip(-1)
             if rot:
                 lr, hr = lr.rot90(rot, (-2, -1)), hr.rot90(rot, (-2, -1))
         return lr, hr
 
-    def __getitem__(self, i: int) -> dict:
-        s = self.scales[int(torch.randint(0, len(self.scales), ()))] if len(self.scales) > 1 else self.scales[0]
+    def __getitem__(self, g: int) -> dict:
+        rng = batch_generator(self.seed, g)
+        s = self.scales[int(torch.randint(0, len(self.scales), (), generator=rng))]
         pairs, p = self.pairs[s], self.patch_sizes[s]
-        picks = torch.multinomial(self.weights[s], self.batch_size, replacement=True).tolist()
-        lrs, hrs = zip(*(self._patch(pairs, k, p) for k in picks), strict=True)
+        picks = torch.multinomial(self.weights[s], self.batch_size, replacement=True, generator=rng).tolist()
+        lrs, hrs = zip(*(self._patch(pairs, k, p, rng) for k in picks), strict=True)
         return {"lr": torch.stack(lrs), "hr": torch.stack(hrs), "name": [pairs.names[k] for k in picks], "scale": s}
