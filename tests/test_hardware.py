@@ -64,6 +64,7 @@ def test_an_explicit_precision_is_kept():
 def test_auto_on_cpu_takes_bf16_only_with_amx(monkeypatch, amx, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # the simulated CPU, unlimited
     assert resolve_precision("auto") == expected
     assert resolve_precision("auto", "cpu") == expected
 
@@ -85,12 +86,14 @@ def test_an_isa_limit_switches_amx_off(monkeypatch):
 def test_forced_bf16_on_a_cpu_that_emulates_it_warns_once(monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # the simulated CPU, unlimited
     _warn_emulated_bf16.cache_clear()
     for _ in range(2):
         assert resolve_precision("bf16-mixed") == "bf16-mixed"  # the user's choice is kept
     warnings = [r for r in caplog.records if "bf16 is emulated on this CPU" in r.getMessage()]
     assert len(warnings) == 1 and "about 4-12x slower than fp32" in warnings[0].getMessage()
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # the simulated CPU, unlimited
     _warn_emulated_bf16.cache_clear()
     caplog.clear()
     resolve_precision("bf16-mixed")
@@ -102,6 +105,7 @@ def test_quickstart_fits_the_network_to_the_hardware(monkeypatch, amx):
     """make train keeps VDSR where bf16 units make it fast, else trains edsr_quick."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # the simulated CPU, unlimited
     overrides, why = quickstart_overrides()
     assert overrides == ([] if amx else ["model=edsr_quick"])
     assert why.startswith("quickstart: ") and cpu_model() in why
@@ -155,6 +159,7 @@ def test_the_machine_class_follows_the_limits_of_the_process():
 def test_auto_speed_settings_are_the_machine_class_defaults(monkeypatch, amx, machine):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # the simulated CPU, unlimited
     expected = vars(SPEED_DEFAULTS[machine])
     assert resolve_speed({}) == expected
     assert resolve_speed({"channels_last": "auto", "compile": "auto", "threads": "auto"}) == expected
