@@ -12,9 +12,12 @@ import torch
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, DistributedSampler
 
-from sr_lightning.data.datasets import EvalDataset, PairSet, PatchBatches
+from sr_lightning.data.datasets import DiskPairSet, EvalDataset, PairSet, PatchBatches
 from sr_lightning.data.pairs import Degradation
-from sr_lightning.data.sources import load_location, resolve_test_set
+from sr_lightning.data.sources import SAMPLE_PREFIX, load_location, location_files, resolve_test_set
+
+
+STORAGES = ("memory", "disk")
 
 
 class FlaggedPaddingSampler(DistributedSampler):
@@ -94,6 +97,10 @@ class SRDataModule(L.LightningDataModule):
         augment: random flips and 90-degree rotations of training patches.
         sample_by: draw training patches from every image equally often (``"image"``) or
             in proportion to image area (``"area"``).
+        storage: ``memory`` decodes every image of a folder at setup and keeps the pairs
+            (small sets: sample, T91, 291); ``disk`` reads only the headers at setup and
+            decodes an image when a patch of it is drawn, in the DataLoader workers (memory
+            independent of the set's size; the LR cache makes later reads cheap).
         seed: the seed of the training batches (see :class:`PatchStreamSampler`); None: the
             run's seed (``PL_GLOBAL_SEED``, which ``seed_everything`` sets), else 0.
     """
@@ -119,6 +126,7 @@ class SRDataModule(L.LightningDataModule):
         skip_bad_images: bool = False,
         augment: bool = True,
         sample_by: str = "image",
+        storage: str = "memory",
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -154,7 +162,11 @@ class SRDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.skip_bad_images, self.augment, self.sample_by = skip_bad_images, augment, sample_by
         self.seed = seed
-        self._pairs: dict[tuple[str, int], PairSet] = {}
+        if storage not in STORAGES:
+            raise ValueError(f"data.storage={storage!r} is not one of {STORAGES}: memory keeps the decoded set, "
+                             f"disk decodes images on demand")
+        self.storage = storage
+        self._pairs: dict[tuple[str, int], PairSet | DiskPairSet] = {}
         self._train_set: PatchBatches | None = None
 
     @property
@@ -162,21 +174,28 @@ class SRDataModule(L.LightningDataModule):
         """Names of the test sets, in dataloader order."""
         return list(self.test_dirs)
 
-    def _pairset(self, location: str, key: str, scale: int | None = None) -> PairSet:
+    def _make_pairs(self, locations: Sequence[str], keys: Sequence[str], scale: int) -> PairSet | DiskPairSet:
+        kw = {"scale": scale, "channels": self.channels, "degradation": self.degradation, "cache_dir": self.cache_dir}
+        if self.storage == "disk" and not any(loc.startswith(SAMPLE_PREFIX) for loc in locations):
+            files = [f for loc, key in zip(locations, keys, strict=True) for f in location_files(loc, key)]
+            pairs = DiskPairSet(files, skip_bad_images=self.skip_bad_images, **kw)
+            if not len(pairs):
+                raise FileNotFoundError(f"{', '.join(keys)}: no readable image in {', '.join(locations)}")
+            return pairs
+        images = [img for loc, key in zip(locations, keys, strict=True)
+                  for img in load_location(loc, key, skip_bad_images=self.skip_bad_images)]
+        return PairSet(images, **kw)
+
+    def _pairset(self, location: str, key: str, scale: int | None = None) -> PairSet | DiskPairSet:
         scale = self.scale if scale is None else scale
         if (location, scale) not in self._pairs:
-            images = load_location(location, key, skip_bad_images=self.skip_bad_images)
-            self._pairs[location, scale] = PairSet(images, scale=scale, channels=self.channels,
-                                                   degradation=self.degradation, cache_dir=self.cache_dir)
+            self._pairs[location, scale] = self._make_pairs([location], [key], scale)
         return self._pairs[location, scale]
 
-    def _train_pairs(self, scale: int) -> PairSet:
+    def _train_pairs(self, scale: int) -> PairSet | DiskPairSet:
         if len(self.train_dirs) == 1:
             return self._pairset(self.train_dirs[0], "data.train_dir", scale)
-        images = [img for i, d in enumerate(self.train_dirs)
-                  for img in load_location(d, f"data.train_dir[{i}]", skip_bad_images=self.skip_bad_images)]
-        return PairSet(images, scale=scale, channels=self.channels, degradation=self.degradation,
-                       cache_dir=self.cache_dir)
+        return self._make_pairs(self.train_dirs, [f"data.train_dir[{i}]" for i in range(len(self.train_dirs))], scale)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):

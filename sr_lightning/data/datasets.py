@@ -12,7 +12,19 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from sr_lightning.data.pairs import Degradation, degradation_input, make_lr, modcrop, to_channels
-from sr_lightning.data.sources import HRImage
+from sr_lightning.data.sources import HRImage, load_file, read_header
+
+
+def make_pair(img: HRImage, scale: int, degradation: Degradation,
+              cache_dir: str | Path | None = None) -> tuple[Tensor, Tensor]:
+    """One image's HR (modcropped, as the degradation takes it: uint8 (C', H, W)) and its LR
+    (uint8 or float32 (C', H/s, W/s)), the LR read from/written to ``cache_dir``."""
+    hr = modcrop(img.pixels, scale)
+    if min(hr.shape[:2]) < scale:
+        h, w = img.pixels.shape[:2]
+        raise ValueError(f"image '{img.name}' ({w}x{h}) is too small for x{scale}")
+    x = degradation_input(hr, degradation)
+    return x, make_lr(x, scale, degradation, cache_dir)
 
 
 class PairSet:
@@ -33,15 +45,10 @@ class PairSet:
         self._lr: list[Tensor] = []
         self._hr: list[Tensor] = []
         for img in images:
-            hr = modcrop(img.pixels, scale)
-            if min(hr.shape[:2]) < scale:
-                h, w = img.pixels.shape[:2]
-                raise ValueError(f"image '{img.name}' ({w}x{h}) is too small for x{scale}")
-            x = degradation_input(hr, degradation)
-            lr = make_lr(x, scale, degradation, cache_dir)
+            hr, lr = make_pair(img, scale, degradation, cache_dir)
             self.names.append(img.name)
             self.gray.append(img.pixels.shape[-1] == 1)
-            self._hr.append(x)
+            self._hr.append(hr)
             self._lr.append(lr)
 
     def __len__(self) -> int:
@@ -63,6 +70,56 @@ class PairSet:
         return to_channels(lr, self.channels), to_channels(hr, self.channels)
 
 
+class DiskPairSet:
+    """:class:`PairSet`'s interface over image files, read on demand (``data.storage=disk``).
+
+    Setup reads only the files' headers (size, grayscale); :meth:`pair` and :meth:`crop`
+    decode the image and make its pair then, in whichever process asks (the DataLoader
+    workers), with the same degradation and LR cache, so memory does not grow with the set.
+    """
+
+    def __init__(self, files: Sequence[Path], *, scale: int, channels: int, degradation: Degradation,
+                 cache_dir: str | Path | None = None, skip_bad_images: bool = False) -> None:
+        self.scale, self.channels, self.degradation, self.cache_dir = scale, channels, degradation, cache_dir
+        self.files: list[Path] = []
+        self.names: list[str] = []
+        self.gray: list[bool] = []
+        self._lr_sizes: list[tuple[int, int]] = []
+        for f in files:
+            header = read_header(f, skip_bad_images)
+            if header is None:
+                continue
+            (w, h), gray = header
+            if min(h, w) < scale:
+                raise ValueError(f"image '{f.stem}' ({w}x{h}) is too small for x{scale}")
+            self.files.append(f)
+            self.names.append(f.stem)
+            self.gray.append(gray)
+            self._lr_sizes.append((h // scale, w // scale))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def lr_size(self, i: int) -> tuple[int, int]:
+        """(h, w) of LR image ``i``."""
+        return self._lr_sizes[i]
+
+    def _made(self, i: int) -> tuple[Tensor, Tensor]:
+        return make_pair(load_file(self.files[i]), self.scale, self.degradation, self.cache_dir)
+
+    def pair(self, i: int) -> tuple[Tensor, Tensor]:
+        """LR (channels, h, w) and HR (channels, s*h, s*w), float32 in [0, 1]."""
+        hr, lr = self._made(i)
+        return to_channels(lr, self.channels), to_channels(hr, self.channels)
+
+    def crop(self, i: int, y: int, x: int, size: int) -> tuple[Tensor, Tensor]:
+        """The LR window ``[y:y+size, x:x+size]`` of image ``i`` and its HR region, as :meth:`pair`."""
+        hr, lr = self._made(i)
+        s = self.scale
+        return (to_channels(lr[:, y: y + size, x: x + size], self.channels),
+                to_channels(hr[:, s * y: s * (y + size), s * x: s * (x + size)], self.channels))
+
+
 class EvalDataset(Dataset):
     """Whole images, in order (batch them with batch_size=1: sizes differ).
 
@@ -71,7 +128,7 @@ class EvalDataset(Dataset):
     ``pad=True``, which the metrics skip.
     """
 
-    def __init__(self, pairs: PairSet) -> None:
+    def __init__(self, pairs: PairSet | DiskPairSet) -> None:
         self.pairs = pairs
 
     def __len__(self) -> int:
@@ -84,6 +141,23 @@ class EvalDataset(Dataset):
 
 
 SAMPLE_BY = ("image", "area")
+
+
+def random_patch(pairs: PairSet | DiskPairSet, k: int, p: int, rng: torch.Generator,
+                 augment: bool) -> tuple[Tensor, Tensor]:
+    """An aligned LR/HR patch of image ``k`` at a random place (LR side ``p``), with a random
+    flip and 90-degree rotation when ``augment``: (C, p, p) and (C, s*p, s*p) float32."""
+    h, w = pairs.lr_size(k)
+    y = int(torch.randint(0, h - p + 1, (), generator=rng))
+    x = int(torch.randint(0, w - p + 1, (), generator=rng))
+    lr, hr = pairs.crop(k, y, x, p)
+    if augment:
+        flip, rot = (int(v) for v in torch.randint(0, 4, (2,), generator=rng))
+        if flip % 2:
+            lr, hr = lr.flip(-1), hr.flip(-1)
+        if rot:
+            lr, hr = lr.rot90(rot, (-2, -1)), hr.rot90(rot, (-2, -1))
+    return lr, hr
 
 
 def batch_generator(seed: int, index: int) -> torch.Generator:
@@ -109,7 +183,7 @@ class PatchBatches(Dataset):
     often, ``"area"`` in proportion to its size (every pixel equally often).
     """
 
-    def __init__(self, pairs: Mapping[int, PairSet], *, patch_sizes: Mapping[int, int], batch_size: int,
+    def __init__(self, pairs: Mapping[int, PairSet | DiskPairSet], *, patch_sizes: Mapping[int, int], batch_size: int,
                  length: int, seed: int = 0, augment: bool = True, sample_by: str = "image") -> None:
         if sample_by not in SAMPLE_BY:
             raise ValueError(f"data.sample_by={sample_by!r} is not one of {SAMPLE_BY}")
@@ -131,23 +205,10 @@ class PatchBatches(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _patch(self, pairs: PairSet, k: int, p: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
-        h, w = pairs.lr_size(k)
-        y = int(torch.randint(0, h - p + 1, (), generator=rng))
-        x = int(torch.randint(0, w - p + 1, (), generator=rng))
-        lr, hr = pairs.crop(k, y, x, p)
-        if self.augment:
-            flip, rot = (int(v) for v in torch.randint(0, 4, (2,), generator=rng))
-            if flip % 2:
-                lr, hr = lr.flip(-1), hr.flip(-1)
-            if rot:
-                lr, hr = lr.rot90(rot, (-2, -1)), hr.rot90(rot, (-2, -1))
-        return lr, hr
-
     def __getitem__(self, g: int) -> dict:
         rng = batch_generator(self.seed, g)
         s = self.scales[int(torch.randint(0, len(self.scales), (), generator=rng))]
         pairs, p = self.pairs[s], self.patch_sizes[s]
         picks = torch.multinomial(self.weights[s], self.batch_size, replacement=True, generator=rng).tolist()
-        lrs, hrs = zip(*(self._patch(pairs, k, p, rng) for k in picks), strict=True)
+        lrs, hrs = zip(*(random_patch(pairs, k, p, rng, self.augment) for k in picks), strict=True)
         return {"lr": torch.stack(lrs), "hr": torch.stack(hrs), "name": [pairs.names[k] for k in picks], "scale": s}

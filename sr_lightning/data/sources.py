@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image
 
@@ -43,6 +44,51 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.round(pixels * 255.0).astype(np.uint8)
 
 
+def load_file(path: Path) -> HRImage:
+    """One HR image file (named after its stem), uint8.
+
+    Raises:
+        ImageReadError: the file cannot be read as an image (the message names it).
+    """
+    pixels, _, _ = read_image(path)
+    return HRImage(path.stem, _to_uint8(pixels))
+
+
+def read_header(path: Path, skip_bad_images: bool = False) -> tuple[tuple[int, int], bool] | None:
+    """``((width, height), grayscale)`` of an image file from its header (nothing decoded);
+    None for an unreadable file when ``skip_bad_images`` (with a warning).
+
+    Raises:
+        ImageReadError: an unreadable file, without ``skip_bad_images``.
+    """
+    try:
+        with Image.open(path) as im:
+            return im.size, im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L")
+    except (OSError, SyntaxError, ValueError) as err:
+        message = f"cannot read '{path}' as an image ({err})"
+        if not skip_bad_images:
+            raise ImageReadError(f"{message}; remove it or set data.skip_bad_images=true to skip it") from None
+        warnings.warn(f"skipping {message}", stacklevel=2)
+        return None
+
+
+def location_files(location: str, key: str) -> list[Path]:
+    """The image files of a folder location, sorted.
+
+    Raises:
+        FileNotFoundError: no such folder, or no image in it (the message names ``key``).
+    """
+    folder = Path(location).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{key}: folder '{folder}' does not exist; set {key} to a folder of HR images")
+    files = list_images(folder)
+    if not files:
+        raise FileNotFoundError(
+            f"{key}: folder '{folder}' contains no images (looked for {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return files
+
+
 def load_location(location: str, key: str, *, skip_bad_images: bool = False) -> list[HRImage]:
     """Load every HR image of a location.
 
@@ -57,26 +103,16 @@ def load_location(location: str, key: str, *, skip_bad_images: bool = False) -> 
             raise ValueError(f"{key}={location!r}: unknown sample split; use one of "
                              + ", ".join(SAMPLE_PREFIX + s for s in SAMPLE_SPLITS))
         return [HRImage(n, _sample_image(n)) for n in SAMPLE_SPLITS[split]]
-    folder = Path(location).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{key}: folder '{folder}' does not exist; set {key} to a folder of HR images")
-    files = list_images(folder)
-    if not files:
-        raise FileNotFoundError(
-            f"{key}: folder '{folder}' contains no images (looked for {', '.join(IMAGE_EXTENSIONS)})"
-        )
     images = []
-    for f in files:
+    for f in location_files(location, key):
         try:
-            pixels, _, _ = read_image(f)
+            images.append(load_file(f))
         except ImageReadError as err:
             if not skip_bad_images:
                 raise ImageReadError(f"{err}; remove it or set data.skip_bad_images=true to skip it") from None
             warnings.warn(f"skipping {err}", stacklevel=2)
-            continue
-        images.append(HRImage(f.stem, _to_uint8(pixels)))
     if not images:
-        raise FileNotFoundError(f"{key}: no readable image in '{folder}'")
+        raise FileNotFoundError(f"{key}: no readable image in '{Path(location).expanduser()}'")
     return images
 
 
