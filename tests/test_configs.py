@@ -77,7 +77,7 @@ def fake_data_dir(root: Path) -> Path:
 @pytest.mark.parametrize("option", options("data"))
 def test_data_configs(tmp_path, option):
     overrides = [f"data='{option}'"]  # quoted: data=291 is a number to Hydra (the CLI quotes it)
-    if option == "folder":
+    if option in ("folder", "shards"):
         overrides.append(f"data.train_dir={tmp_path}")
     cfg = _compose(tmp_path, "train", overrides)
     with open_dict(cfg):

@@ -6,6 +6,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -14,10 +15,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from sr_lightning.data.datasets import DiskPairSet, EvalDataset, PairSet, PatchBatches
 from sr_lightning.data.pairs import Degradation
+from sr_lightning.data.shards import ShardPatches, location_url, read_index
 from sr_lightning.data.sources import SAMPLE_PREFIX, load_location, location_files, resolve_test_set
 
-
 STORAGES = ("memory", "disk")
+SHARD_OPTIONS = ("patches_per_image", "shuffle_buffer", "timeout_s")
 
 
 class FlaggedPaddingSampler(DistributedSampler):
@@ -103,6 +105,10 @@ class SRDataModule(L.LightningDataModule):
             independent of the set's size; the LR cache makes later reads cheap).
         seed: the seed of the training batches (see :class:`PatchStreamSampler`); None: the
             run's seed (``PL_GLOBAL_SEED``, which ``seed_everything`` sets), else 0.
+        shards: train from WebDataset shards at ``train_dir`` (a folder made by ``python -m
+            sr_lightning.prepare``, an http(s) URL of one, or a ``pipe:`` command with
+            ``{name}``): ``{"patches_per_image", "shuffle_buffer", "timeout_s"}`` (see
+            :class:`~sr_lightning.data.shards.ShardPatches`). None: ``train_dir`` is folders.
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class SRDataModule(L.LightningDataModule):
         sample_by: str = "image",
         storage: str = "memory",
         seed: int | None = None,
+        shards: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for key, value in (("scale", scale), *(("train_scales", s) for s in train_scales or [])):
@@ -166,8 +173,16 @@ class SRDataModule(L.LightningDataModule):
             raise ValueError(f"data.storage={storage!r} is not one of {STORAGES}: memory keeps the decoded set, "
                              f"disk decodes images on demand")
         self.storage = storage
+        self.shards = dict(shards) if shards else None
+        if self.shards is not None:
+            unknown = set(self.shards) - set(SHARD_OPTIONS)
+            if unknown:
+                raise ValueError(f"data.shards: unknown option(s) {sorted(unknown)}; the options are {SHARD_OPTIONS}")
+            if len(self.train_dirs) != 1 or len(self.train_scales) != 1:
+                raise ValueError("data=shards trains from one shard location (data.train_dir) at one scale "
+                                 "(data.train_scales: null)")
         self._pairs: dict[tuple[str, int], PairSet | DiskPairSet] = {}
-        self._train_set: PatchBatches | None = None
+        self._train_set: PatchBatches | ShardPatches | None = None
 
     @property
     def test_set_names(self) -> list[str]:
@@ -201,10 +216,13 @@ class SRDataModule(L.LightningDataModule):
         if stage in (None, "fit"):
             if not self.train_dirs:
                 raise ValueError("data.train_dir is not set; point it at a folder of HR training images")
-            self._train_set = PatchBatches({s: self._train_pairs(s) for s in self.train_scales},
-                                           patch_sizes=self.patch_sizes, batch_size=self.batch_size,
-                                           length=self.steps_per_epoch, seed=self._stream_seed(),
-                                           augment=self.augment, sample_by=self.sample_by)
+            if self.shards is not None:
+                self._train_set = self._shard_patches()
+            else:
+                self._train_set = PatchBatches({s: self._train_pairs(s) for s in self.train_scales},
+                                               patch_sizes=self.patch_sizes, batch_size=self.batch_size,
+                                               length=self.steps_per_epoch, seed=self._stream_seed(),
+                                               augment=self.augment, sample_by=self.sample_by)
         if stage in (None, "fit", "validate") and self.val_dir:
             self._pairset(self.val_dir, "data.val_dir")
         if stage in (None, "test"):
@@ -213,6 +231,25 @@ class SRDataModule(L.LightningDataModule):
                                  "folders) or data.test_dirs={name: folder}")
             for name, location in self.test_dirs.items():
                 self._pairset(location, f"data.test_sets ({name})")
+
+    def _shard_patches(self) -> ShardPatches:
+        location, scale = self.train_dirs[0], self.train_scales[0]
+        opts = {"patches_per_image": 8, "shuffle_buffer": 1024, "timeout_s": 30.0, **self.shards}
+        for key in ("patches_per_image", "shuffle_buffer"):
+            if int(opts[key]) < 1:
+                raise ValueError(f"data.shards.{key}={opts[key]} must be >= 1")
+        index = read_index(location, "data.train_dir", float(opts["timeout_s"]))
+        p = self.patch_sizes[scale]
+        if p * scale > index["min_side"]:
+            raise ValueError(
+                f"data.train_dir: the shards' smallest image side is {index['min_side']} pixels (crop="
+                f"{index['crop']}), smaller than the training patch ({p} LR pixels x {scale} = {p * scale} HR); "
+                f"lower data.patch_size or prepare the shards with a larger crop")
+        return ShardPatches([location_url(location, shard["name"]) for shard in index["shards"]], scale=scale,
+                            channels=self.channels, degradation=self.degradation, patch_size=p,
+                            batch_size=self.batch_size, length=self.steps_per_epoch, seed=self._stream_seed(),
+                            augment=self.augment, patches_per_image=int(opts["patches_per_image"]),
+                            shuffle_buffer=int(opts["shuffle_buffer"]))
 
     def _stream_seed(self) -> int:
         return int(self.seed if self.seed is not None else os.environ.get("PL_GLOBAL_SEED", 0))
@@ -233,11 +270,17 @@ class SRDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = PatchStreamSampler(self._train_set, num_replicas=world, rank=rank, position=self._steps_trained)
-        # The sampler resumes from the restored loop position, so Lightning's warning that a
-        # mid-epoch resume may replay batches of a non-resumable loader does not apply.
+        # Both streams start from the restored loop position (no batch is trained twice), so
+        # Lightning's warning that a mid-epoch resume may replay a non-resumable loader's
+        # batches does not apply.
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch",
                                 category=PossibleUserWarning)
+        if isinstance(self._train_set, ShardPatches):
+            self._train_set.rank, self._train_set.world_size = rank, world
+            self._train_set.start = self._steps_trained()
+            return DataLoader(self._train_set, batch_size=None, num_workers=self.num_workers,
+                              persistent_workers=self.num_workers > 0)
+        sampler = PatchStreamSampler(self._train_set, num_replicas=world, rank=rank, position=self._steps_trained)
         # Items are whole batches (one scale each), so the loader does no batching.
         return DataLoader(self._train_set, batch_size=None, sampler=sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

@@ -1,0 +1,160 @@
+"""WebDataset shards of HR images (made by ``python -m sr_lightning.prepare``): where they
+are, their index, and the stream of training batches cut from them (``data=shards``).
+
+A shard location is a folder, an ``http(s)://`` URL of one, or a ``pipe:`` command with
+``{name}`` where a file name goes (``pipe:aws s3 cp s3://bucket/shards/{name} -``): the
+index is ``index.json`` there, the shards are the ``.tar`` files it lists. Samples are
+``<key>.png``: lossless uint8 gray or RGB HR images (whole, or sub-images of ``crop``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import webdataset as wds
+from PIL import Image
+from torch.utils.data import IterableDataset, get_worker_info
+
+from sr_lightning.data.datasets import PairSet, batch_generator, random_patch
+from sr_lightning.data.pairs import Degradation
+from sr_lightning.data.sources import HRImage
+
+INDEX = "index.json"
+FORMAT = "sr_lightning.shards"
+PREPARE = "sr_lightning.prepare"
+
+
+def location_url(location: str, name: str) -> str:
+    """The URL (or path) of file ``name`` at a shard location."""
+    if location.startswith("pipe:"):
+        return location.replace("{name}", name)
+    if location.startswith(("http://", "https://")):
+        return f"{location.rstrip('/')}/{name}"
+    return str(Path(location).expanduser() / name)
+
+
+def read_index(location: str, key: str = "data.train_dir", timeout_s: float = 30.0) -> dict[str, Any]:
+    """The index of a shard location, checked.
+
+    Raises:
+        FileNotFoundError: a folder without an index (say to run prepare).
+        ValueError: a URL or command that fails or takes longer than ``timeout_s``; a file
+            that is not an index of ours.
+    """
+    url = location_url(location, INDEX)
+    how = f"run python -m sr_lightning.prepare input=HR_FOLDER output={location}"
+    if location.startswith("pipe:"):
+        if "{name}" not in location:
+            raise ValueError(f"{key}={location!r}: a pipe: command needs {{name}} where the file name goes, "
+                             f"e.g. 'pipe:aws s3 cp s3://bucket/shards/{{name}} -'")
+        try:
+            proc = subprocess.run(url[len("pipe:"):], shell=True, capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise ValueError(f"{key}: '{url}' gave no index within {timeout_s:g} s "
+                             f"(data.shards.timeout_s)") from None
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise ValueError(f"{key}: '{url}' failed (exit {proc.returncode}: {err[-1] if err else 'no message'})")
+        raw = proc.stdout
+    elif location.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                raw = response.read()
+        except (urllib.error.URLError, TimeoutError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise ValueError(f"{key}: cannot open '{url}' ({reason}; timeout {timeout_s:g} s): "
+                             f"check the URL, or {how}") from None
+    else:
+        folder = Path(location).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{key}: folder '{folder}' does not exist; {how}")
+        if not (folder / INDEX).is_file():
+            raise FileNotFoundError(f"{key}: '{folder}' has no {INDEX}, so it is not a shard folder "
+                                    f"(or its prepare has not finished); {how}")
+        raw = (folder / INDEX).read_bytes()
+    try:
+        index = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{key}: '{url}' is not a JSON index of shards; {how}") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT or not index.get("shards"):
+        raise ValueError(f"{key}: '{url}' is not an index written by sr_lightning.prepare; {how}")
+    return index
+
+
+def decode_sample(sample: Mapping[str, Any]) -> HRImage:
+    """A shard sample (``{"__key__": str, "png": bytes}``) as an HR image."""
+    with Image.open(io.BytesIO(sample["png"])) as im:
+        pixels = np.asarray(im.convert("L" if im.mode in ("1", "L", "I;16", "I") else "RGB"))
+    return HRImage(sample["__key__"], pixels[..., None] if pixels.ndim == 2 else pixels)
+
+
+class ShardPatches(IterableDataset):
+    """Training batches cut from shards, streamed: ``{"lr": (B, C, p, p), "hr": (B, C, s*p,
+    s*p), "name": list[str], "scale": s}`` float32 in [0, 1], like :class:`PatchBatches`.
+
+    Every DataLoader worker of every process is a consumer with its own shards (the shards
+    dealt out in turn; when there are fewer shards than consumers, each reads all of them in
+    its own order) and its own random stream, seeded from ``(seed, rank, worker, start)``
+    where ``start`` is the steps the process had trained when its loader was made (0, or a
+    resumed run's restored step: it draws new batches, not the first ones again); a
+    worker's stream goes on across epochs (use persistent workers). The same seed, world
+    size and ``num_workers`` give the same batches. Each decoded image gives ``patches_per_image`` random patches,
+    made by the same code as the folder path's (:class:`PairSet`, :func:`random_patch`), into
+    a shuffle buffer of ``shuffle_buffer`` patches that batches are drawn from. An epoch is
+    ceil(length / world_size) batches of this process, shared among its workers.
+    """
+
+    def __init__(self, urls: list[str], *, scale: int, channels: int, degradation: Degradation, patch_size: int,
+                 batch_size: int, length: int, seed: int, augment: bool, patches_per_image: int,
+                 shuffle_buffer: int) -> None:
+        super().__init__()
+        self.urls, self.scale, self.channels, self.degradation = urls, scale, channels, degradation
+        self.patch_size, self.batch_size, self.length, self.seed = patch_size, batch_size, length, seed
+        self.augment, self.patches_per_image, self.shuffle_buffer = augment, patches_per_image, shuffle_buffer
+        self.rank, self.world_size, self.start = 0, 1, 0
+        self._stream: Iterator[dict] | None = None
+
+    def __len__(self) -> int:
+        return math.ceil(self.length / self.world_size)
+
+    def _patches(self, consumer: int, consumers: int, rng: torch.Generator) -> Iterator[tuple[str, Any, Any]]:
+        own = self.urls[consumer::consumers] if len(self.urls) >= consumers else list(self.urls)
+        while True:
+            order = [own[int(i)] for i in torch.randperm(len(own), generator=rng)]
+            for sample in wds.DataPipeline(wds.SimpleShardList(order), wds.tarfile_to_samples()):
+                image = decode_sample(sample)
+                pairs = PairSet([image], scale=self.scale, channels=self.channels, degradation=self.degradation)
+                for _ in range(self.patches_per_image):
+                    yield (image.name, *random_patch(pairs, 0, self.patch_size, rng, self.augment))
+
+    def _batches(self, worker: int, workers: int) -> Iterator[dict]:
+        rng = batch_generator(self.seed, (self.rank * 4099 + worker) * 2**32 + self.start)
+        patches = self._patches(self.rank * workers + worker, self.world_size * workers, rng)
+        buffer = [next(patches) for _ in range(self.shuffle_buffer)]
+        while True:
+            batch = []
+            for _ in range(self.batch_size):
+                k = int(torch.randint(0, len(buffer), (), generator=rng))
+                batch.append(buffer[k])
+                buffer[k] = next(patches)
+            names, lrs, hrs = zip(*batch, strict=True)
+            yield {"lr": torch.stack(lrs), "hr": torch.stack(hrs), "name": list(names), "scale": self.scale}
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if self._stream is None:  # one stream per worker (persistent) or process, going on across epochs
+            self._stream = self._batches(worker, workers)
+        steps = len(self)
+        for _ in range(steps // workers + (worker < steps % workers)):
+            yield next(self._stream)
