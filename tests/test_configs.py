@@ -159,3 +159,11 @@ def test_other_entry_configs_compose(tmp_path, config_name):
     overrides = ["ckpt_path=x.ckpt", "input=a.png", "output=b.png"] if config_name == "upscale" else []
     cfg = _compose(tmp_path, config_name, overrides)
     assert cfg is not None
+
+
+def test_the_multi_node_example_composes(tmp_path):
+    """README, Training at scale: trainer=ddp over 2 nodes on shards."""
+    cfg = _compose(tmp_path, "train", ["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", "data=shards",
+                                       f"data.train_dir={tmp_path}", "data.num_workers=6", "data.batch_size=16",
+                                       "model=edsr_baseline"])
+    assert cfg.trainer.num_nodes == 2 and cfg.trainer.strategy == "ddp" and cfg.data.shards.patches_per_image == 8

@@ -173,7 +173,7 @@ class SRDataModule(L.LightningDataModule):
             raise ValueError(f"data.storage={storage!r} is not one of {STORAGES}: memory keeps the decoded set, "
                              f"disk decodes images on demand")
         self.storage = storage
-        self.shards = dict(shards) if shards else None
+        self.shards = dict(shards) if shards is not None else None
         if self.shards is not None:
             unknown = set(self.shards) - set(SHARD_OPTIONS)
             if unknown:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -123,6 +124,7 @@ class ShardPatches(IterableDataset):
         self.augment, self.patches_per_image, self.shuffle_buffer = augment, patches_per_image, shuffle_buffer
         self.rank, self.world_size, self.start = 0, 1, 0
         self._stream: Iterator[dict] | None = None
+        self._owner: tuple[int, int, int] | None = None
 
     def __len__(self) -> int:
         return math.ceil(self.length / self.world_size)
@@ -153,8 +155,11 @@ class ShardPatches(IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        if self._stream is None:  # one stream per worker (persistent) or process, going on across epochs
-            self._stream = self._batches(worker, workers)
+        # One stream per worker (persistent) or process, going on across epochs; a forked worker
+        # inherits its parent's stream and open shard, so the stream is keyed by the process.
+        owner = (os.getpid(), worker, workers)
+        if self._stream is None or self._owner != owner:
+            self._stream, self._owner = self._batches(worker, workers), owner
         steps = len(self)
         for _ in range(steps // workers + (worker < steps % workers)):
             yield next(self._stream)

@@ -24,7 +24,7 @@ from sr_lightning.data.shards import decode_sample, read_index
 from sr_lightning.data.sources import load_file
 from sr_lightning.prepare import origins, prepare
 from tests.conftest import run_module, tiny_args, write_folder
-from tests.data.batch_hashes import read_hashes
+from tests.data.batch_hashes import patch_hashes, read_hashes
 
 CFG = {"crop": None, "step": None, "shard_size_mb": 256, "workers": 1, "skip_bad_images": False,
        "overwrite": False, "progress": {"every_s": 30, "when": "never"}}
@@ -137,12 +137,13 @@ def test_shard_batches_are_patches_of_the_shard_images(hr_folder, tmp_path):
     _prepare(hr_folder, tmp_path / "s", crop=96, step=48, shard_size_mb=0.02)
     dm = _shard_dm(str(tmp_path / "s"), channels=3, degradation={"source": "rgb_uint8"})
     dm.setup("fit")
-    for workers in (0, 2):
+    for workers in (0, 2):  # workers forked after the main process streamed start streams of their own
         dm.num_workers = workers
         batches = list(dm.train_dataloader())
         assert len(batches) == 6 and all(b["lr"].shape == (4, 3, 16, 16) and b["hr"].shape == (4, 3, 32, 32)
                                          for b in batches)
         assert len({n for b in batches for n in b["name"]}) > 4  # the buffer mixes images
+        assert len({h for b in batches for h in patch_hashes(b)}) == 24  # no patch drawn twice
 
 
 def test_data_shards_refuses_bad_locations(hr_folder, tmp_path):
