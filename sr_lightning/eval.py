@@ -85,13 +85,18 @@ def _add_published(results: dict[str, dict[str, float]], cfg: DictConfig, net_na
     return [f"published: no {method} x{scale} rows for {', '.join(results)} in {path}"]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     evaluate(cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m sr_lightning.eval`` and the ``sr-eval`` console script."""
     sys.argv = prepare_argv(sys.argv)  # data=291; plugins present
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from sr_lightning.callbacks import PlainProgress, plain_progress_wanted
 from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images
 from sr_lightning.data.shards import FORMAT, INDEX, PREPARE
 from sr_lightning.data.sources import load_file, read_header
-from sr_lightning.runtime import user_errors
+from sr_lightning.runtime import prepare_argv, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ def _run(jobs: list, workers: int, progress_cfg: Any) -> dict[int, dict[str, Any
     return entries
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
+@hydra.main(version_base="1.3", config_path="conf", config_name="prepare")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
@@ -265,5 +266,11 @@ def main(cfg: DictConfig) -> None:
           + (f" (skipped: {', '.join(index['skipped'])})" if index["skipped"] else ""))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m sr_lightning.prepare`` and the ``sr-prepare`` console script."""
+    sys.argv = prepare_argv(sys.argv)  # numeric choices quoted; plugins present
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 USER_ERRORS = (ValueError, FileNotFoundError, TypeError)
 # The Hydra config tree (the entry points' config_path).
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -136,9 +136,14 @@ def close_loggers(loggers: list[Logger], failed: bool) -> None:
 
 
 def git_commit() -> str | None:
-    """The checkout's commit (``<sha>`` or ``<sha>-dirty``), or None outside a git checkout."""
-    root = CONF_DIR.parent
+    """The checkout's commit (``<sha>`` or ``<sha>-dirty``), or None where the package is not
+    run from its own git checkout (an installed wheel, even inside another project's repository)."""
+    root = CONF_DIR.parents[1]
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
+                             timeout=10)
+        if top.returncode or Path(top.stdout.strip()).resolve() != root:
+            return None
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if sha.returncode:
             return None

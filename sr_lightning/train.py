@@ -1,6 +1,6 @@
 """Train a network: ``python -m sr_lightning.train model=vdsr data.scale=3 ...``.
 
-Composes ``conf/train.yaml``, trains, tests the best checkpoint, prints the table and
+Composes ``sr_lightning/conf/train.yaml``, trains, tests the best checkpoint, prints the table and
 writes ``metrics.json`` to the run's output folder.
 """
 
@@ -203,7 +203,7 @@ def write_job_summary(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path
     (output_dir / JOB_FILE).write_text(json.dumps(summary, indent=2) + "\n")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` for multirun/Optuna."""
@@ -215,6 +215,11 @@ def main(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m sr_lightning.train`` and the ``sr-train`` console script."""
     sys.argv = prepare_argv(sys.argv)  # data=291; plugins present
     main()
+
+
+if __name__ == "__main__":
+    cli()

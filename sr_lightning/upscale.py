@@ -9,6 +9,7 @@ upscaled with bicubic. Outputs are written atomically: a failure leaves no parti
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -22,7 +23,7 @@ from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint, rescal
 from sr_lightning.data.io import list_images, read_image, write_image
 from sr_lightning.lit import SRLitModule
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
-from sr_lightning.runtime import user_errors
+from sr_lightning.runtime import prepare_argv, user_errors
 from sr_lightning.tiling import tiled_forward
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
     return [out for _, out in pairs]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="upscale")
+@hydra.main(version_base="1.3", config_path="conf", config_name="upscale")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
@@ -120,5 +121,11 @@ def main(cfg: DictConfig) -> None:
     print(f"wrote {len(written)} image(s): {written[0] if len(written) == 1 else written[0].parent}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m sr_lightning.upscale`` and the ``sr-upscale`` console script."""
+    sys.argv = prepare_argv(sys.argv)  # numeric choices quoted; plugins present
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -93,14 +93,14 @@ def run_entry(module: str, *args: str) -> Any:
     from omegaconf import open_dict
 
     from sr_lightning.eval import evaluate
-    from sr_lightning.runtime import quote_numeric_choices
+    from sr_lightning.runtime import CONF_DIR, quote_numeric_choices
     from sr_lightning.train import train
     from sr_lightning.upscale import upscale
 
     task = {"train": train, "eval": evaluate, "upscale": upscale}[ENTRY_POINTS[module]]
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(ENTRY_POINTS[module], overrides=quote_numeric_choices(list(args), ROOT / "conf"),
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(ENTRY_POINTS[module], overrides=quote_numeric_choices(list(args), CONF_DIR),
                       return_hydra_config=True)
     output_dir = Path(cfg.hydra.run.dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -22,11 +22,12 @@ from sr_lightning.eval import evaluate
 from sr_lightning.lit import SRGANModule, SRLitModule
 from sr_lightning.nets import NETS, register_net
 from sr_lightning.nets.vdsr import VDSR
+from sr_lightning.runtime import CONF_DIR
 from sr_lightning.train import train
 from sr_lightning.upscale import upscale
-from tests.conftest import ROOT, TouchOnUnpickle, run_module
+from tests.conftest import TouchOnUnpickle, run_module
 
-CONF = ROOT / "conf"
+CONF = CONF_DIR
 PAYLOADS = ("torch.load", "numpy.load", "os.system", "builtins.eval", "unimported module")
 
 

@@ -14,10 +14,10 @@ from PIL import Image
 from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import list_nets, net_class
-from sr_lightning.runtime import instantiate_callbacks, instantiate_loggers
+from sr_lightning.runtime import CONF_DIR, instantiate_callbacks, instantiate_loggers
 from tests.conftest import _crops, write_folder
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 
 
 def options(group: str) -> list[str]:

@@ -87,7 +87,7 @@ def roof(steps: int) -> dict[str, float]:
 
 
 def model_config(name: str) -> DictConfig:
-    """``conf/model/<name>.yaml`` as the default training config composes it (x2, Y), resolved."""
+    """``sr_lightning/conf/model/<name>.yaml`` as the default training config composes it (x2, Y), resolved."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -451,7 +451,8 @@ def step_rows(nets: list[str], variants: list[str], steps: int, env: dict[str, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--nets", default=",".join(DEFAULT_NETS), help="model configs (conf/model) to time")
+    parser.add_argument("--nets", default=",".join(DEFAULT_NETS),
+                        help="model configs (sr_lightning/conf/model) to time")
     parser.add_argument("--settings", default=",".join(VARIANTS),
                         help=f"defaults changed one at a time per network, of {', '.join(VARIANTS)} ('' for none)")
     parser.add_argument("--isa", default="native",

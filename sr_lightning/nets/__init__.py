@@ -2,7 +2,7 @@
 
 The registry is a plain dict filled by explicit imports (:mod:`sr_lightning.nets.registry`);
 add a network by writing one file with an :class:`SRNet` subclass, importing it there and
-adding it to ``NETS``, and adding ``conf/model/<name>.yaml``. A network of your own,
+adding it to ``NETS``, and adding ``sr_lightning/conf/model/<name>.yaml``. A network of your own,
 outside the package: :func:`register_net`.
 """
 
