@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+import torch
 
 from tests.conftest import run_module
 
@@ -136,7 +137,7 @@ def test_missing_plugin_names_the_package(monkeypatch):
                         lambda name, *a: None if name.startswith("hydra_plugins.") else real(name, *a))
     assert missing_plugins(["hydra/launcher=joblib", "model=vdsr"]) == [
         "hydra/launcher=joblib needs the Hydra plugin hydra-joblib-launcher: pip install hydra-joblib-launcher"]
-    assert "pip install hydra-optuna-sweeper" in missing_plugins(["hparams_search=vdsr_optuna"])[0]
+    assert missing_plugins(["hparams_search=vdsr_optuna"]) == []  # our own sweeper, on Optuna itself
     assert "pip install hydra-submitit-launcher" in missing_plugins(["hydra/launcher=slurm"])[0]
 
 
@@ -151,3 +152,28 @@ def test_wandb_without_login_says_how_to_go_offline(tiny_data, tmp_path):
                            f"hydra.run.dir={tmp_path / 'run'}"], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "not logged in to W&B" in proc.stderr and "WANDB_MODE=offline" in proc.stderr
+
+
+def test_a_pruned_trial_stops_early_and_the_study_goes_on(tiny_data, tmp_path):
+    """Every trial reports val/psnr at each validation; a pruner that prunes every value
+    stops each trial at its first validation and the study records it PRUNED."""
+    sweep = tmp_path / "study"
+    run_module("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2",
+                                                   "trainer.max_steps=6", "hydra/sweeper/pruner=none",
+                                                   "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+                                                   "+hydra.sweeper.pruner.lower=1e9"), timeout=600)
+    trials = _trials(sweep)
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    assert all(list(t.intermediate_values) == [2] for t in trials)  # reported at step 2, stopped there
+    for t in trials:  # of 6 steps
+        assert torch.load(sweep / str(t.number) / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("hydra/sweeper/pruner=sometimes", "Could not find 'hydra/sweeper/pruner/sometimes'"),
+    ("hydra.sweeper.storage=nosuchdb://x", "hydra.sweeper.storage='nosuchdb://x': Optuna cannot open it"),
+])
+def test_bad_sweeper_options_get_one_line(tmp_path, override, message):
+    proc = run_module("sr_lightning.train", "-m", "hparams_search=vdsr_optuna", override,
+                      f"hydra.sweep.dir={tmp_path / 'sweep'}", check=False)
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
