@@ -86,11 +86,28 @@ def check_wandb(logger_cfg: Mapping[str, Any] | None) -> None:
                          "`wandb sync <run folder>/wandb/offline-run-*`")
 
 
-# Config choices that need a Hydra plugin: (group, option prefix) -> (plugin module, pip package).
+def check_tensorboard(logger_cfg: Mapping[str, Any] | None) -> None:
+    """Fail early, saying what to install, when TensorBoard is selected but not installed.
+
+    Raises:
+        ValueError: a TensorBoardLogger is configured and neither tensorboard nor tensorboardX
+            is installed.
+    """
+    import importlib.util
+
+    if not any(isinstance(e, Mapping) and str(e.get("_target_", "")).endswith("TensorBoardLogger")
+               for e in (logger_cfg or {}).values()):
+        return
+    if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+        raise ValueError("logger=tensorboard needs the tensorboard package: pip install 'sr_lightning[tensorboard]' "
+                         "(or pip install tensorboard), or use logger=csv or logger=wandb")
+
+
+# Config choices that need a Hydra plugin: (group, option prefix) -> (plugin module, pip package, our extra).
 PLUGINS = {
-    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
-    ("hydra/launcher", "submitit"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
-    ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib"),
+    ("hydra/launcher", "submitit"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
+    ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
 }
 
 
@@ -101,10 +118,11 @@ def missing_plugins(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        for (group, prefix), (module, package) in PLUGINS.items():
+        for (group, prefix), (module, package, extra) in PLUGINS.items():
             if sep and key.lstrip("+~") == group and value.startswith(prefix) and value != "null":
                 if importlib.util.find_spec(module) is None:
-                    out.append(f"{arg} needs the Hydra plugin {package}: pip install {package}")
+                    out.append(f"{arg} needs the Hydra plugin {package}: pip install {package} "
+                               f"(or pip install 'sr_lightning[{extra}]')")
     return out
 
 

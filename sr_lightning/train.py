@@ -34,6 +34,7 @@ from sr_lightning.hardware import describe_cpu, fast_bf16, resolve_precision, re
 from sr_lightning.lit import SRLitModule
 from sr_lightning.lit.sr_module import to_plain
 from sr_lightning.runtime import (
+    check_tensorboard,
     check_wandb,
     close_loggers,
     git_commit,
@@ -101,6 +102,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         log.info("initialised %s from %s", module.net.name, init)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     check_wandb(cfg.get("logger"))
+    check_tensorboard(cfg.get("logger"))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
     if trainer.loggers:

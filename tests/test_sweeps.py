@@ -136,9 +136,25 @@ def test_missing_plugin_names_the_package(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name.startswith("hydra_plugins.") else real(name, *a))
     assert missing_plugins(["hydra/launcher=joblib", "model=vdsr"]) == [
-        "hydra/launcher=joblib needs the Hydra plugin hydra-joblib-launcher: pip install hydra-joblib-launcher"]
+        "hydra/launcher=joblib needs the Hydra plugin hydra-joblib-launcher: pip install hydra-joblib-launcher "
+        "(or pip install 'sr_lightning[joblib]')"]
     assert missing_plugins(["hparams_search=vdsr_optuna"]) == []  # our own sweeper, on Optuna itself
     assert "pip install hydra-submitit-launcher" in missing_plugins(["hydra/launcher=slurm"])[0]
+
+
+def test_tensorboard_missing_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from sr_lightning.runtime import check_tensorboard
+
+    tensorboard = {"tensorboard": {"_target_": "lightning.pytorch.loggers.TensorBoardLogger"}}
+    check_tensorboard(tensorboard)  # installed here (the dev extra)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("tensorboard") else real(name, *a))
+    with pytest.raises(ValueError, match=r"pip install 'sr_lightning\[tensorboard\]'"):
+        check_tensorboard(tensorboard)
+    check_tensorboard({"csv": {"_target_": "lightning.pytorch.loggers.CSVLogger"}})
 
 
 def test_wandb_without_login_says_how_to_go_offline(tiny_data, tmp_path):
