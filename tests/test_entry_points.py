@@ -226,6 +226,13 @@ def test_unknown_model_lists_the_known_ones(tmp_path):
         assert name in proc.stderr
 
 
+def test_a_config_dir_that_does_not_exist_is_named(tmp_path):
+    proc = run_module("sr_lightning.train", "--config-dir", str(tmp_path / "myconf"), f"hydra.run.dir={tmp_path}",
+                      check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"Additional config directory '{tmp_path / 'myconf'}' not found" in proc.stderr
+
+
 def test_unknown_data_lists_the_known_ones(tmp_path):
     proc = run_module("sr_lightning.train", "data=imagenet", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode != 0 and "folder" in proc.stderr and "sample" in proc.stderr
