@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
+from sr_lightning.errors import UserError
 from sr_lightning.hardware import describe_cpu
 
 # Of the budget, the share the timed steps may fill: the rest is Lightning's own work per
@@ -88,10 +89,10 @@ def check_budget(minutes: Any) -> float:
     try:
         value = float(minutes)
     except (TypeError, ValueError):
-        raise ValueError(f"budget_minutes={minutes!r} is not a number: give minutes of training (e.g. 6) "
+        raise UserError(f"budget_minutes={minutes!r} is not a number: give minutes of training (e.g. 6) "
                          f"or null for trainer.max_steps") from None
     if not value > 0:
-        raise ValueError(f"budget_minutes={minutes} must be > 0 (or null: train trainer.max_steps)")
+        raise UserError(f"budget_minutes={minutes} must be > 0 (or null: train trainer.max_steps)")
     return value
 
 

@@ -26,6 +26,7 @@ from omegaconf import open_dict
 from torch import Tensor, nn
 
 from sr_lightning.data.pairs import Degradation
+from sr_lightning.errors import UserError
 from sr_lightning.nets import file_net_class
 from sr_lightning.safe_load import load_tensors
 
@@ -41,7 +42,7 @@ EXPECTED = ("a .ckpt written by sr_lightning.train or sr_lightning.convert "
             "(e.g. logs/train/runs/<date>/checkpoints/last.ckpt)")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint holds something sr_lightning will not use; the message names the key."""
 
 
@@ -67,7 +68,7 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path", trusted_nets: Coll
     ckpt = load_tensors(path, key, EXPECTED)
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or "net" not in hparams or "state_dict" not in ckpt:
-        raise ValueError(f"{key}='{path}' is a file torch can read but not an sr_lightning checkpoint "
+        raise UserError(f"{key}='{path}' is a file torch can read but not an sr_lightning checkpoint "
                          f"(no network config in its hyper_parameters)")
     check_checkpoint(ckpt, f"{key}='{path}'", trusted_nets)
     return ckpt
@@ -201,12 +202,12 @@ def rescale_overrides(ckpt: Mapping[str, Any], scale: int, key: str,
     net_cls, ckpt_scale = file_net_class(net_cfg, trusted_nets), int(net_cfg["scale"])
     trained = ckpt.get("sr_lightning", {}).get("trained_scales")
     if trained and scale not in trained:
-        raise ValueError(f"{key}={scale}: this checkpoint was trained for {', '.join(f'x{t}' for t in trained)} "
+        raise UserError(f"{key}={scale}: this checkpoint was trained for {', '.join(f'x{t}' for t in trained)} "
                          f"only; use one of them")
     if scale == ckpt_scale:
         return {}
     if not net_cls.scale_agnostic:
-        raise ValueError(f"{key}={scale} is not supported by this {net_cls.name} checkpoint: its weights are for "
+        raise UserError(f"{key}={scale} is not supported by this {net_cls.name} checkpoint: its weights are for "
                          f"x{ckpt_scale} only (drop {key} or use {key}={ckpt_scale})")
     net_cls.check_scale(scale)
     return {"scale": int(scale)}
@@ -229,7 +230,7 @@ def adopt_checkpoint_net(cfg: Any, ckpt: Mapping[str, Any], given: Collection[st
     overrides = rescale_overrides(ckpt, int(cfg.data.scale), "data.scale", trusted_nets) \
         if "data.scale" in given else {}
     if "data.channels" in given and int(cfg.data.channels) != ckpt_channels:
-        raise ValueError(f"data.channels={cfg.data.channels} does not match the checkpoint's network "
+        raise UserError(f"data.channels={cfg.data.channels} does not match the checkpoint's network "
                          f"({ckpt_channels} channel(s)); drop data.channels")
     degradation = ckpt.get("sr_lightning", {}).get("degradation")
     with open_dict(cfg):
@@ -250,11 +251,11 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
     own = module.state_dict()
     bad = [k for k in set(own) ^ set(state_dict) if not k.startswith(GAN_PARTS)]
     if bad:
-        raise ValueError(f"the checkpoint's weights do not fit this network ({len(bad)} key(s) differ, e.g. "
+        raise UserError(f"the checkpoint's weights do not fit this network ({len(bad)} key(s) differ, e.g. "
                          f"{', '.join(sorted(bad)[:3])}); was it written for another architecture?")
     resized = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state_dict.items()
                if k in own and v.shape != own[k].shape]
     if resized:
-        raise ValueError(f"the checkpoint's weights do not fit this network's shapes ({len(resized)} tensor(s), "
+        raise UserError(f"the checkpoint's weights do not fit this network's shapes ({len(resized)} tensor(s), "
                          f"e.g. {resized[0]}): the network config differs from the one it was trained with")
     module.load_state_dict(dict(state_dict), strict=False)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from sr_lightning.callbacks import ProgressLog
 from sr_lightning.checkpoint import adopt_checkpoint_net, config_trusted_nets, read_checkpoint
+from sr_lightning.errors import UserError
 from sr_lightning.hardware import resolve_precision, resolve_speed
 from sr_lightning.lit import SRLitModule
 from sr_lightning.published import find_published, read_published, variants
@@ -41,7 +42,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
     else:
         module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation, channels_last=channels_last)
         if any(p.requires_grad for p in module.parameters()):
-            raise ValueError(f"model={module.net.name} has trainable weights but no ckpt_path was given: pass "
+            raise UserError(f"model={module.net.name} has trainable weights but no ckpt_path was given: pass "
                              f"ckpt_path=<a checkpoint of sr_lightning.train> (or model=bicubic for the baseline)")
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from sr_lightning.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # glibc mallopt parameters (malloc.h) and glibc's cap on the mmap threshold on 64-bit.
@@ -91,11 +93,11 @@ def isa_environment(isa: str) -> dict[str, str]:
     if isa == "native":
         return {}
     if isa not in ISA_LIMITS:
-        raise ValueError(f"--isa {isa}: unknown instruction set; choose native or one of {', '.join(ISA_LIMITS)}")
+        raise UserError(f"--isa {isa}: unknown instruction set; choose native or one of {', '.join(ISA_LIMITS)}")
     limit = ISA_LIMITS[isa]
     if limit.flag not in cpu_flags():
         has = [name for name, other in ISA_LIMITS.items() if other.flag in cpu_flags()]
-        raise ValueError(f"--isa {isa}: this CPU ({cpu_model()}) has no {limit.flag}; it can run "
+        raise UserError(f"--isa {isa}: this CPU ({cpu_model()}) has no {limit.flag}; it can run "
                          f"{', '.join(['native', *has])}")
     return {"ONEDNN_MAX_CPU_ISA": limit.onednn, "ATEN_CPU_CAPABILITY": limit.aten}
 
@@ -187,9 +189,9 @@ def resolve_speed(options: Mapping[str, Any], accelerator: str = "auto") -> dict
         if value == "auto":
             value = getattr(defaults, name)
         elif name == "threads" and not (type(value) is int and value > 0):
-            raise ValueError(f"threads={value!r}: give a positive number of threads, or auto (one per core)")
+            raise UserError(f"threads={value!r}: give a positive number of threads, or auto (one per core)")
         elif name != "threads" and not isinstance(value, bool):
-            raise ValueError(f"{name}={value!r}: use true, false or auto (this machine's default)")
+            raise UserError(f"{name}={value!r}: use true, false or auto (this machine's default)")
         resolved[name] = value
     return resolved
 

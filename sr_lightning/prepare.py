@@ -35,6 +35,7 @@ from sr_lightning.callbacks import PlainProgress, plain_progress_wanted
 from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images
 from sr_lightning.data.shards import FORMAT, INDEX, PREPARE
 from sr_lightning.data.sources import load_file, read_header
+from sr_lightning.errors import UserError
 from sr_lightning.runtime import prepare_argv, user_errors
 
 log = logging.getLogger(__name__)
@@ -145,11 +146,11 @@ def check_output(output: Path, settings: dict[str, Any], overwrite: bool) -> Non
         ValueError: a folder that is not ours, or ours with other settings without ``overwrite``.
     """
     if output.exists() and not output.is_dir():
-        raise ValueError(f"output={output} is a file; give a folder for the shards")
+        raise UserError(f"output={output} is a file; give a folder for the shards")
     if not output.exists() or not any(output.iterdir()):
         return
     if not (output / PLAN).is_file():
-        raise ValueError(f"output={output} exists and is not a shard folder made by sr_lightning.prepare "
+        raise UserError(f"output={output} exists and is not a shard folder made by sr_lightning.prepare "
                               f"(no {PLAN}); give a new or empty folder, or delete it yourself")
     try:
         previous = json.loads((output / PLAN).read_text())
@@ -158,7 +159,7 @@ def check_output(output: Path, settings: dict[str, Any], overwrite: bool) -> Non
     if previous == settings:
         return
     if not overwrite:
-        raise ValueError(f"output={output} holds shards prepared with other settings or inputs; "
+        raise UserError(f"output={output} holds shards prepared with other settings or inputs; "
                               f"add overwrite=true to replace them, or give another output")
     for f in output.iterdir():
         if f.name in (PLAN, INDEX) or f.name.startswith("shard-"):
@@ -168,17 +169,17 @@ def check_output(output: Path, settings: dict[str, Any], overwrite: bool) -> Non
 def prepare(cfg: DictConfig) -> dict[str, Any]:
     """Pack ``cfg.input``'s images into shards in ``cfg.output``; returns the index."""
     if cfg.input is None or cfg.output is None:
-        raise ValueError("give input=HR_FOLDER and output=SHARD_FOLDER")
+        raise UserError("give input=HR_FOLDER and output=SHARD_FOLDER")
     input_dir, output = Path(str(cfg.input)).expanduser(), Path(str(cfg.output)).expanduser()
     crop = None if cfg.crop is None else int(cfg.crop)
     step = None if crop is None else int(cfg.step if cfg.step is not None else crop // 2)
     if crop is not None and crop < 1:
-        raise ValueError(f"crop={crop} must be >= 1 (pixels), or null for whole images")
+        raise UserError(f"crop={crop} must be >= 1 (pixels), or null for whole images")
     if step is not None and not 0 < step <= crop:
-        raise ValueError(f"step={step} must be between 1 and crop={crop}: a larger step leaves pixels between "
+        raise UserError(f"step={step} must be between 1 and crop={crop}: a larger step leaves pixels between "
                          f"the sub-images out")
     if not float(cfg.shard_size_mb) > 0:
-        raise ValueError(f"shard_size_mb={cfg.shard_size_mb} must be > 0")
+        raise UserError(f"shard_size_mb={cfg.shard_size_mb} must be > 0")
     if not input_dir.is_dir():
         raise FileNotFoundError(f"input={input_dir} is not a folder; give the folder of HR images")
     files = list_images(input_dir)
@@ -201,7 +202,7 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
              f"; skipped as unreadable: {', '.join(skipped)}" if skipped else "")
     workers = (os.cpu_count() or 1) if cfg.workers == "auto" else int(cfg.workers)
     if workers < 1:
-        raise ValueError(f"workers={cfg.workers} must be >= 1, or auto (one per core)")
+        raise UserError(f"workers={cfg.workers} must be >= 1, or auto (one per core)")
     jobs = [(input_dir, output, i, shards[i], bool(cfg.skip_bad_images)) for i in todo]
     entries = _run(jobs, workers, cfg.get("progress", {}))
     for i in range(len(shards)):

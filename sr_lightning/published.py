@@ -10,6 +10,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from sr_lightning.errors import UserError
+
 COLUMNS = ("method", "variant", "dataset", "scale", "psnr", "ssim")
 
 
@@ -40,7 +42,7 @@ def read_published(path: str | Path) -> list[PublishedRow]:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"published.csv='{path}' lacks the column(s) {missing}; expected {list(COLUMNS)}")
+            raise UserError(f"published.csv='{path}' lacks the column(s) {missing}; expected {list(COLUMNS)}")
         rows = []
         for line, r in enumerate(reader, start=2):
             try:
@@ -48,7 +50,7 @@ def read_published(path: str | Path) -> list[PublishedRow]:
                 rows.append(PublishedRow(r["method"].strip().lower(), (r["variant"] or "").strip(),
                                          r["dataset"].strip(), int(r["scale"]), float(r["psnr"]), ssim))
             except ValueError as err:
-                raise ValueError(f"published.csv='{path}' line {line}: {err}") from None
+                raise UserError(f"published.csv='{path}' line {line}: {err}") from None
     return rows
 
 

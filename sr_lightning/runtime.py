@@ -23,12 +23,16 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from sr_lightning.errors import UserError
 from sr_lightning.nets import net_class
 
 log = logging.getLogger(__name__)
 
 
-USER_ERRORS = (ValueError, FileNotFoundError, TypeError)
+# What the entry points print as one line: our own bad-input errors (UserError and its typed
+# kinds: CheckpointError, ImageReadError, WeightFormatError) and a missing file. Anything else
+# keeps its traceback.
+USER_ERRORS = (UserError, FileNotFoundError)
 # The Hydra config tree (the entry points' config_path).
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
@@ -71,7 +75,7 @@ def check_wandb(logger_cfg: Mapping[str, Any] | None) -> None:
     try:
         import wandb
     except ImportError:
-        raise ValueError("logger=wandb needs the wandb package: pip install wandb (or use logger=csv or "
+        raise UserError("logger=wandb needs the wandb package: pip install wandb (or use logger=csv or "
                          "logger=tensorboard)") from None
     if any(e.get("offline") for e in entries) or os.environ.get("WANDB_MODE", "").lower() in (
             "offline", "dryrun", "disabled"):
@@ -81,7 +85,7 @@ def check_wandb(logger_cfg: Mapping[str, Any] | None) -> None:
     except Exception:  # wandb's settings could not be read
         key = None
     if not key:
-        raise ValueError("logger=wandb: this machine is not logged in to W&B. Run `wandb login`, or log offline "
+        raise UserError("logger=wandb: this machine is not logged in to W&B. Run `wandb login`, or log offline "
                          "with WANDB_MODE=offline (or logger.wandb.offline=true) and upload later with "
                          "`wandb sync <run folder>/wandb/offline-run-*`")
 
@@ -99,7 +103,7 @@ def check_tensorboard(logger_cfg: Mapping[str, Any] | None) -> None:
                for e in (logger_cfg or {}).values()):
         return
     if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
-        raise ValueError("logger=tensorboard needs the tensorboard package: pip install 'sr_lightning[tensorboard]' "
+        raise UserError("logger=tensorboard needs the tensorboard package: pip install 'sr_lightning[tensorboard]' "
                          "(or pip install tensorboard), or use logger=csv or logger=wandb")
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from sr_lightning.errors import UserError
+
 
 def load_tensors(path: str | Path, key: str, expected: str) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU.
@@ -26,5 +28,5 @@ def load_tensors(path: str | Path, key: str, expected: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a non-checkpoint file
-        raise ValueError(f"{key}='{path}' is not a readable checkpoint ({type(err).__name__}: "
+        raise UserError(f"{key}='{path}' is not a readable checkpoint ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:200] if str(err) else ''}); give {expected}") from None

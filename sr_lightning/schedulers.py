@@ -7,6 +7,8 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from sr_lightning.errors import UserError
+
 
 def warmup_cosine(optimizer: Optimizer, *, total_steps: int, warmup_steps: int = 0,
                   min_factor: float = 1e-3) -> LambdaLR:
@@ -18,7 +20,7 @@ def warmup_cosine(optimizer: Optimizer, *, total_steps: int, warmup_steps: int =
     networks (VDSR) at a high learning rate.
     """
     if total_steps < 1 or warmup_steps < 0:
-        raise ValueError(f"scheduler: need total_steps >= 1 (got {total_steps}) and warmup_steps >= 0 "
+        raise UserError(f"scheduler: need total_steps >= 1 (got {total_steps}) and warmup_steps >= 0 "
                          f"(got {warmup_steps}); total_steps follows trainer.max_steps")
     warmup_steps = min(warmup_steps, total_steps // 10)
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from sr_lightning.errors import UserError
+
 
 def tiled_forward(fn: Callable[[Tensor], Tensor], lr: Tensor, scale: int, tile: int | None,
                   overlap: int = 48) -> Tensor:
@@ -30,7 +32,7 @@ def tiled_forward(fn: Callable[[Tensor], Tensor], lr: Tensor, scale: int, tile: 
         (N, C, s*h, s*w), the dtype ``fn`` returns.
     """
     if tile is not None and (tile < 1 or overlap < 0):
-        raise ValueError(f"tile={tile} must be >= 1 and tile_overlap={overlap} >= 0")
+        raise UserError(f"tile={tile} must be >= 1 and tile_overlap={overlap} >= 0")
     h, w = lr.shape[-2:]
     if tile is None or (h <= tile and w <= tile):
         return fn(lr)

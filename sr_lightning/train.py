@@ -30,6 +30,7 @@ from sr_lightning.checkpoint import (
     net_config,
     read_checkpoint,
 )
+from sr_lightning.errors import UserError
 from sr_lightning.hardware import describe_cpu, fast_bf16, resolve_precision, resolve_speed, tune_allocator
 from sr_lightning.lit import SRLitModule
 from sr_lightning.lit.sr_module import to_plain
@@ -61,11 +62,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics.json content), and the datamodule, module, trainer and output folder.
     """
     if cfg.test_ckpt not in TEST_CKPTS:
-        raise ValueError(f"test_ckpt={cfg.test_ckpt!r} is not one of {TEST_CKPTS}: 'last' tests the final weights, "
+        raise UserError(f"test_ckpt={cfg.test_ckpt!r} is not one of {TEST_CKPTS}: 'last' tests the final weights, "
                          f"'best' the checkpoint with the highest val/psnr")
     resume, init = cfg.ckpt_path, cfg.get("init_from")
     if resume and init:
-        raise ValueError("ckpt_path (resume a run) and init_from (start a new run from weights) are both set; "
+        raise UserError("ckpt_path (resume a run) and init_from (start a new run from weights) are both set; "
                          "keep one")
     # A checkpoint is data: its network is checked against the registry (and the networks this
     # config names); its loss/optimizer/scheduler are never used (this run's config supplies them).
@@ -86,7 +87,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     module_cfg = to_plain(cfg.get("module") or {})
     module_cls = get_class(module_cfg.pop("_target_", "sr_lightning.lit.SRLitModule"))
     if not (isinstance(module_cls, type) and issubclass(module_cls, SRLitModule)):
-        raise TypeError("module._target_ must be SRLitModule or a subclass (e.g. sr_lightning.lit.SRGANModule)")
+        raise UserError("module._target_ must be SRLitModule or a subclass (e.g. sr_lightning.lit.SRGANModule)")
     if cfg.get("budget_minutes") is not None:
         fit_to_budget(cfg, net_cfg, precision, module_cls)
     L.seed_everything(cfg.seed, workers=True)
@@ -151,7 +152,7 @@ def check_max_time(max_time: Any) -> None:
     else:
         ok = False
     if not ok:
-        raise ValueError(f"trainer.max_time={max_time!r} is not a form Lightning takes: use {MAX_TIME_FORMS}")
+        raise UserError(f"trainer.max_time={max_time!r} is not a form Lightning takes: use {MAX_TIME_FORMS}")
 
 
 def apply_speed(cfg: DictConfig) -> None:
@@ -180,9 +181,9 @@ def fit_to_budget(cfg: DictConfig, net_cfg: Any, precision: str | int, module_cl
         log.info("budget_minutes=%g: trainer.max_steps=%d given, so no calibration", minutes, cfg.trainer.max_steps)
         return
     if int(cfg.trainer.max_steps) <= 0:
-        raise ValueError("budget_minutes needs trainer.max_steps > 0 as its cap (it sets the steps that fit)")
+        raise UserError("budget_minutes needs trainer.max_steps > 0 as its cap (it sets the steps that fit)")
     if module_cls is not SRLitModule:
-        raise ValueError(f"budget_minutes times SRLitModule steps; for module._target_={module_cls.__name__} set "
+        raise UserError(f"budget_minutes times SRLitModule steps; for module._target_={module_cls.__name__} set "
                          f"trainer.max_steps (and budget_minutes=null)")
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
     device = torch.device("cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu")

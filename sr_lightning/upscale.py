@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sr_lightning.callbacks import PlainProgress, plain_progress_wanted
 from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint, rescale_overrides
 from sr_lightning.data.io import list_images, read_image, write_image
+from sr_lightning.errors import UserError
 from sr_lightning.lit import SRLitModule
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
 from sr_lightning.runtime import prepare_argv, user_errors
@@ -90,7 +91,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
         if not files:
             raise FileNotFoundError(f"input='{src}' contains no images")
         if dst.exists() and not dst.is_dir():
-            raise ValueError(f"output='{dst}' is a file but input is a folder; give a folder as output")
+            raise UserError(f"output='{dst}' is a file but input is a folder; give a folder as output")
         dst.mkdir(parents=True, exist_ok=True)
         pairs = [(f, dst / f"{f.stem}.png") for f in files]
     else:

@@ -34,6 +34,8 @@ from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Overrid
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from sr_lightning.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # Samplers that store pickled state in the study's storage and unpickle it on every trial.
@@ -62,14 +64,14 @@ def check_search_space(keys_of_space: list[str], config: DictConfig) -> None:
     if bad:
         hints = {k: difflib.get_close_matches(k, sorted(keys | groups), n=3) for k in bad}
         detail = "; ".join(f"'{k}'" + (f" (did you mean {', '.join(h)}?)" if h else "") for k, h in hints.items())
-        raise ValueError(f"hydra.sweeper.params names keys that are not in the config: {detail}")
+        raise UserError(f"hydra.sweeper.params names keys that are not in the config: {detail}")
 
 
 def check_sampler(sweeper: Any) -> None:
     """Raise a ValueError if the sampler would unpickle what the study storage holds."""
     target = str((sweeper.get("sampler") or {}).get("_target_", ""))
     if sweeper.get("storage") and target in PICKLING_SAMPLERS:
-        raise ValueError(f"hydra/sweeper/sampler={target.rsplit('.', 1)[-1]} keeps its state pickled in the study "
+        raise UserError(f"hydra/sweeper/sampler={target.rsplit('.', 1)[-1]} keeps its state pickled in the study "
                          f"storage and unpickles it on every trial, so a storage file could run code; sr_lightning "
                          f"reads a study storage as data only: use hydra/sweeper/sampler=tpe (or random, grid, "
                          f"nsgaii), or hydra.sweeper.storage=null")
@@ -97,7 +99,7 @@ def distribution(override: Override) -> optuna.distributions.BaseDistribution | 
         if all(isinstance(v, int) for v in (value.start, value.stop, step)):
             return optuna.distributions.IntDistribution(value.start, last, step=step)
         return optuna.distributions.FloatDistribution(value.start, last, step=step)
-    raise ValueError(f"hydra.sweeper.params.{override.get_key_element()}: {override.input_line!r} is not a "
+    raise UserError(f"hydra.sweeper.params.{override.get_key_element()}: {override.input_line!r} is not a "
                      f"choice(...), interval(...) or range(...) Optuna can search")
 
 
@@ -110,7 +112,7 @@ def structured_distribution(key: str, spec: Mapping[str, Any]) -> optuna.distrib
         cls = optuna.distributions.FloatDistribution if kind == "float" else optuna.distributions.IntDistribution
         return cls(spec["low"], spec["high"], log=bool(spec.get("log", False)),
                    **({"step": spec["step"]} if spec.get("step") is not None else {}))
-    raise ValueError(f"hydra.sweeper.search_space.{key}: type={kind!r} is not one of float, int, categorical")
+    raise UserError(f"hydra.sweeper.search_space.{key}: type={kind!r} is not one of float, int, categorical")
 
 
 class OptunaSweeper(Sweeper):
@@ -134,7 +136,7 @@ class OptunaSweeper(Sweeper):
             check_search_space([*self.params, *self.search_space], config)
             check_sampler(config.hydra.sweeper)
             if self.pruner is not None and not isinstance(self.pruner, optuna.pruners.NopPruner) and not self.storage:
-                raise ValueError("pruning needs hydra.sweeper.storage (the trials report to the study through it), "
+                raise UserError("pruning needs hydra.sweeper.storage (the trials report to the study through it), "
                                  "or hydra/sweeper/pruner=none")
         except ValueError as err:  # one line, as every other bad option
             print(f"error: {err}", file=sys.stderr)

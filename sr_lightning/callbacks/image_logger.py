@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from sr_lightning.callbacks.panels import panel, thumbnail
+from sr_lightning.errors import UserError
 from sr_lightning.metrics import psnr, ssim
 
 
@@ -33,7 +34,7 @@ class SRImageLogger(L.Callback):
                  test_tables: bool = True) -> None:
         super().__init__()
         if num_images < 0 or crop < 1 or error_max <= 0:
-            raise ValueError("callbacks.images: num_images >= 0, crop >= 1 and error_max > 0 are required")
+            raise UserError("callbacks.images: num_images >= 0, crop >= 1 and error_max > 0 are required")
         self.num_images, self.crop, self.error_max = num_images, crop, error_max
         self.thumbnail_size, self.test_tables = thumbnail_size, test_tables
         self._rows: dict[str, list[list[Any]]] = {}

@@ -8,6 +8,8 @@ from typing import Any
 
 import lightning as L
 
+from sr_lightning.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +42,7 @@ class OptunaPruning(L.Callback):
         study = optuna.load_study(study_name=self.study_name, storage=self.storage, pruner=self.pruner)
         frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == self.number), None)
         if frozen is None:
-            raise ValueError(f"callbacks.pruning.trial={self.number}: study {self.study_name!r} in {self.storage} "
+            raise UserError(f"callbacks.pruning.trial={self.number}: study {self.study_name!r} in {self.storage} "
                              f"has no such trial")
         self._trial = optuna.trial.Trial(study, frozen._trial_id)
 

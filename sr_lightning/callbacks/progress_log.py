@@ -12,6 +12,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from sr_lightning.errors import UserError
+
 log = logging.getLogger(__name__)
 
 WHEN = ("auto", "always", "never")
@@ -25,13 +27,13 @@ def plain_progress_wanted(when: str) -> bool:
         ValueError: ``when`` is not one of :data:`WHEN`.
     """
     if when not in WHEN:
-        raise ValueError(f"progress when={when!r} is not one of {WHEN}")
+        raise UserError(f"progress when={when!r} is not one of {WHEN}")
     return when == "always" or (when == "auto" and not sys.stdout.isatty())
 
 
 def _check_every(every_s: float) -> float:
     if every_s < 0:
-        raise ValueError(f"progress every_s={every_s} must be >= 0 (seconds between lines)")
+        raise UserError(f"progress every_s={every_s} must be >= 0 (seconds between lines)")
     return float(every_s)
 
 

@@ -7,6 +7,7 @@ import sys
 
 from sr_lightning.convert.checkpoint import convert
 from sr_lightning.convert.formats import FORMATS
+from sr_lightning.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = convert(args.format, args.src, args.dst, scale=args.scale, overwrite=args.force)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (UserError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

@@ -12,6 +12,7 @@ import lightning
 import torch
 from torch import Tensor
 
+from sr_lightning.errors import UserError
 from sr_lightning.lit.sr_module import DEFAULT_EVALUATION, SRLitModule
 
 
@@ -41,10 +42,10 @@ def _state_dict(imported: Imported) -> dict[str, Tensor]:
     module = SRLitModule(net=imported.net)
     convs = [m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d)]
     if len(convs) != len(imported.weights):  # the format modules build matching configs; guard anyway
-        raise ValueError(f"{len(imported.weights)} layers of weights for a network with {len(convs)} convolutions")
+        raise UserError(f"{len(imported.weights)} layers of weights for a network with {len(convs)} convolutions")
     for conv, (w, b) in zip(convs, imported.weights, strict=True):
         if conv.weight.shape != w.shape or conv.bias.shape != b.shape:
-            raise ValueError(f"weight shape {tuple(w.shape)} does not fit the layer {tuple(conv.weight.shape)}")
+            raise UserError(f"weight shape {tuple(w.shape)} does not fit the layer {tuple(conv.weight.shape)}")
         conv.weight.data.copy_(w)
         conv.bias.data.copy_(b)
     return module.state_dict()
@@ -83,7 +84,7 @@ def convert(fmt: str, src: str | Path, dst: str | Path, scale: int | None = None
     from sr_lightning.convert.formats import FORMATS
 
     if fmt not in FORMATS:
-        raise ValueError(f"--format {fmt!r} is not supported; choose one of {', '.join(sorted(FORMATS))}")
+        raise UserError(f"--format {fmt!r} is not supported; choose one of {', '.join(sorted(FORMATS))}")
     dst = Path(dst).expanduser()
     if dst.exists() and not overwrite:
         raise FileExistsError(f"'{dst}' exists; choose another output path or pass --force to overwrite it")

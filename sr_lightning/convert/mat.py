@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from sr_lightning.errors import UserError
 
-class WeightFormatError(ValueError):
+
+class WeightFormatError(UserError):
     """A weights file is not of the expected format; the message says what was found."""
 
 

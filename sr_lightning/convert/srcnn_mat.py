@@ -16,6 +16,7 @@ import torch
 
 from sr_lightning.convert.checkpoint import Imported
 from sr_lightning.convert.mat import WeightFormatError, describe, read_mat, scale_in_name
+from sr_lightning.errors import UserError
 
 KEYS = ("weights_conv1", "biases_conv1", "weights_conv2", "biases_conv2", "weights_conv3", "biases_conv3")
 EXPECTED = ("weights_conv1 (f1*f1, n1), biases_conv1 (n1, 1), weights_conv2 (n1, f2*f2, n2), biases_conv2 (n2, 1), "
@@ -60,9 +61,9 @@ def load(path: str | Path, scale: int | None) -> Imported:
                                 f"expected {EXPECTED}")
     stated = scale_in_name(path)
     if scale is None and stated is None:
-        raise ValueError(f"'{path}' does not say its scale (SRCNN models are per scale): pass --scale")
+        raise UserError(f"'{path}' does not say its scale (SRCNN models are per scale): pass --scale")
     if scale is not None and stated is not None and scale != stated:
-        raise ValueError(f"--scale {scale}: '{path.name}' is the x{stated} SRCNN model (SRCNN weights are trained per "
+        raise UserError(f"--scale {scale}: '{path.name}' is the x{stated} SRCNN model (SRCNN weights are trained per "
                          f"scale); convert the x{scale} file, or use --scale {stated}")
     scale = stated if scale is None else scale
     weights = [

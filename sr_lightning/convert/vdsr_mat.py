@@ -15,6 +15,7 @@ import torch
 
 from sr_lightning.convert.checkpoint import Imported
 from sr_lightning.convert.mat import WeightFormatError, describe, read_mat
+from sr_lightning.errors import UserError
 
 TRAINED_SCALES = [2, 3, 4]
 EXPECTED = "a struct `model` with cells weight{1..L} (3, 3, C_in, C_out) and bias{1..L} (C_out, 1), C_in = 1 first"
@@ -47,10 +48,10 @@ def load(path: str | Path, scale: int | None) -> Imported:
             raise WeightFormatError(f"'{path}': layer {i} has weight {w.shape} and bias {b.shape}; expected weight "
                                     f"{(3, 3, c_in, c_out)} and bias ({c_out}, 1) ({EXPECTED})")
     if scale is None:
-        raise ValueError(f"--scale is required for vdsr-mat (the model serves {TRAINED_SCALES}): it sets the scale "
+        raise UserError(f"--scale is required for vdsr-mat (the model serves {TRAINED_SCALES}): it sets the scale "
                          f"the checkpoint evaluates at by default")
     if scale not in TRAINED_SCALES:
-        raise ValueError(f"--scale {scale}: the VDSR model was trained for x2, x3 and x4 only; use one of them")
+        raise UserError(f"--scale {scale}: the VDSR model was trained for x2, x3 and x4 only; use one of them")
     weights = [(torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1))).float(),
                 torch.from_numpy(b.reshape(-1)).float()) for w, b in zip(ws, bs, strict=True)]
     net = {"_target_": "sr_lightning.nets.vdsr.VDSR", "scale": int(scale), "in_channels": 1,

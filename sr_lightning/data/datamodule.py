@@ -17,6 +17,7 @@ from sr_lightning.data.datasets import DiskPairSet, EvalDataset, PairSet, PatchB
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.shards import ShardPatches, location_url, read_index
 from sr_lightning.data.sources import SAMPLE_PREFIX, load_location, location_files, resolve_test_set
+from sr_lightning.errors import UserError
 
 STORAGES = ("memory", "disk")
 SHARD_OPTIONS = ("patches_per_image", "shuffle_buffer", "timeout_s")
@@ -139,18 +140,18 @@ class SRDataModule(L.LightningDataModule):
         super().__init__()
         for key, value in (("scale", scale), *(("train_scales", s) for s in train_scales or [])):
             if value != int(value) or int(value) < 2:
-                raise ValueError(f"data.{key}={value} is not supported: use an integer >= 2")
+                raise UserError(f"data.{key}={value} is not supported: use an integer >= 2")
         if channels not in (1, 3):
-            raise ValueError(f"data.channels={channels} is not supported: use 1 (Y) or 3 (RGB)")
+            raise UserError(f"data.channels={channels} is not supported: use 1 (Y) or 3 (RGB)")
         sizes = {"patch_size": patch_size, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch}
         if patch_size_hr is not None:
             sizes["patch_size_hr"] = patch_size_hr
         for key, value in sizes.items():
             if int(value) < 1:
-                raise ValueError(f"data.{key}={value} must be >= 1")
+                raise UserError(f"data.{key}={value} must be >= 1")
         self.degradation = Degradation(**(degradation or {}))
         if self.degradation.source == "y" and channels != 1:
-            raise ValueError("data.degradation.source='y' makes Y-only pairs but data.channels=3: for RGB networks "
+            raise UserError("data.degradation.source='y' makes Y-only pairs but data.channels=3: for RGB networks "
                              "choose data/degradation=benchmark_lr (the standard LR files) or data/degradation=float")
         self.train_dirs = [train_dir] if isinstance(train_dir, str) else list(train_dir or [])
         self.val_dir = val_dir
@@ -158,7 +159,7 @@ class SRDataModule(L.LightningDataModule):
         for name, location in [*(resolve_test_set(str(e), benchmark_dir) for e in test_sets or []),
                                *(test_dirs or {}).items()]:
             if name in self.test_dirs:
-                raise ValueError(f"two test sets are named {name!r} (data.test_sets / data.test_dirs); "
+                raise UserError(f"two test sets are named {name!r} (data.test_sets / data.test_dirs); "
                                  f"give one of them another name in data.test_dirs")
             self.test_dirs[name] = location
         self.scale, self.channels = int(scale), channels
@@ -170,16 +171,16 @@ class SRDataModule(L.LightningDataModule):
         self.skip_bad_images, self.augment, self.sample_by = skip_bad_images, augment, sample_by
         self.seed = seed
         if storage not in STORAGES:
-            raise ValueError(f"data.storage={storage!r} is not one of {STORAGES}: memory keeps the decoded set, "
+            raise UserError(f"data.storage={storage!r} is not one of {STORAGES}: memory keeps the decoded set, "
                              f"disk decodes images on demand")
         self.storage = storage
         self.shards = dict(shards) if shards is not None else None
         if self.shards is not None:
             unknown = set(self.shards) - set(SHARD_OPTIONS)
             if unknown:
-                raise ValueError(f"data.shards: unknown option(s) {sorted(unknown)}; the options are {SHARD_OPTIONS}")
+                raise UserError(f"data.shards: unknown option(s) {sorted(unknown)}; the options are {SHARD_OPTIONS}")
             if len(self.train_dirs) != 1 or len(self.train_scales) != 1:
-                raise ValueError("data=shards trains from one shard location (data.train_dir) at one scale "
+                raise UserError("data=shards trains from one shard location (data.train_dir) at one scale "
                                  "(data.train_scales: null)")
         self._pairs: dict[tuple[str, int], PairSet | DiskPairSet] = {}
         self._train_set: PatchBatches | ShardPatches | None = None
@@ -215,7 +216,7 @@ class SRDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
             if not self.train_dirs:
-                raise ValueError("data.train_dir is not set; point it at a folder of HR training images")
+                raise UserError("data.train_dir is not set; point it at a folder of HR training images")
             if self.shards is not None:
                 self._train_set = self._shard_patches()
             else:
@@ -227,7 +228,7 @@ class SRDataModule(L.LightningDataModule):
             self._pairset(self.val_dir, "data.val_dir")
         if stage in (None, "test"):
             if not self.test_dirs:
-                raise ValueError("no test set: give data.test_sets=[Set5,...] (names under data.benchmark_dir, or "
+                raise UserError("no test set: give data.test_sets=[Set5,...] (names under data.benchmark_dir, or "
                                  "folders) or data.test_dirs={name: folder}")
             for name, location in self.test_dirs.items():
                 self._pairset(location, f"data.test_sets ({name})")
@@ -237,11 +238,11 @@ class SRDataModule(L.LightningDataModule):
         opts = {"patches_per_image": 8, "shuffle_buffer": 1024, "timeout_s": 30.0, **self.shards}
         for key in ("patches_per_image", "shuffle_buffer"):
             if int(opts[key]) < 1:
-                raise ValueError(f"data.shards.{key}={opts[key]} must be >= 1")
+                raise UserError(f"data.shards.{key}={opts[key]} must be >= 1")
         index = read_index(location, "data.train_dir", float(opts["timeout_s"]))
         p = self.patch_sizes[scale]
         if p * scale > index["min_side"]:
-            raise ValueError(
+            raise UserError(
                 f"data.train_dir: the shards' smallest image side is {index['min_side']} pixels (crop="
                 f"{index['crop']}), smaller than the training patch ({p} LR pixels x {scale} = {p * scale} HR); "
                 f"lower data.patch_size or prepare the shards with a larger crop")

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from sr_lightning.data.pairs import Degradation, degradation_input, make_lr, modcrop, to_channels
 from sr_lightning.data.sources import HRImage, load_file, read_header
+from sr_lightning.errors import UserError
 
 
 def make_pair(img: HRImage, scale: int, degradation: Degradation,
@@ -22,7 +23,7 @@ def make_pair(img: HRImage, scale: int, degradation: Degradation,
     hr = modcrop(img.pixels, scale)
     if min(hr.shape[:2]) < scale:
         h, w = img.pixels.shape[:2]
-        raise ValueError(f"image '{img.name}' ({w}x{h}) is too small for x{scale}")
+        raise UserError(f"image '{img.name}' ({w}x{h}) is too small for x{scale}")
     x = degradation_input(hr, degradation)
     return x, make_lr(x, scale, degradation, cache_dir)
 
@@ -91,7 +92,7 @@ class DiskPairSet:
                 continue
             (w, h), gray = header
             if min(h, w) < scale:
-                raise ValueError(f"image '{f.stem}' ({w}x{h}) is too small for x{scale}")
+                raise UserError(f"image '{f.stem}' ({w}x{h}) is too small for x{scale}")
             self.files.append(f)
             self.names.append(f.stem)
             self.gray.append(gray)
@@ -186,13 +187,13 @@ class PatchBatches(Dataset):
     def __init__(self, pairs: Mapping[int, PairSet | DiskPairSet], *, patch_sizes: Mapping[int, int], batch_size: int,
                  length: int, seed: int = 0, augment: bool = True, sample_by: str = "image") -> None:
         if sample_by not in SAMPLE_BY:
-            raise ValueError(f"data.sample_by={sample_by!r} is not one of {SAMPLE_BY}")
+            raise UserError(f"data.sample_by={sample_by!r} is not one of {SAMPLE_BY}")
         for s, pairset in pairs.items():
             p = patch_sizes[s]
             for i, name in enumerate(pairset.names):
                 if min(pairset.lr_size(i)) < p:
                     h, w = (s * d for d in pairset.lr_size(i))
-                    raise ValueError(
+                    raise UserError(
                         f"training image '{name}' ({w}x{h} after modcrop) is smaller than the x{s} patch: "
                         f"{p} LR pixels x {s} = {p * s} HR pixels; lower data.patch_size "
                         f"(or data.patch_size_hr) or remove the image"

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from sr_lightning.errors import UserError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError):
     """A file could not be read as an image; the message names it."""
 
 
@@ -79,7 +81,7 @@ def write_image(path: str | Path, pixels: np.ndarray, alpha: np.ndarray | None =
             im.putalpha(Image.fromarray(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)))
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"output '{path}' has no image extension Pillow can write (use e.g. .png)")
+        raise UserError(f"output '{path}' has no image extension Pillow can write (use e.g. .png)")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:

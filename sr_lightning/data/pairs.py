@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sr_lightning.errors import UserError
 from sr_lightning.ops.color import rgb_to_y
 from sr_lightning.ops.resize import BORDERS, imresize
 
@@ -45,9 +46,9 @@ class Degradation:
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
-            raise ValueError(f"data.degradation.source={self.source!r} is not one of {SOURCES}")
+            raise UserError(f"data.degradation.source={self.source!r} is not one of {SOURCES}")
         if self.border not in BORDERS:
-            raise ValueError(f"data.degradation.border={self.border!r} is not one of {BORDERS}")
+            raise UserError(f"data.degradation.border={self.border!r} is not one of {BORDERS}")
 
 
 def modcrop(pixels: np.ndarray, scale: int) -> np.ndarray:

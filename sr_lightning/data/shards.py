@@ -29,6 +29,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from sr_lightning.data.datasets import PairSet, batch_generator, random_patch
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.sources import HRImage
+from sr_lightning.errors import UserError
 
 INDEX = "index.json"
 FORMAT = "sr_lightning.shards"
@@ -56,16 +57,16 @@ def read_index(location: str, key: str = "data.train_dir", timeout_s: float = 30
     how = f"run python -m sr_lightning.prepare input=HR_FOLDER output={location}"
     if location.startswith("pipe:"):
         if "{name}" not in location:
-            raise ValueError(f"{key}={location!r}: a pipe: command needs {{name}} where the file name goes, "
+            raise UserError(f"{key}={location!r}: a pipe: command needs {{name}} where the file name goes, "
                              f"e.g. 'pipe:aws s3 cp s3://bucket/shards/{{name}} -'")
         try:
             proc = subprocess.run(url[len("pipe:"):], shell=True, capture_output=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            raise ValueError(f"{key}: '{url}' gave no index within {timeout_s:g} s "
+            raise UserError(f"{key}: '{url}' gave no index within {timeout_s:g} s "
                              f"(data.shards.timeout_s)") from None
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise ValueError(f"{key}: '{url}' failed (exit {proc.returncode}: {err[-1] if err else 'no message'})")
+            raise UserError(f"{key}: '{url}' failed (exit {proc.returncode}: {err[-1] if err else 'no message'})")
         raw = proc.stdout
     elif location.startswith(("http://", "https://")):
         try:
@@ -73,7 +74,7 @@ def read_index(location: str, key: str = "data.train_dir", timeout_s: float = 30
                 raw = response.read()
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             reason = getattr(err, "reason", err)
-            raise ValueError(f"{key}: cannot open '{url}' ({reason}; timeout {timeout_s:g} s): "
+            raise UserError(f"{key}: cannot open '{url}' ({reason}; timeout {timeout_s:g} s): "
                              f"check the URL, or {how}") from None
     else:
         folder = Path(location).expanduser()
@@ -86,9 +87,9 @@ def read_index(location: str, key: str = "data.train_dir", timeout_s: float = 30
     try:
         index = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError(f"{key}: '{url}' is not a JSON index of shards; {how}") from None
+        raise UserError(f"{key}: '{url}' is not a JSON index of shards; {how}") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT or not index.get("shards"):
-        raise ValueError(f"{key}: '{url}' is not an index written by sr_lightning.prepare; {how}")
+        raise UserError(f"{key}: '{url}' is not an index written by sr_lightning.prepare; {how}")
     return index
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image
+from sr_lightning.errors import UserError
 
 # The fixed split of the bundled sample images (scikit-image's ``skimage.data``).
 SAMPLE_SPLITS: dict[str, tuple[str, ...]] = {
@@ -100,7 +101,7 @@ def load_location(location: str, key: str, *, skip_bad_images: bool = False) -> 
     if location.startswith(SAMPLE_PREFIX):
         split = location[len(SAMPLE_PREFIX):]
         if split not in SAMPLE_SPLITS:
-            raise ValueError(f"{key}={location!r}: unknown sample split; use one of "
+            raise UserError(f"{key}={location!r}: unknown sample split; use one of "
                              + ", ".join(SAMPLE_PREFIX + s for s in SAMPLE_SPLITS))
         return [HRImage(n, _sample_image(n)) for n in SAMPLE_SPLITS[split]]
     images = []

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sr_lightning.errors import UserError
 from sr_lightning.safe_load import load_tensors
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         names = _layer_names()
         if layer not in names:
-            raise ValueError(f"perceptual.layer={layer!r} is not a VGG19 layer; use one of {', '.join(names)}")
+            raise UserError(f"perceptual.layer={layer!r} is not a VGG19 layer; use one of {', '.join(names)}")
         layers: list[nn.Module] = []
         cin = 3
         for v in _VGG19:
@@ -72,13 +73,13 @@ class PerceptualLoss(nn.Module):
     def _load(self, path: Path) -> None:
         state = load_tensors(path, "perceptual.weights", "a VGG19 features state dict (.pth), or null")
         if not isinstance(state, dict):
-            raise ValueError(f"perceptual.weights='{path}' holds a {type(state).__name__}, not a state dict")
+            raise UserError(f"perceptual.weights='{path}' holds a {type(state).__name__}, not a state dict")
         state = {k.removeprefix("features."): v for k, v in state.items()
                  if isinstance(k, str) and not k.startswith("classifier.")}
         own = self.features.state_dict()
         missing = [k for k in own if not isinstance(state.get(k), torch.Tensor) or state[k].shape != own[k].shape]
         if missing:
-            raise ValueError(f"perceptual.weights='{path}' does not hold VGG19 features: {missing[:4]} missing or of "
+            raise UserError(f"perceptual.weights='{path}' does not hold VGG19 features: {missing[:4]} missing or of "
                              f"another shape")
         self.features.load_state_dict({k: state[k] for k in own})
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import Tensor
 
+from sr_lightning.errors import UserError
 from sr_lightning.lit.sr_module import SRLitModule, to_plain
 
 
@@ -52,9 +53,9 @@ class SRGANModule(SRLitModule):
     ) -> None:
         super().__init__(net, **kwargs)
         if discriminator is None:
-            raise ValueError("SRGANModule needs a discriminator config (module.discriminator)")
+            raise UserError("SRGANModule needs a discriminator config (module.discriminator)")
         if self.hparams.adjustable_clip is not None:
-            raise ValueError("adjustable_clip is not supported for adversarial training; set adjustable_clip=null")
+            raise UserError("adjustable_clip is not supported for adversarial training; set adjustable_clip=null")
         extra = {"discriminator": to_plain(discriminator), "discriminator_optimizer": to_plain(discriminator_optimizer),
                  "content_weight": content_weight, "adversarial_weight": adversarial_weight,
                  "perceptual": to_plain(perceptual), "perceptual_weight": perceptual_weight}

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from sr_lightning.checkpoint import check_checkpoint, load_weights, module_arguments, net_config, read_checkpoint
+from sr_lightning.errors import UserError
 from sr_lightning.metrics import GMSD, PSNR, SSIM, quantize
 from sr_lightning.nets import build_net
 from sr_lightning.ops.resize import BORDERS, imresize
@@ -39,11 +40,11 @@ def parse_crop_border(value: int | str | None, scale: int) -> int:
         if text.startswith("scale+") and text[6:].isdigit():
             return scale + int(text[6:])
         if not text.isdigit():
-            raise ValueError(f"evaluation.crop_border={value!r} is not understood: use an integer, 'scale' "
+            raise UserError(f"evaluation.crop_border={value!r} is not understood: use an integer, 'scale' "
                              f"(the literature's default) or 'scale+N' (e.g. 'scale+6')")
         value = int(text)
     if int(value) < 0:
-        raise ValueError(f"evaluation.crop_border={value} must be >= 0")
+        raise UserError(f"evaluation.crop_border={value} must be >= 0")
     return int(value)
 
 
@@ -119,15 +120,15 @@ class SRLitModule(L.LightningModule):
         evaluation = {**DEFAULT_EVALUATION, **(to_plain(evaluation) or {})}
         unknown = set(evaluation) - set(DEFAULT_EVALUATION)
         if unknown:
-            raise ValueError(f"evaluation has unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_EVALUATION)}")
+            raise UserError(f"evaluation has unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_EVALUATION)}")
         if scheduler and scheduler.get("interval", "epoch") not in ("epoch", "step"):
-            raise ValueError(f"scheduler.interval={scheduler['interval']!r} must be 'epoch' or 'step'")
+            raise UserError(f"scheduler.interval={scheduler['interval']!r} must be 'epoch' or 'step'")
         self.save_hyperparameters({"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
                                    "evaluation": evaluation,
                                    "channels_last": channels_last, "adjustable_clip": adjustable_clip,
                                    "compile_net": compile_net})
         if adjustable_clip is not None and float(adjustable_clip) <= 0:
-            raise ValueError(f"adjustable_clip={adjustable_clip} must be > 0 (or null: off)")
+            raise UserError(f"adjustable_clip={adjustable_clip} must be > 0 (or null: off)")
         self.net = build_net(net)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -137,7 +138,7 @@ class SRLitModule(L.LightningModule):
         self.scale = self.net.scale
         self.crop_border = parse_crop_border(evaluation["crop_border"], self.scale)
         if evaluation["bicubic_border"] not in BORDERS:
-            raise ValueError(f"evaluation.bicubic_border={evaluation['bicubic_border']!r} is not one of {BORDERS}")
+            raise UserError(f"evaluation.bicubic_border={evaluation['bicubic_border']!r} is not one of {BORDERS}")
         self.bicubic_border = evaluation["bicubic_border"]
         self.y_channel, self.quantize = bool(evaluation["y_channel"]), bool(evaluation["quantize"])
         self.val_metrics = _EvalMetrics(self.crop_border, self.y_channel)
@@ -201,7 +202,7 @@ class SRLitModule(L.LightningModule):
     def _check_batch(self, batch: Mapping[str, Any]) -> None:
         lr = batch["lr"]
         if lr.shape[1] != self.net.in_channels:
-            raise ValueError(f"the data has {lr.shape[1]} channel(s) but the network takes {self.net.in_channels}: "
+            raise UserError(f"the data has {lr.shape[1]} channel(s) but the network takes {self.net.in_channels}: "
                              f"set data.channels={self.net.in_channels}")
 
     # -- training ----------------------------------------------------------------------
@@ -220,7 +221,7 @@ class SRLitModule(L.LightningModule):
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
             return
         if gradient_clip_val:
-            raise ValueError(f"adjustable_clip={theta} and trainer.gradient_clip_val={gradient_clip_val} are both "
+            raise UserError(f"adjustable_clip={theta} and trainer.gradient_clip_val={gradient_clip_val} are both "
                              f"set; set trainer.gradient_clip_val=null (or adjustable_clip=null)")
         lr = optimizer.param_groups[0]["lr"]
         self.clip_gradients(optimizer, gradient_clip_val=float(theta) / lr, gradient_clip_algorithm="value")
@@ -228,7 +229,7 @@ class SRLitModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
-            raise ValueError(f"network {self.net.name!r} has no trainable parameters: evaluate it with "
+            raise UserError(f"network {self.net.name!r} has no trainable parameters: evaluate it with "
                              f"`python -m sr_lightning.eval model={self.net.name}` instead of training it")
         if self.hparams.optimizer is None:
             raise RuntimeError("SRLitModule was built without an optimizer; it cannot train")

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from sr_lightning.errors import UserError
 from sr_lightning.ops.resize import BORDERS, imresize
 
 
@@ -31,16 +32,16 @@ class SRNet(nn.Module):
         super().__init__()
         self.check_scale(scale)
         if in_channels not in (1, 3):
-            raise ValueError(f"{self.name}: in_channels={in_channels} is not supported (1 = Y, 3 = RGB)")
+            raise UserError(f"{self.name}: in_channels={in_channels} is not supported (1 = Y, 3 = RGB)")
         self.scale, self.in_channels = int(scale), in_channels
 
     @classmethod
     def check_scale(cls, scale: int | float) -> None:
         """Raise a ValueError naming the network and its supported scales if ``scale`` is not one."""
         if scale != int(scale) or int(scale) < 2:
-            raise ValueError(f"scale={scale} is not supported by {cls.name}: use an integer >= 2")
+            raise UserError(f"scale={scale} is not supported by {cls.name}: use an integer >= 2")
         if cls.scales is not None and int(scale) not in cls.scales:
-            raise ValueError(
+            raise UserError(
                 f"scale={scale} is not supported by {cls.name} (supported scales: {', '.join(map(str, cls.scales))})"
             )
 
@@ -53,7 +54,7 @@ class SRNet(nn.Module):
             yield
             return
         if not self.scale_agnostic:
-            raise ValueError(f"{self.name} is built for x{self.scale} and cannot run at x{scale}: train it on one "
+            raise UserError(f"{self.name} is built for x{self.scale} and cannot run at x{scale}: train it on one "
                              f"scale (drop data.train_scales)")
         self.check_scale(scale)
         saved, self.scale = self.scale, int(scale)
@@ -71,7 +72,7 @@ class PreUpsampleNet(SRNet):
     def __init__(self, *, scale: int, in_channels: int, upsample_border: str = "clamp") -> None:
         super().__init__(scale=scale, in_channels=in_channels)
         if upsample_border not in BORDERS:
-            raise ValueError(f"{self.name}: upsample_border={upsample_border!r} is not one of {BORDERS}")
+            raise UserError(f"{self.name}: upsample_border={upsample_border!r} is not one of {BORDERS}")
         self.upsample_border = upsample_border
 
     def upsample(self, lr: Tensor) -> Tensor:

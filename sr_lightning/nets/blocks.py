@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from sr_lightning.errors import UserError
+
 # The mean RGB of DIV2K's training images (in [0, 1]), which EDSR and WDSR subtract.
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -15,7 +17,7 @@ def mean_shift(rgb_mean: Sequence[float] | None, in_channels: int) -> torch.Tens
     """(1, C, 1, 1) mean to subtract from the input and add to the output: ``rgb_mean`` for
     RGB, zeros for one channel or when None."""
     if rgb_mean is not None and in_channels == 3 and len(rgb_mean) != 3:
-        raise ValueError(f"rgb_mean={list(rgb_mean)} must have three values (R, G, B) or be null")
+        raise UserError(f"rgb_mean={list(rgb_mean)} must have three values (R, G, B) or be null")
     mean = list(rgb_mean) if (rgb_mean is not None and in_channels == 3) else [0.0] * in_channels
     return torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
 
@@ -26,7 +28,7 @@ def shuffle_steps(scale: int) -> list[int]:
         return [3]
     if scale >= 2 and scale & (scale - 1) == 0:
         return [2] * (scale.bit_length() - 1)
-    raise ValueError(f"a step-wise pixel-shuffle upsampler does x3 or powers of 2, not x{scale}")
+    raise UserError(f"a step-wise pixel-shuffle upsampler does x3 or powers of 2, not x{scale}")
 
 
 class ScaledResidual(nn.Module):

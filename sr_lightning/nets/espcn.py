@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -26,9 +27,9 @@ class ESPCN(SRNet):
                  activation: str = "tanh") -> None:
         super().__init__(scale=scale, in_channels=in_channels)
         if activation not in ACTIVATIONS:
-            raise ValueError(f"espcn: activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
+            raise UserError(f"espcn: activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
         if len(num_features) != 2:
-            raise ValueError(f"espcn: num_features={list(num_features)} must be two widths, e.g. [64, 32]")
+            raise UserError(f"espcn: num_features={list(num_features)} must be two widths, e.g. [64, 32]")
         f1, f2 = num_features
         act = ACTIVATIONS[activation]
         self.body = nn.Sequential(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 
 
@@ -24,7 +25,7 @@ class FSRCNN(SRNet):
     def __init__(self, *, scale: int = 2, in_channels: int = 1, d: int = 56, s: int = 12, m: int = 4) -> None:
         super().__init__(scale=scale, in_channels=in_channels)
         if min(d, s) < 1 or m < 0:
-            raise ValueError(f"fsrcnn: d={d}, s={s}, m={m} must be d, s >= 1 and m >= 0")
+            raise UserError(f"fsrcnn: d={d}, s={s}, m={m} must be d, s >= 1 and m >= 0")
 
         def conv(cin: int, cout: int, k: int) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, k, padding=k // 2), nn.PReLU(cout)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from sr_lightning.errors import UserError
 from sr_lightning.nets.base import PreUpsampleNet
 
 
@@ -25,9 +26,9 @@ class REDNet(PreUpsampleNet):
                  skip_every: int = 2, upsample_border: str = "symmetric") -> None:
         super().__init__(scale=scale, in_channels=in_channels, upsample_border=upsample_border)
         if num_layers < 2 or num_layers % 2:
-            raise ValueError(f"rednet: num_layers={num_layers} must be an even number >= 2 (half conv, half deconv)")
+            raise UserError(f"rednet: num_layers={num_layers} must be an even number >= 2 (half conv, half deconv)")
         if skip_every < 1:
-            raise ValueError(f"rednet: skip_every={skip_every} must be >= 1")
+            raise UserError(f"rednet: skip_every={skip_every} must be >= 1")
         half = num_layers // 2
         self.skip_every = skip_every
         self.encoder = nn.ModuleList(

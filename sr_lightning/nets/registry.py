@@ -14,6 +14,7 @@ from typing import Any
 
 from hydra.utils import get_class
 
+from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.bicubic import Bicubic
 from sr_lightning.nets.edsr import EDSR
@@ -41,7 +42,7 @@ def get_net_class(name: str) -> type[SRNet]:
     try:
         return NETS[name]
     except KeyError:
-        raise ValueError(f"unknown network {name!r}; known networks: {', '.join(list_nets())}") from None
+        raise UserError(f"unknown network {name!r}; known networks: {', '.join(list_nets())}") from None
 
 
 def create_net(name: str, **kwargs: Any) -> SRNet:
@@ -60,7 +61,7 @@ def register_net(cls: type[SRNet]) -> type[SRNet]:
     if not (isinstance(cls, type) and issubclass(cls, SRNet) and cls.name):
         raise TypeError(f"register_net({cls!r}): give an SRNet subclass with a `name` class attribute")
     if NETS.get(cls.name, cls) is not cls:
-        raise ValueError(f"register_net({class_path(cls)}): the name {cls.name!r} is taken by "
+        raise UserError(f"register_net({class_path(cls)}): the name {cls.name!r} is taken by "
                          f"{class_path(NETS[cls.name])}")
     NETS[cls.name] = cls
     return cls
@@ -78,13 +79,13 @@ def net_class(cfg: Mapping[str, Any]) -> type[SRNet]:
         try:
             cls = get_class(cfg["_target_"])
         except Exception as err:
-            raise ValueError(f"model._target_={cfg['_target_']!r} cannot be imported ({err})") from None
+            raise UserError(f"model._target_={cfg['_target_']!r} cannot be imported ({err})") from None
         if not (isinstance(cls, type) and issubclass(cls, SRNet)):
-            raise TypeError(f"model._target_={cfg['_target_']!r} is not an sr_lightning network (SRNet subclass)")
+            raise UserError(f"model._target_={cfg['_target_']!r} is not an sr_lightning network (SRNet subclass)")
         return cls
     if "name" in cfg:
         return get_net_class(cfg["name"])
-    raise ValueError("a network config needs `_target_` (a class path) or `name` (a registered network)")
+    raise UserError("a network config needs `_target_` (a class path) or `name` (a registered network)")
 
 
 def file_net_class(cfg: Mapping[str, Any], trusted: Collection[str] = ()) -> type[SRNet]:
@@ -100,7 +101,7 @@ def file_net_class(cfg: Mapping[str, Any], trusted: Collection[str] = ()) -> typ
     """
     if "_target_" not in cfg:
         if "name" not in cfg:
-            raise ValueError("has neither `_target_` nor `name`")
+            raise UserError("has neither `_target_` nor `name`")
         return get_net_class(str(cfg["name"]))
     target = cfg["_target_"]
     for cls in NETS.values():
@@ -108,7 +109,7 @@ def file_net_class(cfg: Mapping[str, Any], trusted: Collection[str] = ()) -> typ
             return cls
     if isinstance(target, str) and target in trusted:
         return net_class(cfg)
-    raise ValueError(f"_target_={target!r} is not a registered sr_lightning network (known: {', '.join(list_nets())}); "
+    raise UserError(f"_target_={target!r} is not a registered sr_lightning network (known: {', '.join(list_nets())}); "
                      f"for a network of your own, register it (sr_lightning.nets.register_net) or name it with "
                      f"trusted_nets=[{target}]")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from sr_lightning.errors import UserError
 from sr_lightning.nets.base import PreUpsampleNet
 
 PADDING_MODES = ("zeros", "replicate")
@@ -34,11 +35,11 @@ class SRCNN(PreUpsampleNet):
     ) -> None:
         super().__init__(scale=scale, in_channels=in_channels, upsample_border=upsample_border)
         if len(kernel_sizes) != 3 or any(k % 2 == 0 or k < 1 for k in kernel_sizes):
-            raise ValueError(f"srcnn: kernel_sizes={list(kernel_sizes)} must be three odd sizes, e.g. [9, 5, 5]")
+            raise UserError(f"srcnn: kernel_sizes={list(kernel_sizes)} must be three odd sizes, e.g. [9, 5, 5]")
         if len(num_features) != 2:
-            raise ValueError(f"srcnn: num_features={list(num_features)} must be two widths, e.g. [64, 32]")
+            raise UserError(f"srcnn: num_features={list(num_features)} must be two widths, e.g. [64, 32]")
         if padding_mode not in PADDING_MODES:
-            raise ValueError(f"srcnn: padding_mode={padding_mode!r} is not one of {PADDING_MODES}")
+            raise UserError(f"srcnn: padding_mode={padding_mode!r} is not one of {PADDING_MODES}")
         widths = [in_channels, *num_features, in_channels]
         layers: list[nn.Module] = []
         for i, k in enumerate(kernel_sizes):

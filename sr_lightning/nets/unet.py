@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sr_lightning.errors import UserError
 from sr_lightning.nets.base import PreUpsampleNet
 
 
@@ -45,7 +46,7 @@ class UNet(PreUpsampleNet):
     ) -> None:
         super().__init__(scale=scale, in_channels=in_channels, upsample_border=upsample_border)
         if depth < 1:
-            raise ValueError(f"unet: depth={depth} must be >= 1")
+            raise UserError(f"unet: depth={depth} must be >= 1")
         widths = [num_features * 2**i for i in range(depth + 1)]
         self.depth, self.global_residual = depth, global_residual
         self.head = _block(in_channels, widths[0], convs_per_block)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from sr_lightning.errors import UserError
 from sr_lightning.nets.base import PreUpsampleNet
 
 
@@ -30,7 +31,7 @@ class VDSR(PreUpsampleNet):
     ) -> None:
         super().__init__(scale=scale, in_channels=in_channels, upsample_border=upsample_border)
         if num_layers < 2:
-            raise ValueError(f"vdsr: num_layers={num_layers} must be >= 2")
+            raise UserError(f"vdsr: num_layers={num_layers} must be >= 2")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, num_features, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(num_layers - 2):
             layers += [nn.Conv2d(num_features, num_features, 3, padding=1), nn.ReLU(inplace=True)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, ScaledResidual, mean_shift
 
@@ -37,7 +38,7 @@ class WDSR(SRNet):
                  rgb_mean: tuple[float, float, float] | None = DIV2K_RGB_MEAN) -> None:
         super().__init__(scale=scale, in_channels=in_channels)
         if expansion < 1:
-            raise ValueError(f"wdsr: expansion={expansion} must be >= 1")
+            raise UserError(f"wdsr: expansion={expansion} must be >= 1")
         self.register_buffer("mean", mean_shift(rgb_mean, in_channels), persistent=False)
         out = in_channels * scale * scale
         self.head = _wn_conv(in_channels, num_features, 3)
