@@ -18,17 +18,20 @@ from omegaconf import DictConfig
 
 from sr_lightning.callbacks import ProgressLog
 from sr_lightning.checkpoint import adopt_checkpoint_net, config_trusted_nets, read_checkpoint
+from sr_lightning.cli import overridden_keys, prepare_argv, user_errors
 from sr_lightning.errors import UserError
 from sr_lightning.hardware import resolve_precision, resolve_speed
 from sr_lightning.lit import SRLitModule
+from sr_lightning.loggers import instantiate_loggers, register_resolvers
 from sr_lightning.published import find_published, read_published, variants
-from sr_lightning.runtime import instantiate_loggers, overridden_keys, prepare_argv, report, user_errors
+from sr_lightning.report import report
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Run the test sets; returns ``(metrics.json content, objects)``."""
+    register_resolvers()
     channels_last = resolve_speed({"channels_last": cfg.channels_last}, cfg.trainer.get("accelerator", "auto"))[
         "channels_last"]
     if cfg.ckpt_path:

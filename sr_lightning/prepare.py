@@ -32,11 +32,11 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sr_lightning.callbacks import PlainProgress, plain_progress_wanted
+from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images
 from sr_lightning.data.shards import FORMAT, INDEX, PREPARE
 from sr_lightning.data.sources import load_file, read_header
 from sr_lightning.errors import UserError
-from sr_lightning.runtime import prepare_argv, user_errors
 
 log = logging.getLogger(__name__)
 

@@ -30,22 +30,21 @@ from sr_lightning.checkpoint import (
     net_config,
     read_checkpoint,
 )
+from sr_lightning.cli import overridden_keys, prepare_argv, user_errors
 from sr_lightning.errors import UserError
 from sr_lightning.hardware import describe_cpu, fast_bf16, resolve_precision, resolve_speed, tune_allocator
 from sr_lightning.lit import SRLitModule
 from sr_lightning.lit.sr_module import to_plain
-from sr_lightning.runtime import (
+from sr_lightning.loggers import (
     check_tensorboard,
     check_wandb,
     close_loggers,
     git_commit,
     instantiate_callbacks,
     instantiate_loggers,
-    overridden_keys,
-    prepare_argv,
-    report,
-    user_errors,
+    register_resolvers,
 )
+from sr_lightning.report import report
 from sr_lightning.sweep import JOB_FILE
 from sr_lightning.zoo import net_gflops
 
@@ -61,6 +60,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         ``(metrics, objects)``: the final logged metrics (floats) plus ``"test"`` (the
         metrics.json content), and the datamodule, module, trainer and output folder.
     """
+    register_resolvers()
     if cfg.test_ckpt not in TEST_CKPTS:
         raise UserError(f"test_ckpt={cfg.test_ckpt!r} is not one of {TEST_CKPTS}: 'last' tests the final weights, "
                          f"'best' the checkpoint with the highest val/psnr")

@@ -20,11 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sr_lightning.callbacks import PlainProgress, plain_progress_wanted
 from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint, rescale_overrides
+from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.data.io import list_images, read_image, write_image
 from sr_lightning.errors import UserError
 from sr_lightning.lit import SRLitModule
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
-from sr_lightning.runtime import prepare_argv, user_errors
 from sr_lightning.tiling import tiled_forward
 
 log = logging.getLogger(__name__)

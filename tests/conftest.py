@@ -92,8 +92,8 @@ def run_entry(module: str, *args: str) -> Any:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from sr_lightning.cli import CONF_DIR, quote_numeric_choices
     from sr_lightning.eval import evaluate
-    from sr_lightning.runtime import CONF_DIR, quote_numeric_choices
     from sr_lightning.train import train
     from sr_lightning.upscale import upscale
 

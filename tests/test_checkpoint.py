@@ -18,11 +18,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from sr_lightning.checkpoint import CheckpointError, read_checkpoint
+from sr_lightning.cli import CONF_DIR
 from sr_lightning.eval import evaluate
 from sr_lightning.lit import SRGANModule, SRLitModule
 from sr_lightning.nets import NETS, register_net
 from sr_lightning.nets.vdsr import VDSR
-from sr_lightning.runtime import CONF_DIR
 from sr_lightning.train import train
 from sr_lightning.upscale import upscale
 from tests.conftest import TouchOnUnpickle, run_module

@@ -11,10 +11,11 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 from PIL import Image
 
+from sr_lightning.cli import CONF_DIR
 from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRLitModule
+from sr_lightning.loggers import instantiate_callbacks, instantiate_loggers, register_resolvers
 from sr_lightning.nets import list_nets, net_class
-from sr_lightning.runtime import CONF_DIR, instantiate_callbacks, instantiate_loggers
 from tests.conftest import _crops, write_folder
 
 CONF = CONF_DIR
@@ -138,6 +139,7 @@ def test_trainer_configs(tmp_path, option):
 @pytest.mark.parametrize("option", options("logger"))
 def test_logger_configs(tmp_path, option, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
+    register_resolvers()  # as the entry points do
     loggers = instantiate_loggers(_compose(tmp_path, "train", [f"logger={option}"]).logger)
     assert loggers
 

@@ -130,7 +130,7 @@ def test_launchers(tiny_data, tmp_path, launcher):
 def test_missing_plugin_names_the_package(monkeypatch):
     import importlib.util
 
-    from sr_lightning.runtime import missing_plugins
+    from sr_lightning.cli import missing_plugins
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -145,7 +145,7 @@ def test_missing_plugin_names_the_package(monkeypatch):
 def test_tensorboard_missing_says_what_to_install(monkeypatch):
     import importlib.util
 
-    from sr_lightning.runtime import check_tensorboard
+    from sr_lightning.loggers import check_tensorboard
 
     tensorboard = {"tensorboard": {"_target_": "lightning.pytorch.loggers.TensorBoardLogger"}}
     check_tensorboard(tensorboard)  # installed here (the dev extra)

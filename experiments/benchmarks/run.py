@@ -34,6 +34,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.budget import time_calls
+from sr_lightning.cli import CONF_DIR
 from sr_lightning.data import SRDataModule
 from sr_lightning.data.pairs import Degradation, degradation_input, make_lr
 from sr_lightning.hardware import (
@@ -47,7 +48,6 @@ from sr_lightning.hardware import (
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import create_net
 from sr_lightning.ops.resize import imresize
-from sr_lightning.runtime import CONF_DIR
 from sr_lightning.zoo import net_gflops
 
 HERE = Path(__file__).resolve().parent

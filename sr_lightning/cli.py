@@ -1,0 +1,111 @@
+"""The command-line front door of the entry points: where the configs are, the argv
+fixes and plugin checks before Hydra sees a command line, and bad input as one line."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig
+
+from sr_lightning.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# What the entry points print as one line: our own bad-input errors (UserError and its typed
+# kinds: CheckpointError, ImageReadError, WeightFormatError) and a missing file. Anything else
+# keeps its traceback.
+USER_ERRORS = (UserError, FileNotFoundError)
+# The Hydra config tree (the entry points' config_path).
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Print a bad-input error as one line (``error: ...``) and exit with status 2,
+    instead of a stack trace. ``HYDRA_FULL_ERROR=1`` re-raises for debugging. In a
+    multirun the error is logged and re-raised, so the sweeper records a failed job and
+    goes on (a process exit would end the whole sweep)."""
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except (*USER_ERRORS, InstantiationException) as err:
+            # A bad option met inside hydra.utils.instantiate arrives wrapped: report its cause.
+            cause = err.__cause__ if isinstance(err, InstantiationException) else err
+            if not isinstance(cause, USER_ERRORS) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {cause}", file=sys.stderr)
+            if HydraConfig.initialized() and str(HydraConfig.get().mode).endswith("MULTIRUN"):
+                log.error("job %s failed: %s", HydraConfig.get().job.num, cause)
+                raise
+            sys.exit(2)
+
+    return wrapper
+
+
+# Config choices that need a Hydra plugin: (group, option prefix) -> (plugin module, pip package, our extra).
+PLUGINS = {
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib"),
+    ("hydra/launcher", "submitit"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
+    ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
+}
+
+
+def missing_plugins(argv: list[str]) -> list[str]:
+    """For each command-line choice whose Hydra plugin is not installed: what to install."""
+    import importlib.util
+
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        for (group, prefix), (module, package, extra) in PLUGINS.items():
+            if sep and key.lstrip("+~") == group and value.startswith(prefix) and value != "null":
+                if importlib.util.find_spec(module) is None:
+                    out.append(f"{arg} needs the Hydra plugin {package}: pip install {package} "
+                               f"(or pip install 'sr_lightning[{extra}]')")
+    return out
+
+
+def prepare_argv(argv: list[str]) -> list[str]:
+    """The entry points' command line before Hydra sees it: numeric choices quoted
+    (``data=291``), and a one-line error (exit 2) for a choice whose plugin is missing or
+    for Hydra's ``--experimental-rerun`` (which unpickles a file)."""
+    problems = missing_plugins(argv)
+    if any(a.split("=", 1)[0] == "--experimental-rerun" for a in argv):
+        problems.append("--experimental-rerun unpickles the file it is given, and sr_lightning never unpickles a "
+                        "file; rerun a job with the overrides listed in <run folder>/.hydra/overrides.yaml")
+    if problems:
+        print("error: " + "; ".join(problems), file=sys.stderr)
+        sys.exit(2)
+    return quote_numeric_choices(argv, CONF_DIR)
+
+
+def quote_numeric_choices(argv: list[str], conf_dir: str | Path) -> list[str]:
+    """Quote config-group choices that are numbers (``data=291`` -> ``data='291'``).
+
+    Hydra parses ``291`` as an int and rejects it as a group choice; quoting makes it the
+    option name it is. Only keys that are config groups in ``conf_dir`` are touched.
+    """
+    groups = {p.name for p in Path(conf_dir).iterdir() if p.is_dir()}
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in groups and value.replace(".", "", 1).isdigit():
+            arg = f"{key}='{value}'"
+        out.append(arg)
+    return out
+
+
+def overridden_keys() -> set[str]:
+    """Config keys given on the command line (empty outside a Hydra run)."""
+    if not HydraConfig.initialized():
+        return set()
+    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}

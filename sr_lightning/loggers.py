@@ -1,0 +1,150 @@
+"""Loggers and callbacks from config: checks that fail early with what to do, the run's
+name and W&B group (the ``sr.run_name`` / ``sr.sweep_group`` resolvers), the commit it ran
+from, and ending logger runs between the jobs of a multirun."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch import Callback
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from sr_lightning.cli import CONF_DIR
+from sr_lightning.errors import UserError
+from sr_lightning.nets import net_class
+
+log = logging.getLogger(__name__)
+
+
+def check_wandb(logger_cfg: Mapping[str, Any] | None) -> None:
+    """Fail early, with how to go offline, when W&B is selected but cannot log.
+
+    Raises:
+        ValueError: wandb is not installed, or it is not logged in and not offline
+            (``logger.wandb.offline`` / ``WANDB_MODE=offline``).
+    """
+    entries = [e for e in (logger_cfg or {}).values()
+               if isinstance(e, Mapping) and str(e.get("_target_", "")).endswith("WandbLogger")]
+    if not entries:
+        return
+    try:
+        import wandb
+    except ImportError:
+        raise UserError("logger=wandb needs the wandb package: pip install wandb (or use logger=csv or "
+                         "logger=tensorboard)") from None
+    if any(e.get("offline") for e in entries) or os.environ.get("WANDB_MODE", "").lower() in (
+            "offline", "dryrun", "disabled"):
+        return
+    try:
+        key = os.environ.get("WANDB_API_KEY") or wandb.api.api_key
+    except Exception:  # wandb's settings could not be read
+        key = None
+    if not key:
+        raise UserError("logger=wandb: this machine is not logged in to W&B. Run `wandb login`, or log offline "
+                         "with WANDB_MODE=offline (or logger.wandb.offline=true) and upload later with "
+                         "`wandb sync <run folder>/wandb/offline-run-*`")
+
+
+def check_tensorboard(logger_cfg: Mapping[str, Any] | None) -> None:
+    """Fail early, saying what to install, when TensorBoard is selected but not installed.
+
+    Raises:
+        ValueError: a TensorBoardLogger is configured and neither tensorboard nor tensorboardX
+            is installed.
+    """
+    import importlib.util
+
+    if not any(isinstance(e, Mapping) and str(e.get("_target_", "")).endswith("TensorBoardLogger")
+               for e in (logger_cfg or {}).values()):
+        return
+    if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+        raise UserError("logger=tensorboard needs the tensorboard package: pip install 'sr_lightning[tensorboard]' "
+                         "(or pip install tensorboard), or use logger=csv or logger=wandb")
+
+
+def close_loggers(loggers: list[Logger], failed: bool) -> None:
+    """End the job's logger runs, so the next job of a multirun (same process) starts its own:
+    loggers are finalised (W&B uploads the best checkpoint then, with ``log_model``) and W&B
+    runs finished (exit code 1 when ``failed``)."""
+    for logger in loggers:
+        logger.finalize("failed" if failed else "success")
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:  # only a run that was started
+            logger._experiment.finish(exit_code=1 if failed else 0)
+            logger._experiment = None
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (``<sha>`` or ``<sha>-dirty``), or None where the package is not
+    run from its own git checkout (an installed wheel, even inside another project's repository)."""
+    root = CONF_DIR.parents[1]
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
+                             timeout=10)
+        if top.returncode or Path(top.stdout.strip()).resolve() != root:
+            return None
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if sha.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def run_name(target: str, scale: int, lr: float | None = None) -> str:
+    """A readable run name, ``vdsr-x2-lr1e-3``, from the model's ``_target_``, the scale and the lr."""
+    try:
+        name = net_class({"_target_": target}).name
+    except (ValueError, TypeError):
+        name = str(target).rsplit(".", 1)[-1].lower()
+    out = f"{name}-x{scale}"
+    if lr is not None:
+        out += "-lr" + f"{float(lr):.0e}".replace("e-0", "e-").replace("e+0", "e")
+    return out
+
+
+def sweep_group() -> str | None:
+    """The W&B group of a multirun's jobs (``sweep-<sweep folder name>``); None for a single run
+    or outside Hydra."""
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    return f"sweep-{Path(hc.sweep.dir).name}" if str(hc.mode).endswith("MULTIRUN") else None
+
+
+def register_resolvers() -> None:
+    """The config resolvers the logger configs use (``${sr.run_name:...}``,
+    ``${sr.sweep_group:}``); the entry points call it before they build anything."""
+    OmegaConf.register_new_resolver("sr.run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("sr.sweep_group", sweep_group, replace=True)
+
+
+def instantiate_group(cfg: DictConfig | None, kind: str) -> list[Any]:
+    """Instantiate each ``_target_`` entry of a callbacks/logger config mapping."""
+    if not cfg:
+        return []
+    objects = []
+    for name, entry in cfg.items():
+        if isinstance(entry, Mapping) and "_target_" in entry:
+            log.info("%s: %s <%s>", kind, name, entry["_target_"])
+            objects.append(instantiate(entry))
+    return objects
+
+
+def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:
+    """Callbacks from the ``callbacks`` config group."""
+    return instantiate_group(cfg, "callback")
+
+
+def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
+    """Loggers from the ``logger`` config group."""
+    return instantiate_group(cfg, "logger")
