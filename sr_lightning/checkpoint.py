@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
-from sr_lightning.nets import file_net_class
+from sr_lightning.nets import NETS, class_path, file_net_class
 from sr_lightning.safe_load import load_tensors
 
 # State-dict prefixes of the parts only adversarial training has (discriminator, feature
@@ -94,9 +94,12 @@ def check_checkpoint(ckpt: Mapping[str, Any], source: str = "checkpoint", truste
     if not isinstance(net, Mapping):
         raise CheckpointError(f"{source}: hyper_parameters.net must be a mapping, not {type(net).__name__}")
     try:
-        file_net_class(net, trusted_nets)
+        cls = file_net_class(net, trusted_nets)
     except ValueError as err:
         raise CheckpointError(f"{source}: hyper_parameters.net {err}") from None
+    if NETS.get(cls.name) is cls and net.get("_target_") not in (None, class_path(cls)):
+        # A registered network found by its name: the module it was saved from has moved.
+        hp["net"] = net = {**net, "_target_": class_path(cls)}
     _check_plain({k: v for k, v in net.items() if k != "_target_"}, "hyper_parameters.net", source)
     for name in USED_HPARAMS[1:]:
         _check_plain(hp.get(name), f"hyper_parameters.{name}", source)

@@ -246,3 +246,24 @@ def test_a_crafted_checkpoint_is_one_line_from_the_command_line(attack, real_ckp
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "hyper_parameters.net _target_='evil_mod.EvilNet' is not a registered sr_lightning network" in proc.stderr
     assert not marker.exists()
+
+
+def test_a_checkpoint_names_its_network_so_a_moved_module_does_not_orphan_it(real_ckpt, tmp_path):
+    """Checkpoints record the registry name beside _target_: one whose module path no longer
+    exists loads by the name; one without the name (older code) loads by _target_."""
+    assert real_ckpt["hyper_parameters"]["net"]["name"] == "srcnn"
+    moved = copy.deepcopy(real_ckpt)
+    moved["hyper_parameters"]["net"]["_target_"] = "sr_lightning.nets.old_place.SRCNN"  # never importable
+    torch.save(moved, tmp_path / "moved.ckpt")
+    assert read_checkpoint(tmp_path / "moved.ckpt")["hyper_parameters"]["net"]["_target_"] == \
+        "sr_lightning.nets.srcnn.SRCNN"
+    assert type(SRLitModule.load_from_checkpoint(tmp_path / "moved.ckpt").net).__name__ == "SRCNN"
+    old = copy.deepcopy(real_ckpt)
+    del old["hyper_parameters"]["net"]["name"]
+    torch.save(old, tmp_path / "old.ckpt")
+    assert type(SRLitModule.load_from_checkpoint(tmp_path / "old.ckpt").net).__name__ == "SRCNN"
+    unknown = copy.deepcopy(moved)
+    unknown["hyper_parameters"]["net"]["name"] = "nonet"
+    torch.save(unknown, tmp_path / "unknown.ckpt")
+    with pytest.raises(CheckpointError, match="old_place.SRCNN' is not a registered sr_lightning network"):
+        read_checkpoint(tmp_path / "unknown.ckpt")

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from sr_lightning.checkpoint import check_checkpoint, load_weights, module_arguments, net_config, read_checkpoint
 from sr_lightning.errors import UserError
 from sr_lightning.metrics import GMSD, PSNR, SSIM, quantize
-from sr_lightning.nets import build_net
+from sr_lightning.nets import NETS, build_net
 from sr_lightning.ops.resize import BORDERS, imresize
 
 DEFAULT_EVALUATION: dict[str, Any] = {"crop_border": None, "y_channel": True, "quantize": True,
@@ -130,6 +130,8 @@ class SRLitModule(L.LightningModule):
         if adjustable_clip is not None and float(adjustable_clip) <= 0:
             raise UserError(f"adjustable_clip={adjustable_clip} must be > 0 (or null: off)")
         self.net = build_net(net)
+        if NETS.get(self.net.name) is type(self.net):  # checkpoints record the registry name beside _target_
+            self.hparams["net"] = {**self.hparams["net"], "name": self.net.name}
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if compile_net:

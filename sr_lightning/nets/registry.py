@@ -92,7 +92,9 @@ def file_net_class(cfg: Mapping[str, Any], trusted: Collection[str] = ()) -> typ
     """The network class a config read from a file names, found without importing anything.
 
     Args:
-        cfg: ``{"_target_": "pkg.Class", ...}`` or ``{"name": "vdsr", ...}``.
+        cfg: ``{"_target_": "pkg.Class", ...}`` or ``{"name": "vdsr", ...}``; with both (what
+            checkpoints record), a ``sr_lightning.`` ``_target_`` that is no longer a registered
+            class's path (a module of ours that moved) falls back to the registered ``name``.
         trusted: ``_target_`` paths the user's own config names; only these are imported.
 
     Raises:
@@ -107,6 +109,8 @@ def file_net_class(cfg: Mapping[str, Any], trusted: Collection[str] = ()) -> typ
     for cls in NETS.values():
         if class_path(cls) == target:
             return cls
+    if str(target).startswith("sr_lightning.") and str(cfg.get("name")) in NETS:
+        return NETS[str(cfg["name"])]  # one of ours whose module has moved since it was saved
     if isinstance(target, str) and target in trusted:
         return net_class(cfg)
     raise UserError(f"_target_={target!r} is not a registered sr_lightning network (known: {', '.join(list_nets())}); "
