@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -25,7 +26,7 @@ from sr_lightning.hardware import (
 )
 
 # Twelve training steps of a small conv net (4 MiB activations); prints the minor page
-# faults of the last eight (the heap has grown by then).
+# faults of each of the last eight (the heap has grown by then).
 _STEPS = """
 import resource, sys, torch
 from sr_lightning.hardware import tune_allocator
@@ -35,24 +36,29 @@ torch.manual_seed(0)
 net = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(32, 32, 3, padding=1),
                           torch.nn.ReLU(), torch.nn.Conv2d(32, 1, 3, padding=1))
 x = torch.rand(8, 1, 64, 64)
+faults = []
 for i in range(12):
-    if i == 4:
-        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     net(x).square().mean().backward()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+print(*faults[4:])
 """
 
 
-def _faults(mode: str) -> int:
+def _faults(mode: str) -> list[int]:
     out = subprocess.run([sys.executable, "-c", _STEPS, mode], capture_output=True, text=True, check=True)
-    return int(out.stdout)
+    return [int(n) for n in out.stdout.split()]
 
 
 @pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
 def test_tuned_allocator_reuses_freed_memory_instead_of_faulting_it_in_again():
+    """Per step, once the heap has grown: glibc's defaults fault the step's memory in again
+    every step; tuned, a typical step faults (almost) nothing. (The median: a one-off
+    growth of some buffer, seen once under the AVX2 limit as 1024 faults in one step, is not
+    the steady state.)"""
     default, tuned = _faults("default"), _faults("tuned")
-    assert default > 8 * 500  # glibc hands the step's memory back to the kernel and faults it in again
-    assert tuned < 100
+    assert statistics.median(default) > 500
+    assert statistics.median(tuned) < 20, tuned
 
 
 def test_an_explicit_precision_is_kept():
