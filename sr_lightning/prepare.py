@@ -29,9 +29,8 @@ import hydra
 import webdataset as wds
 from omegaconf import DictConfig
 from PIL import Image
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sr_lightning.callbacks import PlainProgress, plain_progress_wanted
+from sr_lightning.callbacks import track
 from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images
 from sr_lightning.data.shards import FORMAT, INDEX, PREPARE
@@ -233,27 +232,18 @@ def _entry_of(path: Path, subs: list[SubImage]) -> dict[str, Any]:
 
 def _run(jobs: list, workers: int, progress_cfg: Any) -> dict[int, dict[str, Any]]:
     entries: dict[int, dict[str, Any]] = {}
-    plain = PlainProgress("shard", len(jobs), progress_cfg.get("every_s", 30), "shards") \
-        if jobs and plain_progress_wanted(progress_cfg.get("when", "auto")) else None
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=not jobs or plain is not None) as bar:
-        task = bar.add_task("writing shards", total=len(jobs))
-        if workers == 1 or len(jobs) < 2:
-            results = map(write_shard, jobs)
-            pool = None
-        else:
-            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)))
-            results = pool.imap_unordered(write_shard, jobs)
-        try:
-            for done, entry in enumerate(results, start=1):
-                entries[int(entry["name"][6:12])] = entry
-                bar.advance(task)
-                if plain is not None:
-                    plain.update(done, final=done == len(jobs))
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+    if workers == 1 or len(jobs) < 2:
+        results, pool = map(write_shard, jobs), None
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)))
+        results = pool.imap_unordered(write_shard, jobs)
+    try:
+        for entry in track(results, len(jobs), "writing shards", "shard", "shards", progress_cfg, show=bool(jobs)):
+            entries[int(entry["name"][6:12])] = entry
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     return entries
 
 

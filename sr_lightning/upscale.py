@@ -16,9 +16,8 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sr_lightning.callbacks import PlainProgress, plain_progress_wanted
+from sr_lightning.callbacks import track
 from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint, rescale_overrides
 from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.data.io import list_images, read_image, write_image
@@ -100,17 +99,9 @@ def upscale(cfg: DictConfig) -> list[Path]:
         if not dst.parent.is_dir():
             raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
         pairs = [(src, dst)]
-    settings = cfg.get("progress", {})
-    plain = PlainProgress("image", len(pairs), settings.get("every_s", 30), "images") \
-        if len(pairs) > 1 and plain_progress_wanted(settings.get("when", "auto")) else None
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=len(pairs) < 2 or plain is not None) as progress:
-        task = progress.add_task("upscaling", total=len(pairs))
-        for done, (f, out) in enumerate(pairs, start=1):
-            upscale_file(module, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48))
-            progress.advance(task)
-            if plain is not None:
-                plain.update(done, final=done == len(pairs))
+    shown = track(pairs, len(pairs), "upscaling", "image", "images", cfg.get("progress"), show=len(pairs) > 1)
+    for f, out in shown:
+        upscale_file(module, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48))
     return [out for _, out in pairs]
 
 

@@ -6,17 +6,19 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sr_lightning.errors import UserError
 
 log = logging.getLogger(__name__)
 
 WHEN = ("auto", "always", "never")
+T = TypeVar("T")
 
 
 def plain_progress_wanted(when: str) -> bool:
@@ -139,3 +141,21 @@ class ProgressLog(L.Callback):
         if self._progress is not None:
             self._progress.update(self._tested, final=True)
             self._progress = None
+
+
+def track(items: Iterable[T], total: int, description: str, what: str, unit: str,
+          settings: Mapping[str, Any] | None = None, show: bool = True) -> Iterator[T]:
+    """``items`` as they come, with progress for the ``total`` expected: a Rich bar on a
+    terminal, else plain lines (:class:`PlainProgress`, ``settings``: ``every_s``, ``when``);
+    nothing when not ``show``."""
+    settings = settings or {}
+    plain = PlainProgress(what, total, settings.get("every_s", 30), unit) \
+        if show and plain_progress_wanted(settings.get("when", "auto")) else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  disable=not show or plain is not None) as bar:
+        task = bar.add_task(description, total=total)
+        for done, item in enumerate(items, start=1):
+            yield item
+            bar.advance(task)
+            if plain is not None:
+                plain.update(done, final=done == total)

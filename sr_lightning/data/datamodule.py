@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, DistributedSampler
 
-from sr_lightning.data.datasets import DiskPairSet, EvalDataset, PairSet, PatchBatches
+from sr_lightning.data.datasets import DiskPairSet, EvalDataset, Pairs, PairSet, PatchBatches
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.shards import ShardPatches, location_url, read_index
 from sr_lightning.data.sources import SAMPLE_PREFIX, load_location, location_files, resolve_test_set
@@ -182,7 +182,7 @@ class SRDataModule(L.LightningDataModule):
             if len(self.train_dirs) != 1 or len(self.train_scales) != 1:
                 raise UserError("data=shards trains from one shard location (data.train_dir) at one scale "
                                  "(data.train_scales: null)")
-        self._pairs: dict[tuple[str, int], PairSet | DiskPairSet] = {}
+        self._pairs: dict[tuple[str, int], Pairs] = {}
         self._train_set: PatchBatches | ShardPatches | None = None
 
     @property
@@ -190,7 +190,7 @@ class SRDataModule(L.LightningDataModule):
         """Names of the test sets, in dataloader order."""
         return list(self.test_dirs)
 
-    def _make_pairs(self, locations: Sequence[str], keys: Sequence[str], scale: int) -> PairSet | DiskPairSet:
+    def _make_pairs(self, locations: Sequence[str], keys: Sequence[str], scale: int) -> Pairs:
         kw = {"scale": scale, "channels": self.channels, "degradation": self.degradation, "cache_dir": self.cache_dir}
         if self.storage == "disk" and not any(loc.startswith(SAMPLE_PREFIX) for loc in locations):
             files = [f for loc, key in zip(locations, keys, strict=True) for f in location_files(loc, key)]
@@ -202,13 +202,13 @@ class SRDataModule(L.LightningDataModule):
                   for img in load_location(loc, key, skip_bad_images=self.skip_bad_images)]
         return PairSet(images, **kw)
 
-    def _pairset(self, location: str, key: str, scale: int | None = None) -> PairSet | DiskPairSet:
+    def _pairset(self, location: str, key: str, scale: int | None = None) -> Pairs:
         scale = self.scale if scale is None else scale
         if (location, scale) not in self._pairs:
             self._pairs[location, scale] = self._make_pairs([location], [key], scale)
         return self._pairs[location, scale]
 
-    def _train_pairs(self, scale: int) -> PairSet | DiskPairSet:
+    def _train_pairs(self, scale: int) -> Pairs:
         if len(self.train_dirs) == 1:
             return self._pairset(self.train_dirs[0], "data.train_dir", scale)
         return self._make_pairs(self.train_dirs, [f"data.train_dir[{i}]" for i in range(len(self.train_dirs))], scale)

@@ -28,7 +28,40 @@ def make_pair(img: HRImage, scale: int, degradation: Degradation,
     return x, make_lr(x, scale, degradation, cache_dir)
 
 
-class PairSet:
+class Pairs:
+    """What the datasets read of a set of LR/HR pairs: ``names``, ``gray``, ``lr_size(i)``,
+    and each pair whole or cropped, converted to ``channels`` float32 on access. Subclasses
+    say where image ``i``'s stored pair (:func:`make_pair`'s HR, LR) comes from."""
+
+    scale: int
+    channels: int
+    names: list[str]
+    gray: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def lr_size(self, i: int) -> tuple[int, int]:
+        """(h, w) of LR image ``i``."""
+        raise NotImplementedError
+
+    def _stored(self, i: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def pair(self, i: int) -> tuple[Tensor, Tensor]:
+        """LR (channels, h, w) and HR (channels, s*h, s*w), float32 in [0, 1]."""
+        hr, lr = self._stored(i)
+        return to_channels(lr, self.channels), to_channels(hr, self.channels)
+
+    def crop(self, i: int, y: int, x: int, size: int) -> tuple[Tensor, Tensor]:
+        """The LR window ``[y:y+size, x:x+size]`` of image ``i`` and its HR region, as :meth:`pair`."""
+        hr, lr = self._stored(i)
+        s = self.scale
+        return (to_channels(lr[:, y: y + size, x: x + size], self.channels),
+                to_channels(hr[:, s * y: s * (y + size), s * x: s * (x + size)], self.channels))
+
+
+class PairSet(Pairs):
     """LR/HR pairs of a list of HR images at one scale, made once.
 
     Images are kept as the degradation made them (uint8 HR, uint8 or float32 LR, in the
@@ -52,27 +85,16 @@ class PairSet:
             self._hr.append(hr)
             self._lr.append(lr)
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def lr_size(self, i: int) -> tuple[int, int]:
         """(h, w) of LR image ``i``."""
         return tuple(self._lr[i].shape[-2:])
 
-    def pair(self, i: int) -> tuple[Tensor, Tensor]:
-        """LR (channels, h, w) and HR (channels, s*h, s*w), float32 in [0, 1]."""
-        return to_channels(self._lr[i], self.channels), to_channels(self._hr[i], self.channels)
-
-    def crop(self, i: int, y: int, x: int, size: int) -> tuple[Tensor, Tensor]:
-        """The LR window ``[y:y+size, x:x+size]`` of image ``i`` and its HR region, as :meth:`pair`."""
-        s = self.scale
-        lr = self._lr[i][:, y: y + size, x: x + size]
-        hr = self._hr[i][:, s * y: s * (y + size), s * x: s * (x + size)]
-        return to_channels(lr, self.channels), to_channels(hr, self.channels)
+    def _stored(self, i: int) -> tuple[Tensor, Tensor]:
+        return self._hr[i], self._lr[i]
 
 
-class DiskPairSet:
-    """:class:`PairSet`'s interface over image files, read on demand (``data.storage=disk``).
+class DiskPairSet(Pairs):
+    """:class:`Pairs` over image files, read on demand (``data.storage=disk``).
 
     Setup reads only the files' headers (size, grayscale); :meth:`pair` and :meth:`crop`
     decode the image and make its pair then, in whichever process asks (the DataLoader
@@ -98,27 +120,12 @@ class DiskPairSet:
             self.gray.append(gray)
             self._lr_sizes.append((h // scale, w // scale))
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def lr_size(self, i: int) -> tuple[int, int]:
         """(h, w) of LR image ``i``."""
         return self._lr_sizes[i]
 
-    def _made(self, i: int) -> tuple[Tensor, Tensor]:
+    def _stored(self, i: int) -> tuple[Tensor, Tensor]:
         return make_pair(load_file(self.files[i]), self.scale, self.degradation, self.cache_dir)
-
-    def pair(self, i: int) -> tuple[Tensor, Tensor]:
-        """LR (channels, h, w) and HR (channels, s*h, s*w), float32 in [0, 1]."""
-        hr, lr = self._made(i)
-        return to_channels(lr, self.channels), to_channels(hr, self.channels)
-
-    def crop(self, i: int, y: int, x: int, size: int) -> tuple[Tensor, Tensor]:
-        """The LR window ``[y:y+size, x:x+size]`` of image ``i`` and its HR region, as :meth:`pair`."""
-        hr, lr = self._made(i)
-        s = self.scale
-        return (to_channels(lr[:, y: y + size, x: x + size], self.channels),
-                to_channels(hr[:, s * y: s * (y + size), s * x: s * (x + size)], self.channels))
 
 
 class EvalDataset(Dataset):
@@ -129,7 +136,7 @@ class EvalDataset(Dataset):
     ``pad=True``, which the metrics skip.
     """
 
-    def __init__(self, pairs: PairSet | DiskPairSet) -> None:
+    def __init__(self, pairs: Pairs) -> None:
         self.pairs = pairs
 
     def __len__(self) -> int:
@@ -144,7 +151,7 @@ class EvalDataset(Dataset):
 SAMPLE_BY = ("image", "area")
 
 
-def random_patch(pairs: PairSet | DiskPairSet, k: int, p: int, rng: torch.Generator,
+def random_patch(pairs: Pairs, k: int, p: int, rng: torch.Generator,
                  augment: bool) -> tuple[Tensor, Tensor]:
     """An aligned LR/HR patch of image ``k`` at a random place (LR side ``p``), with a random
     flip and 90-degree rotation when ``augment``: (C, p, p) and (C, s*p, s*p) float32."""
@@ -184,7 +191,7 @@ class PatchBatches(Dataset):
     often, ``"area"`` in proportion to its size (every pixel equally often).
     """
 
-    def __init__(self, pairs: Mapping[int, PairSet | DiskPairSet], *, patch_sizes: Mapping[int, int], batch_size: int,
+    def __init__(self, pairs: Mapping[int, Pairs], *, patch_sizes: Mapping[int, int], batch_size: int,
                  length: int, seed: int = 0, augment: bool = True, sample_by: str = "image") -> None:
         if sample_by not in SAMPLE_BY:
             raise UserError(f"data.sample_by={sample_by!r} is not one of {SAMPLE_BY}")

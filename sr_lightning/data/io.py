@@ -30,14 +30,15 @@ def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, int]:
     try:
         with Image.open(path) as im:
             im.load()
-            return _to_array(im)
+            return image_pixels(im)
     except FileNotFoundError:
         raise ImageReadError(f"image file '{path}' does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"cannot read '{path}' as an image ({err})") from None
 
 
-def _to_array(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
+def image_pixels(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """An open (loaded) Pillow image as :func:`read_image` returns it."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.float64)
         if im.mode == "I" and a.max(initial=0) <= 255:  # 8-bit data stored as 32-bit

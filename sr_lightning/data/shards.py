@@ -9,7 +9,6 @@ index is ``index.json`` there, the shards are the ``.tar`` files it lists. Sampl
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -20,15 +19,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import webdataset as wds
-from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from sr_lightning.data.datasets import PairSet, batch_generator, random_patch
 from sr_lightning.data.pairs import Degradation
-from sr_lightning.data.sources import HRImage
+from sr_lightning.data.sources import HRImage, decode_image
 from sr_lightning.errors import UserError
 
 INDEX = "index.json"
@@ -95,9 +92,7 @@ def read_index(location: str, key: str = "data.train_dir", timeout_s: float = 30
 
 def decode_sample(sample: Mapping[str, Any]) -> HRImage:
     """A shard sample (``{"__key__": str, "png": bytes}``) as an HR image."""
-    with Image.open(io.BytesIO(sample["png"])) as im:
-        pixels = np.asarray(im.convert("L" if im.mode in ("1", "L", "I;16", "I") else "RGB"))
-    return HRImage(sample["__key__"], pixels[..., None] if pixels.ndim == 2 else pixels)
+    return decode_image(sample["__key__"], sample["png"])
 
 
 class ShardPatches(IterableDataset):

@@ -6,6 +6,7 @@ photographs shipped inside scikit-image, so the default run needs no download.
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image
+from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, image_pixels, list_images, read_image
 from sr_lightning.errors import UserError
 
 # The fixed split of the bundled sample images (scikit-image's ``skimage.data``).
@@ -53,6 +54,14 @@ def load_file(path: Path) -> HRImage:
     """
     pixels, _, _ = read_image(path)
     return HRImage(path.stem, _to_uint8(pixels))
+
+
+def decode_image(name: str, data: bytes) -> HRImage:
+    """An HR image from an encoded file's bytes (a shard sample), uint8, as :func:`load_file`."""
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        pixels, _, _ = image_pixels(im)
+    return HRImage(name, _to_uint8(pixels))
 
 
 def read_header(path: Path, skip_bad_images: bool = False) -> tuple[tuple[int, int], bool] | None:
