@@ -1,4 +1,12 @@
-"""The one reader of checkpoints: a checkpoint is data, never code.
+"""The owner of the checkpoint format: the one reader (a checkpoint is data, never code) and
+the writer of weights-only checkpoints.
+
+What a checkpoint holds: ``state_dict``; ``hyper_parameters`` (the module's
+``save_hyperparameters``: ``net`` with its registry ``name``, ``loss``, ``optimizer``,
+``scheduler``, ``evaluation``, ``channels_last``, ``adjustable_clip``, ``compile_net``, and a
+subclass's own); ``sr_lightning`` (the module's ``checkpoint_meta``: the data's
+``degradation``, ``trained_scales``, ``source``); and, when Lightning's ModelCheckpoint wrote it,
+the training state (optimizers, loops) that resuming needs.
 
 What reading a checkpoint does and never does (the README's "Security" section):
 
@@ -22,9 +30,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import lightning
+import torch
 from omegaconf import open_dict
 from torch import Tensor, nn
 
+from sr_lightning.atomic import write_atomically
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.nets import NETS, class_path, file_net_class
@@ -262,3 +273,21 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
         raise UserError(f"the checkpoint's weights do not fit this network's shapes ({len(resized)} tensor(s), "
                          f"e.g. {resized[0]}): the network config differs from the one it was trained with")
     module.load_state_dict(dict(state_dict), strict=False)
+
+
+def weights_checkpoint(module: lightning.LightningModule) -> dict[str, Any]:
+    """A weights-only checkpoint of ``module`` (an ``SRLitModule``): what Lightning's
+    ModelCheckpoint writes without the training state (its ``hyper_parameters`` and
+    ``on_save_checkpoint`` metadata), loadable with ``weights_only=True``."""
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+            "pytorch-lightning_version": lightning.__version__}
+    module.on_save_checkpoint(ckpt)
+    return ckpt
+
+
+def save_checkpoint(ckpt: Mapping[str, Any], path: str | Path) -> Path:
+    """Save atomically (written to a temporary file beside it, then renamed: no partial file
+    on failure); parent folders are created. Returns the path."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, lambda tmp: torch.save(dict(ckpt), tmp))

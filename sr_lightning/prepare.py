@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import webdataset as wds
 from omegaconf import DictConfig
 from PIL import Image
 
+from sr_lightning.atomic import write_atomically
 from sr_lightning.callbacks import track
 from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images
@@ -213,11 +213,7 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
              "images": len(files) - len(bad), "samples": sum(e["samples"] for e in ordered),
              "pixels": sum(e.pop("pixels") for e in ordered),
              "min_side": min(e.pop("min_side") or 1 << 30 for e in ordered), "skipped": bad, "shards": ordered}
-    tmp = tempfile.NamedTemporaryFile("w", dir=output, prefix=".index.", suffix=".part", delete=False)
-    with tmp:
-        json.dump(index, tmp, indent=1)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, output / INDEX)
+    write_atomically(output / INDEX, lambda tmp: Path(tmp).write_text(json.dumps(index, indent=1)))
     return index
 
 

@@ -34,7 +34,6 @@ from sr_lightning.cli import overridden_keys, prepare_argv, user_errors
 from sr_lightning.errors import UserError
 from sr_lightning.hardware import describe_cpu, fast_bf16, resolve_precision, resolve_speed, tune_allocator
 from sr_lightning.lit import SRLitModule
-from sr_lightning.lit.sr_module import to_plain
 from sr_lightning.loggers import (
     check_tensorboard,
     check_wandb,
@@ -84,19 +83,16 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     apply_speed(cfg)
     check_max_time(cfg.trainer.get("max_time"))
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
-    module_cfg = to_plain(cfg.get("module") or {})
-    module_cls = get_class(module_cfg.pop("_target_", "sr_lightning.lit.SRLitModule"))
-    if not (isinstance(module_cls, type) and issubclass(module_cls, SRLitModule)):
-        raise UserError("module._target_ must be SRLitModule or a subclass (e.g. sr_lightning.lit.SRGANModule)")
+    module_cls = module_class(cfg.module)
     if cfg.get("budget_minutes") is not None:
         fit_to_budget(cfg, net_cfg, precision, module_cls)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
-    module = module_cls(net=net_cfg, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
-                        evaluation=cfg.evaluation, channels_last=cfg.channels_last,
-                        adjustable_clip=cfg.get("adjustable_clip"), compile_net=cfg.compile,
-                        **module_cfg)
+    if init_ckpt is not None:
+        with open_dict(cfg):
+            cfg.module.net = net_cfg  # the checkpoint's network replaces `model`
+    module: SRLitModule = instantiate(cfg.module)  # conf/module: built from the run's groups
     module.checkpoint_meta = {"degradation": OmegaConf.to_container(cfg.data.degradation, resolve=True)}
     if init_ckpt is not None:
         load_weights(module, init_ckpt["state_dict"])
@@ -135,6 +131,19 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     close_loggers(trainer.loggers, failed=False)
     metrics["test"] = module.test_results
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer, "output_dir": output_dir}
+
+
+def module_class(module_cfg: DictConfig) -> type[SRLitModule]:
+    """The class ``module._target_`` names: :class:`SRLitModule` or a subclass of it."""
+    target = module_cfg.get("_target_")
+    try:
+        cls = get_class(str(target))
+    except (ImportError, ValueError):  # Hydra's "Error locating target" is an ImportError
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, SRLitModule)):
+        raise UserError(f"module._target_={target!r} is not SRLitModule or a subclass of it (e.g. "
+                        f"sr_lightning.lit.SRGANModule: module=srgan)")
+    return cls
 
 
 MAX_TIME_FORMS = "'DD:HH:MM:SS' (e.g. '00:00:10:00'), or a mapping such as {minutes: 10} (days/hours/minutes/seconds)"

@@ -8,17 +8,21 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from sr_lightning.cli import CONF_DIR
+from sr_lightning.gan import SRGANDiscriminator
 from sr_lightning.hardware import resolve_precision
-from sr_lightning.lit import SRLitModule
+from sr_lightning.lit import SRGANModule, SRLitModule
+from sr_lightning.lit.evaluation import Evaluation
 from sr_lightning.loggers import instantiate_callbacks, instantiate_loggers, register_resolvers
 from sr_lightning.nets import list_nets, net_class
 from tests.conftest import _crops, write_folder
 
 CONF = CONF_DIR
+# What train resolves the speed options' "auto" to before it builds the module (apply_speed).
+RESOLVED_SPEED = ["channels_last=false", "compile=false"]
 
 
 def options(group: str) -> list[str]:
@@ -49,10 +53,11 @@ def test_every_model_config_is_a_registered_network():
 @pytest.mark.parametrize("model", options("model"))
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_model_configs_build_modules(tmp_path, model, scale):
-    cfg = _compose(tmp_path, "train", [f"model={model}", f"data.scale={scale}"])
-    module = SRLitModule(net=cfg.model, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
-                         evaluation=cfg.evaluation)
+    cfg = _compose(tmp_path, "train", [f"model={model}", f"data.scale={scale}", *RESOLVED_SPEED])
+    module = instantiate(cfg.module)
+    assert type(module) is SRLitModule
     assert module.net.name == model.split("_")[0] and module.scale == scale and module.crop_border == scale
+    assert module.hparams.evaluation == {**Evaluation().as_dict(), "crop_border": "scale"}
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in ("optimizer", "scheduler", "loss") for o in options(g)])
@@ -106,13 +111,14 @@ def test_div2k_layout(tmp_path):
 
 @pytest.mark.parametrize("option", options("experiment"))
 def test_experiment_configs(tmp_path, option):
-    cfg = _compose(tmp_path, "train", [f"experiment={option}"])
+    cfg = _compose(tmp_path, "train", [f"experiment={option}", *RESOLVED_SPEED])
     with open_dict(cfg):
         cfg.paths.data_dir = str(fake_data_dir(tmp_path / "data"))
     dm = instantiate(cfg.data)
-    module = SRLitModule(net=cfg.model, loss=cfg.loss, optimizer=cfg.optimizer, scheduler=cfg.scheduler,
-                         evaluation=cfg.evaluation, adjustable_clip=cfg.adjustable_clip)
+    module = instantiate(cfg.module)  # as train builds it: conf/module/<option>, _recursive_: false
     assert module.configure_optimizers() is not None
+    assert module.hparams.loss == OmegaConf.to_container(cfg.loss)
+    assert module.hparams.adjustable_clip == cfg.adjustable_clip
     assert module.net.in_channels == dm.channels
     if option == "vdsr_291":  # the paper's setting
         assert dm.train_scales == [2, 3, 4] and dm.patch_sizes == {2: 21, 3: 14, 4: 10}
@@ -124,6 +130,13 @@ def test_experiment_configs(tmp_path, option):
         assert module.net.name == "edsr" and cfg.trainer.max_time == "00:00:15:00"
         assert cfg.scheduler.total_steps == cfg.trainer.max_steps
         assert "clock" in cfg.callbacks
+    if option == "srgan_x4":  # module=srgan: the generator against the SRGAN discriminator
+        assert type(module) is SRGANModule and module.net.name == "srresnet" and module.scale == 4
+        assert isinstance(module.discriminator, SRGANDiscriminator)
+        assert module.discriminator.features[0].in_channels == 3
+        assert module.hparams.adversarial_weight == 1e-3 and module.hparams.evaluation["bicubic_border"] == "clamp"
+    else:
+        assert type(module) is SRLitModule
 
 
 @pytest.mark.parametrize("option", options("trainer"))

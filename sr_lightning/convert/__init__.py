@@ -7,7 +7,8 @@ Each format is a module with a ``load(path, scale) -> Imported`` function, regis
 
 from __future__ import annotations
 
-from sr_lightning.convert.checkpoint import Imported, convert, write_checkpoint
 from sr_lightning.convert.formats import FORMATS
+from sr_lightning.convert.imported import Imported
+from sr_lightning.convert.importer import convert
 
-__all__ = ["FORMATS", "Imported", "convert", "write_checkpoint"]
+__all__ = ["FORMATS", "Imported", "convert"]

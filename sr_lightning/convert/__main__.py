@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sr_lightning.convert.checkpoint import convert
 from sr_lightning.convert.formats import FORMATS
+from sr_lightning.convert.importer import convert
 from sr_lightning.errors import UserError
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_lightning.convert.checkpoint import Imported
+from sr_lightning.convert.imported import Imported
 from sr_lightning.convert.mat import WeightFormatError, describe, read_mat
 from sr_lightning.errors import UserError
 

@@ -21,31 +21,10 @@ from torch import Tensor, nn
 
 from sr_lightning.checkpoint import check_checkpoint, load_weights, module_arguments, net_config, read_checkpoint
 from sr_lightning.errors import UserError
+from sr_lightning.lit.evaluation import Evaluation, crop_pixels
 from sr_lightning.metrics import GMSD, PSNR, SSIM, quantize
 from sr_lightning.nets import NETS, build_net
-from sr_lightning.ops.resize import BORDERS, imresize
-
-DEFAULT_EVALUATION: dict[str, Any] = {"crop_border": None, "y_channel": True, "quantize": True,
-                                       "bicubic_border": "symmetric"}
-
-
-def parse_crop_border(value: int | str | None, scale: int) -> int:
-    """``evaluation.crop_border``: None or ``"scale"`` -> s; ``"scale+6"`` -> s + 6; an int as is."""
-    if value is None:
-        return scale
-    if isinstance(value, str):
-        text = value.replace(" ", "")
-        if text == "scale":
-            return scale
-        if text.startswith("scale+") and text[6:].isdigit():
-            return scale + int(text[6:])
-        if not text.isdigit():
-            raise UserError(f"evaluation.crop_border={value!r} is not understood: use an integer, 'scale' "
-                             f"(the literature's default) or 'scale+N' (e.g. 'scale+6')")
-        value = int(text)
-    if int(value) < 0:
-        raise UserError(f"evaluation.crop_border={value} must be >= 0")
-    return int(value)
+from sr_lightning.ops.resize import imresize
 
 
 def to_plain(cfg: Any) -> Any:
@@ -93,9 +72,9 @@ class SRLitModule(L.LightningModule):
         optimizer: optimizer config with ``_partial_: true`` (params are added); None for eval only.
         scheduler: scheduler config with ``_partial_: true`` and an ``interval`` key
             (``"epoch"`` or ``"step"``: when it steps), or None.
-        evaluation: ``crop_border`` (None or ``"scale"``: the scale; ``"scale+6"``; an int),
-            ``y_channel``, ``quantize`` (round SR to uint8 before the metric),
-            ``bicubic_border`` (border mode of the bicubic baseline beside the network).
+        evaluation: the protocol options (:class:`sr_lightning.lit.evaluation.Evaluation`:
+            ``crop_border``, ``y_channel``, ``quantize``, ``bicubic_border``); unset ones
+            take the literature's defaults.
         channels_last: run the network in channels_last memory format.
         adjustable_clip: VDSR's adjustable gradient clipping: clip every gradient element
             to [-theta/lr, theta/lr] with this theta and the current learning rate (None: off;
@@ -117,16 +96,16 @@ class SRLitModule(L.LightningModule):
     ) -> None:
         super().__init__()
         net, loss, optimizer, scheduler = (to_plain(c) for c in (net, loss, optimizer, scheduler))
-        evaluation = {**DEFAULT_EVALUATION, **(to_plain(evaluation) or {})}
-        unknown = set(evaluation) - set(DEFAULT_EVALUATION)
-        if unknown:
-            raise UserError(f"evaluation has unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_EVALUATION)}")
+        protocol = Evaluation.from_config(to_plain(evaluation))
         if scheduler and scheduler.get("interval", "epoch") not in ("epoch", "step"):
             raise UserError(f"scheduler.interval={scheduler['interval']!r} must be 'epoch' or 'step'")
         self.save_hyperparameters({"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
-                                   "evaluation": evaluation,
+                                   "evaluation": protocol.as_dict(),
                                    "channels_last": channels_last, "adjustable_clip": adjustable_clip,
                                    "compile_net": compile_net})
+        if not isinstance(channels_last, bool) or not isinstance(compile_net, bool):
+            raise UserError(f"channels_last={channels_last!r} and compile_net={compile_net!r} must be true or false "
+                            f"(train resolves the configs' 'auto' before it builds the module)")
         if adjustable_clip is not None and float(adjustable_clip) <= 0:
             raise UserError(f"adjustable_clip={adjustable_clip} must be > 0 (or null: off)")
         self.net = build_net(net)
@@ -138,11 +117,9 @@ class SRLitModule(L.LightningModule):
             self.net.compile()
         self.criterion = instantiate(loss) if loss else None
         self.scale = self.net.scale
-        self.crop_border = parse_crop_border(evaluation["crop_border"], self.scale)
-        if evaluation["bicubic_border"] not in BORDERS:
-            raise UserError(f"evaluation.bicubic_border={evaluation['bicubic_border']!r} is not one of {BORDERS}")
-        self.bicubic_border = evaluation["bicubic_border"]
-        self.y_channel, self.quantize = bool(evaluation["y_channel"]), bool(evaluation["quantize"])
+        self.crop_border = crop_pixels(protocol.crop_border, self.scale)
+        self.bicubic_border = protocol.bicubic_border
+        self.y_channel, self.quantize = protocol.y_channel, protocol.quantize
         self.val_metrics = _EvalMetrics(self.crop_border, self.y_channel)
         self.test_metrics = nn.ModuleDict()
         self.register_buffer("psnr_best", torch.tensor(float("-inf"), dtype=torch.float64))

@@ -53,6 +53,21 @@ def test_srcnn_mat_layout_matches_the_authors_code(tmp_path, kernels):
     np.testing.assert_allclose(ours, _srcnn_reference(mat, x, kernels), atol=1e-5)
 
 
+def test_converted_checkpoint_has_the_layout_training_writes(tmp_path):
+    """convert writes through the module that owns the format: the same hyper_parameters a
+    trained SRLitModule saves (compile_net, the registry name, the evaluation protocol), the
+    file's provenance under sr_lightning, and no training state."""
+    _random_srcnn_mat(tmp_path / "x3.mat", f=(9, 1, 5))
+    convert("srcnn-mat", tmp_path / "x3.mat", tmp_path / "m.ckpt")
+    ckpt = torch.load(tmp_path / "m.ckpt", weights_only=True)
+    trained = SRLitModule(net=ckpt["hyper_parameters"]["net"])
+    assert ckpt["hyper_parameters"] == dict(trained.hparams)
+    assert ckpt["hyper_parameters"]["net"]["name"] == "srcnn" and ckpt["hyper_parameters"]["compile_net"] is False
+    assert ckpt["sr_lightning"]["trained_scales"] == [3] and ckpt["sr_lightning"]["degradation"]["source"] == "y"
+    assert "optimizer_states" not in ckpt and set(ckpt["state_dict"]) == set(trained.state_dict())
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
 def test_vdsr_mat_layout_is_matconvnet(tmp_path):
     """weight{i} is (H, W, C_in, C_out), applied by correlation with zero padding."""
     rng = np.random.default_rng(0)

@@ -8,20 +8,20 @@ import pytest
 import torch
 
 from sr_lightning.lit import SRLitModule
-from sr_lightning.lit.sr_module import parse_crop_border
+from sr_lightning.lit.evaluation import crop_pixels
 from sr_lightning.nets import create_net
 
 VDSR = {"name": "vdsr", "scale": 2, "in_channels": 1, "num_features": 8, "num_layers": 3}
 
 
 def test_crop_border_options():
-    assert parse_crop_border(None, 3) == 3
-    assert parse_crop_border("scale", 3) == 3
-    assert parse_crop_border("scale+6", 3) == 9
-    assert parse_crop_border(0, 3) == 0
-    for bad in ("scale*2", "border", -1):
+    assert crop_pixels(None, 3) == 3
+    assert crop_pixels("scale", 3) == 3
+    assert crop_pixels("scale+6", 3) == 9
+    assert crop_pixels(0, 3) == 0
+    for bad in ("scale*2", "border", -1, 2.5, True):
         with pytest.raises(ValueError, match="evaluation.crop_border"):
-            parse_crop_border(bad, 3)
+            crop_pixels(bad, 3)
     assert SRLitModule(net=VDSR, evaluation={"crop_border": "scale+6"}).crop_border == 8
 
 
@@ -30,6 +30,8 @@ def test_evaluation_options_are_checked():
         SRLitModule(net=VDSR, evaluation={"shave": 2})
     with pytest.raises(ValueError, match="evaluation.bicubic_border='wrap'"):
         SRLitModule(net=VDSR, evaluation={"bicubic_border": "wrap"})
+    with pytest.raises(ValueError, match="evaluation.quantize='yes' must be true or false"):
+        SRLitModule(net=VDSR, evaluation={"quantize": "yes"})
 
 
 def test_at_scale_runs_scale_agnostic_nets_at_another_scale():

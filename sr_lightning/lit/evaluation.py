@@ -1,0 +1,85 @@
+"""The evaluation protocol: how SR outputs are scored (``../shared/data/README.md``; the
+README's protocol table).
+
+:class:`Evaluation` owns the options, their literature defaults and their checks. The
+Hydra config ``conf/evaluation/default.yaml`` (used by train and eval) sets the same
+values, with ``bicubic_border`` following the data's degradation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from sr_lightning.errors import UserError
+from sr_lightning.ops.resize import BORDERS
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The protocol options.
+
+    Attributes:
+        crop_border: pixels shaved from each border before the metric: None or ``"scale"``
+            (the scale, the literature's default), ``"scale+N"`` (e.g. ``"scale+6"``), or an
+            integer >= 0.
+        y_channel: score BT.601 Y of RGB outputs (grayscale images are their own Y).
+        quantize: round the SR output to uint8 before the metric (as when saved to PNG).
+        bicubic_border: border mode of the bicubic baseline reported beside the network
+            (one of :data:`sr_lightning.ops.resize.BORDERS`).
+    """
+
+    crop_border: int | str | None = "scale"
+    y_channel: bool = True
+    quantize: bool = True
+    bicubic_border: str = "symmetric"
+
+    def __post_init__(self) -> None:
+        crop_pixels(self.crop_border, 1)  # fails on a form it does not understand
+        if self.bicubic_border not in BORDERS:
+            raise UserError(f"evaluation.bicubic_border={self.bicubic_border!r} is not one of {BORDERS}")
+        for name in ("y_channel", "quantize"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"evaluation.{name}={getattr(self, name)!r} must be true or false")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> Evaluation:
+        """The protocol from a (partial) mapping; unset options take the literature's defaults.
+
+        Raises:
+            UserError: an unknown key or a value it does not understand (named).
+        """
+        config = dict(config or {})
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise UserError(f"evaluation has unknown keys {unknown}; known: {known}")
+        return cls(**config)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, as checkpoints record them."""
+        return asdict(self)
+
+
+def crop_pixels(value: int | str | None, scale: int) -> int:
+    """``evaluation.crop_border`` in pixels at ``scale``.
+
+    >>> crop_pixels("scale", 3), crop_pixels("scale+6", 3), crop_pixels(None, 4), crop_pixels(0, 4)
+    (3, 9, 4, 0)
+    """
+    if value is None:
+        return scale
+    if isinstance(value, str):
+        text = value.replace(" ", "")
+        if text == "scale":
+            return scale
+        if text.startswith("scale+") and text[6:].isdigit():
+            return scale + int(text[6:])
+        if not text.isdigit():
+            raise UserError(f"evaluation.crop_border={value!r} is not understood: use an integer, 'scale' "
+                            f"(the literature's default) or 'scale+N' (e.g. 'scale+6')")
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"evaluation.crop_border={value!r} must be an integer >= 0, 'scale' or 'scale+N'")
+    return value
