@@ -60,6 +60,16 @@ def psnr(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True,
         crop_border: pixels shaved from each border before the metric (usually the scale).
         y_channel: evaluate on BT.601 Y (C = 1 is taken as Y already).
         gray: (N,) bool, True for images whose source is grayscale (compared on luma).
+
+    An error of one grey level everywhere is 20 log10(255) dB; the shaved border is not scored:
+
+    >>> hr = torch.full((1, 1, 8, 8), 0.5, dtype=torch.float64)
+    >>> sr = hr + 1 / 255
+    >>> round(float(psnr(sr, hr, crop_border=2)), 4)
+    48.1308
+    >>> sr[..., 0, :] = 0.0  # damage the first row only
+    >>> round(float(psnr(sr, hr, crop_border=2)), 4)
+    48.1308
     """
     sr, hr = _prepare(sr, hr, crop_border, y_channel, gray)
     mse = (sr - hr).pow(2).mean(dim=(1, 2, 3))
@@ -82,6 +92,12 @@ def ssim(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True,
         crop_border: pixels shaved from each border before the metric.
         y_channel: evaluate on BT.601 Y (C = 1 is taken as Y already).
         gray: (N,) bool, True for images whose source is grayscale (compared on luma).
+
+    >>> hr = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> ssim(hr, hr, crop_border=2).tolist()
+    [1.0]
+    >>> bool(ssim(1 - hr, hr, crop_border=2) < -0.9)  # the negative: same contrast, structure reversed
+    True
     """
     sr, hr = _prepare(sr, hr, crop_border, y_channel, gray)
     if min(sr.shape[-2:]) < 11:
@@ -115,6 +131,13 @@ def gmsd(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True,
     ``(2 m1 m2 + c) / (m1^2 + m2^2 + c)`` with c = 170, and the standard deviation of that
     map is returned (channels averaged). Blur and ringing raise it; the authors report it
     tracks human quality ratings better than PSNR/SSIM.
+
+    >>> hr = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> gmsd(hr, hr, crop_border=0).tolist()
+    [0.0]
+    >>> blurred = (hr + hr.roll(1, -1) + hr.roll(-1, -1)) / 3
+    >>> bool(gmsd(blurred, hr, crop_border=0) > 0.05)
+    True
     """
     sr, hr = _prepare(sr, hr, crop_border, y_channel, gray)
     n, c, h, w = sr.shape
@@ -135,7 +158,11 @@ def gmsd(sr: Tensor, hr: Tensor, *, crop_border: int, y_channel: bool = True,
 
 def quantize(x: Tensor) -> Tensor:
     """Clamp to [0, 1] and round to the uint8 grid, half away from zero like MATLAB's
-    ``uint8()`` (``torch.round`` would round half to even); same dtype."""
+    ``uint8()`` (``torch.round`` would round half to even); same dtype.
+
+    >>> (quantize(torch.tensor([0.5 / 255, 1.5 / 255, 2.5 / 255, -0.2, 1.3])) * 255).round().tolist()
+    [1.0, 2.0, 3.0, 0.0, 255.0]
+    """
     return torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0
 
 

@@ -31,7 +31,14 @@ def _matrix(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def rgb_to_ycbcr(rgb: Tensor) -> Tensor:
-    """RGB (..., 3, H, W) in [0, 1] -> YCbCr (..., 3, H, W) in [0, 1] (MATLAB ``rgb2ycbcr``)."""
+    """RGB (..., 3, H, W) in [0, 1] -> YCbCr (..., 3, H, W) in [0, 1] (MATLAB ``rgb2ycbcr``).
+
+    White and black land on the studio-range ends (235 and 16 of 255); chroma of gray is 128:
+
+    >>> (rgb_to_ycbcr(torch.ones(3, 1, 1)).flatten() * 255).round(decimals=3).tolist()
+    [235.0, 128.0, 128.0]
+    >>> (rgb_to_ycbcr(torch.zeros(3, 1, 1)).flatten() * 255).round(decimals=3).tolist()
+    [16.0, 128.0, 128.0]"""
     _check_rgb(rgb, "rgb_to_ycbcr")
     m, off = _matrix(rgb)
     out = torch.einsum("ij,...jhw->...ihw", m, rgb.to(m.dtype)) + off[:, None, None]
@@ -39,7 +46,11 @@ def rgb_to_ycbcr(rgb: Tensor) -> Tensor:
 
 
 def ycbcr_to_rgb(ycbcr: Tensor) -> Tensor:
-    """YCbCr (..., 3, H, W) in [0, 1] -> RGB (..., 3, H, W) (MATLAB ``ycbcr2rgb``), unclamped."""
+    """YCbCr (..., 3, H, W) in [0, 1] -> RGB (..., 3, H, W) (MATLAB ``ycbcr2rgb``), unclamped.
+
+    >>> x = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    >>> bool(torch.allclose(ycbcr_to_rgb(rgb_to_ycbcr(x)), x))
+    True"""
     _check_rgb(ycbcr, "ycbcr_to_rgb")
     m, off = _matrix(ycbcr)
     inv = torch.linalg.inv(m)
@@ -48,7 +59,11 @@ def ycbcr_to_rgb(ycbcr: Tensor) -> Tensor:
 
 
 def rgb_to_y(rgb: Tensor) -> Tensor:
-    """RGB (..., 3, H, W) in [0, 1] -> Y (..., 1, H, W) in [16/255, 235/255]."""
+    """RGB (..., 3, H, W) in [0, 1] -> Y (..., 1, H, W) in [16/255, 235/255].
+
+    >>> y = rgb_to_y(torch.tensor([1.0, 0.0, 0.0]).reshape(3, 1, 1))  # pure red: 16 + 65.481
+    >>> y.shape, round(float(y) * 255, 3)
+    (torch.Size([1, 1, 1]), 81.481)"""
     _check_rgb(rgb, "rgb_to_y")
     m, off = _matrix(rgb)
     y = torch.einsum("j,...jhw->...hw", m[0], rgb.to(m.dtype)) + off[0]
@@ -64,6 +79,9 @@ def rgb_to_luma(rgb: Tensor) -> Tensor:
 
     An image with three equal channels maps to that channel (to rounding error): this is
     how a colour network's output for a grayscale image is compared with its gray values.
+
+    >>> round(float(rgb_to_luma(torch.full((3, 1, 1), 0.25))), 6)
+    0.25
     """
     _check_rgb(rgb, "rgb_to_luma")
     w = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device)
