@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,60 @@ def run_module(module: str, *args: str, cwd: Path | None = None, check: bool = T
         raise AssertionError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
                              f"{proc.stderr[-5000:]}")
     return proc
+
+
+@dataclass
+class CliRun:
+    """What a command run by :func:`run_cli` left: its exit status and printed output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(module: str, *args: str, check: bool = True) -> CliRun:
+    """Run a console script's ``cli()`` (``python -m <module> args...``) in this process: the
+    same argv checks, Hydra main, one-line errors and exit status, without paying a new
+    interpreter's imports. Output is captured; the process's logging, argv, Hydra state and
+    environment are restored afterwards. Keep :func:`run_module` for what needs a process of
+    its own (DDP, launchers, the exit status as the shell sees it). ``check``: a non-zero
+    status fails the test with the output."""
+    import contextlib
+    import importlib
+    import io
+    import logging
+
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    entry = importlib.import_module(module)
+    root = logging.getLogger()
+    saved_logging, saved_argv = (root.handlers[:], root.level), sys.argv
+    saved_env = {k: os.environ.get(k) for k in ("WANDB_MODE", "HYDRA_FULL_ERROR")}
+    os.environ.update(WANDB_MODE="offline", HYDRA_FULL_ERROR="0")
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    sys.argv = [module, *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                entry.cli()
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        root.handlers[:] = saved_logging[0]
+        root.setLevel(saved_logging[1])
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+    if check and code != 0:
+        raise AssertionError(f"{module} {' '.join(args)} failed ({code}):\n{out.getvalue()[-3000:]}\n"
+                             f"{err.getvalue()[-5000:]}")
+    return CliRun(code, out.getvalue(), err.getvalue())
 
 
 ENTRY_POINTS = {"sr_lightning.train": "train", "sr_lightning.eval": "eval", "sr_lightning.upscale": "upscale"}

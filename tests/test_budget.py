@@ -7,7 +7,7 @@ import torch
 
 from sr_lightning.budget import STEP_SHARE, check_budget, plan, steps_for_budget
 from sr_lightning.train import check_max_time
-from tests.conftest import run_entry, run_module, tiny_args
+from tests.conftest import run_cli, run_entry, tiny_args
 
 
 def test_steps_for_budget():
@@ -50,7 +50,7 @@ def test_a_budget_sets_the_steps_and_the_schedule(tiny_data, tmp_path, caplog):
     assert 1 <= steps < 3000 and objects["trainer"].global_step == steps
     ckpt = torch.load(tmp_path / "b/checkpoints/last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["scheduler"]["total_steps"] == steps
-    proc = run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path / "p", "model=srcnn", "budget_minutes=0.05",
-                                                        "trainer.max_steps=3", "test=false"))
+    proc = run_cli("sr_lightning.train", *tiny_args(tiny_data, tmp_path / "p", "model=srcnn", "budget_minutes=0.05",
+                                                     "trainer.max_steps=3", "test=false"))
     assert "trainer.max_steps=3 given, so no calibration" in proc.stdout + proc.stderr
     assert torch.load(tmp_path / "p/checkpoints/last.ckpt", weights_only=True)["global_step"] == 3

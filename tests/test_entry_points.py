@@ -1,4 +1,6 @@
-"""The real entry points, run as a user runs them (subprocesses), on small real images."""
+"""The real entry points, run as a user runs them, on small real images: their functions or
+command lines in this process (run_entry, run_cli), and a process of their own where the
+process itself is tested (DDP, the exit status as the shell sees it)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from sr_lightning.hardware import SPEED_OPTIONS, resolve_speed
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import list_nets
 from sr_lightning.ops import imresize, rgb_to_ycbcr
-from tests.conftest import run_entry, run_module, tiny_args, write_folder
+from tests.conftest import run_cli, run_entry, run_module, tiny_args, write_folder
 
 
 def _metrics(run_dir):
@@ -85,8 +87,8 @@ def test_last_checkpoint_is_the_latest_state_even_without_a_new_best(tiny_data, 
 def test_eval_recomputes_the_test_table(tiny_data, trained_srcnn, tmp_path):
     """Training tests its final weights (test_ckpt=last): eval of last.ckpt gives the same table."""
     last = trained_srcnn / "checkpoints/last.ckpt"
-    proc = run_module("sr_lightning.eval", f"ckpt_path={last}", "data=folder", "data.train_dir=null",
-                      f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path}")
+    proc = run_cli("sr_lightning.eval", f"ckpt_path={last}", "data=folder", "data.train_dir=null",
+                   f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path}")
     assert "PSNR" in proc.stdout
     m, trained = _metrics(tmp_path), _metrics(trained_srcnn)
     assert m["tiny"]["psnr"] == pytest.approx(trained["tiny"]["psnr"], abs=1e-4)
@@ -95,14 +97,14 @@ def test_eval_recomputes_the_test_table(tiny_data, trained_srcnn, tmp_path):
 
 def test_test_ckpt_best_tests_the_best_checkpoint(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_module("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=srcnn", "test_ckpt=best",
-                                                        "trainer.max_steps=12"))
+    proc = run_cli("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=srcnn", "test_ckpt=best",
+                                                     "trainer.max_steps=12"))
     best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
     assert f"tested: {best}" in proc.stdout
     run_entry("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
               f"+data.test_dirs.tiny={tiny_data['test']}", f"hydra.run.dir={tmp_path / 'ev'}")
     assert _metrics(run_dir)["tiny"]["psnr"] == pytest.approx(_metrics(tmp_path / "ev")["tiny"]["psnr"], abs=1e-4)
-    proc = run_module("sr_lightning.train", "test_ckpt=median", f"hydra.run.dir={tmp_path / 'bad'}", check=False)
+    proc = run_cli("sr_lightning.train", "test_ckpt=median", f"hydra.run.dir={tmp_path / 'bad'}", check=False)
     assert proc.returncode == 2 and "test_ckpt='median' is not one of ('last', 'best')" in proc.stderr
 
 
@@ -135,10 +137,10 @@ def test_upscale_rgb_image_with_a_y_network(trained_srcnn, tmp_path):
 
 
 def test_train_debug_fdr_and_loggers(tiny_data, tmp_path):
-    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path / "fdr", "model=unet", "debug=fdr"))
-    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path / "tb", "model=srcnn", "logger=tensorboard",
-                                                 "trainer.max_steps=4", "scheduler=step", "loss=mse",
-                                                 "optimizer=sgd", "optimizer.lr=0.01", "seed=1", "data.scale=3"))
+    run_entry("sr_lightning.train", *tiny_args(tiny_data, tmp_path / "fdr", "model=unet", "debug=fdr"))
+    run_entry("sr_lightning.train", *tiny_args(tiny_data, tmp_path / "tb", "model=srcnn", "logger=tensorboard",
+                                                "trainer.max_steps=4", "scheduler=step", "loss=mse",
+                                                "optimizer=sgd", "optimizer.lr=0.01", "seed=1", "data.scale=3"))
     assert list((tmp_path / "tb/tensorboard").rglob("events.out.tfevents.*"))
     assert _metrics(tmp_path / "tb")["tiny"]["num_images"] == 2
 
@@ -148,6 +150,7 @@ def test_train_wandb_offline_run_reads_back(tiny_data, tmp_path):
     the per-image test table are all in the offline run's files."""
     from tests.wandb_files import read_run
 
+    # A process of its own: W&B's files are complete once the process that logged them has exited.
     run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "logger=wandb",
                                                  "logger.wandb.log_model=true", "trainer.max_steps=4",
                                                  "optimizer.lr=1e-3"))
@@ -183,8 +186,8 @@ def test_train_wandb_offline_run_reads_back(tiny_data, tmp_path):
 def test_tensorboard_gets_the_same_panels(tiny_data, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "logger=tensorboard",
-                                                 "trainer.max_steps=4"))
+    run_entry("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=srcnn", "logger=tensorboard",
+                                                "trainer.max_steps=4"))
     images = []
     for events in (tmp_path / "tensorboard").rglob("events.out.tfevents.*"):
         acc = EventAccumulator(str(events), size_guidance={"images": 0})
@@ -207,9 +210,9 @@ def test_ddp_sim_matches_single_process_metrics(tiny_data, tmp_path):
     assert sorted(p.name for p in run_dir.iterdir() if p.name.endswith(".json")) == ["job_summary.json",
                                                                                      "metrics.json"]  # rank 0 only
     best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
-    run_module("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
-               f"+data.test_dirs.tiny={tiny_data['test']}", f"+data.test_dirs.three={test3}",
-               f"hydra.run.dir={tmp_path / 'single'}")
+    run_entry("sr_lightning.eval", f"ckpt_path={best}", "data=folder", "data.train_dir=null",
+              f"+data.test_dirs.tiny={tiny_data['test']}", f"+data.test_dirs.three={test3}",
+              f"hydra.run.dir={tmp_path / 'single'}")
     single = _metrics(tmp_path / "single")
     for name in ("tiny", "three"):
         for key in ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic"):
@@ -219,7 +222,7 @@ def test_ddp_sim_matches_single_process_metrics(tiny_data, tmp_path):
 # -- bad input ----------------------------------------------------------------------------------
 
 def test_unknown_model_lists_the_known_ones(tmp_path):
-    proc = run_module("sr_lightning.train", "model=edsr9", f"hydra.run.dir={tmp_path}", check=False)
+    proc = run_cli("sr_lightning.train", "model=edsr9", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode != 0
     assert "Could not find 'model/edsr9'" in proc.stderr
     for name in list_nets():
@@ -227,14 +230,14 @@ def test_unknown_model_lists_the_known_ones(tmp_path):
 
 
 def test_a_config_dir_that_does_not_exist_is_named(tmp_path):
-    proc = run_module("sr_lightning.train", "--config-dir", str(tmp_path / "myconf"), f"hydra.run.dir={tmp_path}",
-                      check=False)
+    proc = run_cli("sr_lightning.train", "--config-dir", str(tmp_path / "myconf"), f"hydra.run.dir={tmp_path}",
+                   check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert f"Additional config directory '{tmp_path / 'myconf'}' not found" in proc.stderr
 
 
 def test_unknown_data_lists_the_known_ones(tmp_path):
-    proc = run_module("sr_lightning.train", "data=imagenet", f"hydra.run.dir={tmp_path}", check=False)
+    proc = run_cli("sr_lightning.train", "data=imagenet", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode != 0 and "folder" in proc.stderr and "sample" in proc.stderr
 
 
@@ -247,12 +250,11 @@ def test_missing_data_folder_names_the_key(tmp_path):
 
 
 def test_bad_checkpoint_paths(tmp_path):
-    proc = run_module("sr_lightning.eval", f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={tmp_path}",
-                      check=False)
+    proc = run_cli("sr_lightning.eval", f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint at all")
-    proc = run_module("sr_lightning.train", f"ckpt_path={tmp_path / 'junk.ckpt'}", f"hydra.run.dir={tmp_path}",
-                      check=False)
+    proc = run_cli("sr_lightning.train", f"ckpt_path={tmp_path / 'junk.ckpt'}", f"hydra.run.dir={tmp_path}",
+                   check=False)
     assert proc.returncode == 2 and "is not a readable checkpoint" in proc.stderr
 
 
@@ -265,7 +267,7 @@ def test_hydra_rerun_from_a_pickle_is_refused(tmp_path):
 
 
 def test_eval_of_a_trainable_model_without_checkpoint(tmp_path):
-    proc = run_module("sr_lightning.eval", "model=vdsr", f"hydra.run.dir={tmp_path}", check=False)
+    proc = run_cli("sr_lightning.eval", "model=vdsr", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode == 2 and "no ckpt_path was given" in proc.stderr
 
 
@@ -273,20 +275,20 @@ def test_eval_at_a_scale_the_checkpoint_cannot_do(tiny_data, tmp_path):
     run_dir = tmp_path / "unet"
     run_entry("sr_lightning.train", *tiny_args(tiny_data, run_dir, "model=unet", "trainer.max_steps=2",
                                                 "model.num_features=8", "test=false"))
-    proc = run_module("sr_lightning.eval", f"ckpt_path={run_dir / 'checkpoints/last.ckpt'}", "data.scale=3",
-                      f"hydra.run.dir={tmp_path / 'ev'}", check=False)
+    proc = run_cli("sr_lightning.eval", f"ckpt_path={run_dir / 'checkpoints/last.ckpt'}", "data.scale=3",
+                   f"hydra.run.dir={tmp_path / 'ev'}", check=False)
     assert proc.returncode == 2 and "data.scale=3 is not supported by this unet checkpoint" in proc.stderr
 
 
 def test_upscale_errors_leave_no_output(trained_srcnn, tmp_path):
     ckpt = trained_srcnn / "checkpoints/last.ckpt"
-    proc = run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={tmp_path / 'missing.png'}",
-                      f"output={tmp_path / 'o.png'}", check=False)
+    proc = run_cli("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={tmp_path / 'missing.png'}",
+                   f"output={tmp_path / 'o.png'}", check=False)
     assert proc.returncode == 2 and "input=" in proc.stderr and "does not exist" in proc.stderr
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
-    proc = run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={bad}", f"output={tmp_path / 'o.png'}",
-                      check=False)
+    proc = run_cli("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={bad}", f"output={tmp_path / 'o.png'}",
+                   check=False)
     assert proc.returncode == 2 and "bad.png" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png"]
 

@@ -1,4 +1,6 @@
-"""Multiruns: a grid with its summary, and DDP inside a multirun (exactly the expected folders)."""
+"""Multiruns: a grid with its summary, Optuna studies (resume, failed and pruned trials, bad
+options), DDP and launchers inside a multirun. Sweeps whose jobs run in this process go
+through run_cli; DDP, launchers and W&B keep a process of their own."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 import pytest
 import torch
 
-from tests.conftest import run_module
+from tests.conftest import run_cli, run_module
 
 
 def _sweep_args(tiny, sweep_dir, *extra):
@@ -20,7 +22,7 @@ def _sweep_args(tiny, sweep_dir, *extra):
 
 def test_grid_runs_every_job_and_writes_a_summary(tiny_data, tmp_path):
     sweep = tmp_path / "sweep"
-    run_module("sr_lightning.train", *_sweep_args(tiny_data, sweep, "model=srcnn,vdsr", "optimizer.lr=1e-3,1e-4"))
+    run_cli("sr_lightning.train", *_sweep_args(tiny_data, sweep, "model=srcnn,vdsr", "optimizer.lr=1e-3,1e-4"))
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0", "1", "2", "3"]
     for job in jobs:
@@ -77,10 +79,10 @@ def _trials(sweep_dir):
 
 def test_optuna_study_resumes_from_its_storage(tiny_data, tmp_path):
     sweep = tmp_path / "study"
-    run_module("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=3"), timeout=600)
+    run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=3"))
     assert [t.state.name for t in _trials(sweep)] == ["COMPLETE"] * 3
     first = {t.number: t.params for t in _trials(sweep)}
-    proc = run_module("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=5"), timeout=600)
+    proc = run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=5"))
     assert "3 trial(s) already in" in proc.stdout + proc.stderr
     trials = _trials(sweep)
     assert len(trials) == 5 and {t.number: t.params for t in trials[:3]} == first  # resumed, not restarted
@@ -93,7 +95,7 @@ def test_optuna_study_resumes_from_its_storage(tiny_data, tmp_path):
 def test_a_failed_trial_does_not_end_the_study(tiny_data, tmp_path):
     sweep = tmp_path / "study"
     space = "hydra.sweeper.params={model.num_layers: 'choice(1)'}"  # vdsr needs >= 2 layers: every trial fails
-    run_module("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2", space), timeout=600)
+    run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2", space))
     assert [t.state.name for t in _trials(sweep)] == ["FAIL", "FAIL"]
 
 
@@ -102,8 +104,8 @@ def test_search_space_keys_must_exist(tiny_data, tmp_path):
     conf.mkdir(parents=True)
     (conf / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - vdsr_optuna\nhydra:\n  sweeper:\n"
                                     "    params:\n      model.num_layerz: choice(4, 6)\n")
-    proc = run_module("sr_lightning.train", "-m", "--config-dir", str(tmp_path / "conf"), "hparams_search=mine",
-                      f"hydra.sweep.dir={tmp_path / 'sweep'}", check=False)
+    proc = run_cli("sr_lightning.train", "-m", "--config-dir", str(tmp_path / "conf"), "hparams_search=mine",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "'model.num_layerz' (did you mean model.num_layers" in proc.stderr
     assert not (tmp_path / "sweep").exists()
@@ -111,8 +113,8 @@ def test_search_space_keys_must_exist(tiny_data, tmp_path):
 
 def test_a_sampler_that_unpickles_its_storage_is_refused(tmp_path):
     """CmaEsSampler keeps pickled state in the study storage: a storage file is data only."""
-    proc = run_module("sr_lightning.train", "-m", "hparams_search=vdsr_optuna", "hydra/sweeper/sampler=cmaes",
-                      f"hydra.sweep.dir={tmp_path / 'sweep'}", check=False)
+    proc = run_cli("sr_lightning.train", "-m", "hparams_search=vdsr_optuna", "hydra/sweeper/sampler=cmaes",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "hydra/sweeper/sampler=CmaEsSampler keeps its state pickled in the study storage" in proc.stderr
     assert not (tmp_path / "sweep").exists()
@@ -174,10 +176,10 @@ def test_a_pruned_trial_stops_early_and_the_study_goes_on(tiny_data, tmp_path):
     """Every trial reports val/psnr at each validation; a pruner that prunes every value
     stops each trial at its first validation and the study records it PRUNED."""
     sweep = tmp_path / "study"
-    run_module("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2",
-                                                   "trainer.max_steps=6", "hydra/sweeper/pruner=none",
-                                                   "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
-                                                   "+hydra.sweeper.pruner.lower=1e9"), timeout=600)
+    run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2",
+                                                "trainer.max_steps=6", "hydra/sweeper/pruner=none",
+                                                "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+                                                "+hydra.sweeper.pruner.lower=1e9"))
     trials = _trials(sweep)
     assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
     assert all(list(t.intermediate_values) == [2] for t in trials)  # reported at step 2, stopped there
@@ -190,6 +192,6 @@ def test_a_pruned_trial_stops_early_and_the_study_goes_on(tiny_data, tmp_path):
     ("hydra.sweeper.storage=nosuchdb://x", "hydra.sweeper.storage='nosuchdb://x': Optuna cannot open it"),
 ])
 def test_bad_sweeper_options_get_one_line(tmp_path, override, message):
-    proc = run_module("sr_lightning.train", "-m", "hparams_search=vdsr_optuna", override,
-                      f"hydra.sweep.dir={tmp_path / 'sweep'}", check=False)
+    proc = run_cli("sr_lightning.train", "-m", "hparams_search=vdsr_optuna", override,
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", check=False)
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr

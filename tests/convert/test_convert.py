@@ -15,7 +15,7 @@ from scipy.ndimage import correlate
 from sr_lightning.convert import convert
 from sr_lightning.convert.__main__ import main as convert_main
 from sr_lightning.lit import SRLitModule
-from tests.conftest import TouchOnUnpickle, run_entry, run_module, tiny_args, write_folder
+from tests.conftest import TouchOnUnpickle, run_cli, run_entry, tiny_args, write_folder
 
 
 def _random_srcnn_mat(path, f=(9, 1, 5), n=(8, 4), seed=0):
@@ -140,8 +140,8 @@ def test_imported_checkpoint_evaluates_upscales_and_fine_tunes(tmp_path, tiny_da
     run_entry("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src / 'img00.png'}",
               f"output={tmp_path / 'up.png'}")
     assert np.asarray(Image.open(tmp_path / "up.png")).shape == (40, 48, 3)
-    proc = run_module("sr_lightning.upscale", f"ckpt_path={ckpt}", "scale=3", f"input={src / 'img00.png'}",
-                      f"output={tmp_path / 'up3.png'}", check=False)
+    proc = run_cli("sr_lightning.upscale", f"ckpt_path={ckpt}", "scale=3", f"input={src / 'img00.png'}",
+                   f"output={tmp_path / 'up3.png'}", check=False)
     assert proc.returncode == 2 and "scale=3: this checkpoint was trained for x2 only" in proc.stderr
     before = torch.load(ckpt, weights_only=True)["state_dict"]
     for key in ("ckpt_path", "init_from"):  # weights-only ckpt_path starts a new run, like init_from

@@ -23,7 +23,7 @@ from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.shards import decode_sample, read_index
 from sr_lightning.data.sources import load_file
 from sr_lightning.prepare import origins, prepare
-from tests.conftest import run_module, tiny_args, write_folder
+from tests.conftest import run_cli, run_module, tiny_args, write_folder
 from tests.data.batch_hashes import patch_hashes, read_hashes
 
 CFG = {"crop": None, "step": None, "shard_size_mb": 256, "workers": 1, "skip_bad_images": False,
@@ -123,7 +123,7 @@ def test_prepare_refuses_bad_input(hr_folder, tmp_path):
 
 
 def test_the_cli_prints_one_line_for_bad_input(tmp_path):
-    proc = run_module("sr_lightning.prepare", f"input={tmp_path}", f"output={tmp_path / 'o'}", check=False)
+    proc = run_cli("sr_lightning.prepare", f"input={tmp_path}", f"output={tmp_path / 'o'}", check=False)
     assert proc.returncode == 2 and "contains no images" in proc.stderr and "Traceback" not in proc.stderr
 
 
