@@ -15,12 +15,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from sr_lightning.data.datasets import DiskPairSet, EvalDataset, Pairs, PairSet, PatchBatches
 from sr_lightning.data.pairs import Degradation
-from sr_lightning.data.shards import ShardPatches, location_url, read_index
+from sr_lightning.data.shards import ShardOptions, ShardPatches, location_url, read_index
 from sr_lightning.data.sources import SAMPLE_PREFIX, load_location, location_files, resolve_test_set
 from sr_lightning.errors import UserError
 
 STORAGES = ("memory", "disk")
-SHARD_OPTIONS = ("patches_per_image", "shuffle_buffer", "timeout_s")
 
 
 class FlaggedPaddingSampler(DistributedSampler):
@@ -174,11 +173,8 @@ class SRDataModule(L.LightningDataModule):
             raise UserError(f"data.storage={storage!r} is not one of {STORAGES}: memory keeps the decoded set, "
                              f"disk decodes images on demand")
         self.storage = storage
-        self.shards = dict(shards) if shards is not None else None
+        self.shards = ShardOptions.from_config(shards) if shards is not None else None
         if self.shards is not None:
-            unknown = set(self.shards) - set(SHARD_OPTIONS)
-            if unknown:
-                raise UserError(f"data.shards: unknown option(s) {sorted(unknown)}; the options are {SHARD_OPTIONS}")
             if len(self.train_dirs) != 1 or len(self.train_scales) != 1:
                 raise UserError("data=shards trains from one shard location (data.train_dir) at one scale "
                                  "(data.train_scales: null)")
@@ -235,11 +231,8 @@ class SRDataModule(L.LightningDataModule):
 
     def _shard_patches(self) -> ShardPatches:
         location, scale = self.train_dirs[0], self.train_scales[0]
-        opts = {"patches_per_image": 8, "shuffle_buffer": 1024, "timeout_s": 30.0, **self.shards}
-        for key in ("patches_per_image", "shuffle_buffer"):
-            if int(opts[key]) < 1:
-                raise UserError(f"data.shards.{key}={opts[key]} must be >= 1")
-        index = read_index(location, "data.train_dir", float(opts["timeout_s"]))
+        opts = self.shards
+        index = read_index(location, "data.train_dir", float(opts.timeout_s))
         p = self.patch_sizes[scale]
         if p * scale > index["min_side"]:
             raise UserError(
@@ -249,8 +242,8 @@ class SRDataModule(L.LightningDataModule):
         return ShardPatches([location_url(location, shard["name"]) for shard in index["shards"]], scale=scale,
                             channels=self.channels, degradation=self.degradation, patch_size=p,
                             batch_size=self.batch_size, length=self.steps_per_epoch, seed=self._stream_seed(),
-                            augment=self.augment, patches_per_image=int(opts["patches_per_image"]),
-                            shuffle_buffer=int(opts["shuffle_buffer"]))
+                            augment=self.augment, patches_per_image=opts.patches_per_image,
+                            shuffle_buffer=opts.shuffle_buffer)
 
     def _stream_seed(self) -> int:
         return int(self.seed if self.seed is not None else os.environ.get("PL_GLOBAL_SEED", 0))

@@ -16,6 +16,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,38 @@ from sr_lightning.errors import UserError
 INDEX = "index.json"
 FORMAT = "sr_lightning.shards"
 PREPARE = "sr_lightning.prepare"
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    """``data.shards``: how patches are drawn from a shard stream (defaults and checks).
+
+    Attributes:
+        patches_per_image: random patches cut from each decoded image (decoding is the cost).
+        shuffle_buffer: patches held per DataLoader worker to draw batches from.
+        timeout_s: seconds to wait for the index of a URL or ``pipe:`` location.
+    """
+
+    patches_per_image: int = 8
+    shuffle_buffer: int = 1024
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for key in ("patches_per_image", "shuffle_buffer"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"data.shards.{key}={value!r} must be an integer >= 1")
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, int | float) or self.timeout_s <= 0:
+            raise UserError(f"data.shards.timeout_s={self.timeout_s!r} must be a number of seconds > 0")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ShardOptions:
+        """The options from a (partial) mapping; unknown keys are refused, naming the known ones."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise UserError(f"data.shards: unknown option(s) {unknown}; the options are {known}")
+        return cls(**config)
 
 
 def location_url(location: str, name: str) -> str:

@@ -162,6 +162,27 @@ def test_data_shards_refuses_bad_locations(hr_folder, tmp_path):
     silent.close()
 
 
+@pytest.mark.parametrize(("shards", "message"), [
+    ({"patches_per_image": 0}, r"data.shards.patches_per_image=0 must be an integer >= 1"),
+    ({"shuffle_buffer": 2.5}, r"data.shards.shuffle_buffer=2.5 must be an integer >= 1"),
+    ({"timeout_s": 0}, r"data.shards.timeout_s=0 must be a number of seconds > 0"),
+    ({"buffer": 8}, r"data.shards: unknown option\(s\) \['buffer'\]; the options are \['patches_per_image'"),
+])
+def test_bad_shard_options_name_the_option(shards, message):
+    with pytest.raises(ValueError, match=message):
+        _shard_dm("unused", shards=shards)
+
+
+def test_the_shards_config_sets_the_documented_defaults():
+    from omegaconf import OmegaConf
+
+    from sr_lightning.cli import CONF_DIR
+    from sr_lightning.data.shards import ShardOptions
+
+    config = OmegaConf.load(CONF_DIR / "data/shards.yaml").shards
+    assert ShardOptions.from_config(OmegaConf.to_container(config)) == ShardOptions()
+
+
 def test_shards_stream_over_http(hr_folder, tmp_path):
     _prepare(hr_folder, tmp_path / "s", crop=96, step=48, shard_size_mb=0.02)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "s"))
