@@ -23,7 +23,7 @@ from sr_lightning.errors import UserError
 from sr_lightning.hardware import resolve_precision, resolve_speed
 from sr_lightning.lit import SRLitModule
 from sr_lightning.loggers import instantiate_loggers, register_resolvers
-from sr_lightning.published import find_published, read_published, variants
+from sr_lightning.published import PACKAGED, PublishedRow, find_published, read_published, variants
 from sr_lightning.report import report
 
 log = logging.getLogger(__name__)
@@ -62,31 +62,40 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
 
 
 def _add_published(results: dict[str, dict[str, float]], cfg: DictConfig, net_name: str, scale: int) -> list[str]:
-    """Add ``published_psnr``/``published_ssim`` to each set's results where the CSV has
-    them; returns notes for the report."""
+    """Add ``published_psnr``/``published_ssim`` to each set's results where the published
+    rows (``published.csv`` and the packaged ones) have them; returns notes for the report,
+    including a protocol difference (a row scored grayscale images another way)."""
     pub = cfg.get("published") or {}
     if not pub.get("csv"):
         return []
     path = Path(pub.csv).expanduser()
-    if not path.is_file() and "published.csv" not in overridden_keys():
+    rows, sources = read_published(PACKAGED), [str(PACKAGED.name)]
+    if path.is_file() or "published.csv" in overridden_keys():
+        rows, sources = read_published(path) + rows, [str(path), *sources]
+    else:
         log.info("no published results at %s (set published.csv to a copy of reference/published.csv)", path)
-        return []
-    rows = read_published(path)
     method = pub.get("method") or net_name
-    found = 0
+    found: list[PublishedRow] = []
     for name, values in results.items():
         row = find_published(rows, method, name, scale, pub.get("variant"))
         if row is not None:
-            found += 1
+            found.append(row)
             values["published_psnr"] = row.psnr
             if row.ssim is not None:
                 values["published_ssim"] = row.ssim
     if found or not results:
-        return [f"published: {method}{f' ({pub.variant})' if pub.get('variant') else ''} from {path}"]
+        lines = [f"published: {method}{f' ({pub.variant})' if pub.get('variant') else ''} from "
+                 f"{' + '.join(sources)}"]
+        other = sorted({r.gray for r in found} - {cfg.evaluation.gray})
+        if other:
+            lines.append(f"published: these rows score grayscale test images with evaluation.gray={other[0]}; this "
+                         f"run used {cfg.evaluation.gray} (rerun with evaluation.gray={other[0]} to compare like "
+                         f"with like)")
+        return lines
     choices = variants(rows, method)
     if len(choices) > 1 and not pub.get("variant"):
         return [f"published: {method} has several variants ({', '.join(choices)}): choose one with published.variant"]
-    return [f"published: no {method} x{scale} rows for {', '.join(results)} in {path}"]
+    return [f"published: no {method} x{scale} rows for {', '.join(results)} in {' + '.join(sources)}"]
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -1,7 +1,11 @@
-"""Published PSNR/SSIM from the papers (``reference/published.csv``), to show beside ours.
+"""Published PSNR/SSIM from the papers, to show beside ours: the benchmark data's
+``reference/published.csv`` and the rows sr_lightning adds (:data:`PACKAGED`: papers that
+file does not hold, e.g. IMDN).
 
-The CSV has the columns ``method,variant,dataset,scale,psnr,ssim,note`` (``ssim`` may be
-empty). Values are Y-channel, border = scale, as the papers report them.
+The CSVs have the columns ``method,variant,dataset,scale,psnr,ssim,note`` (``ssim`` may be
+empty) and optionally ``gray``: how the paper scored a grayscale test image
+(``evaluation.gray``: ``own``, the default, or ``rgb``). Values are Y-channel,
+border = scale, as the papers report them.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sr_lightning.errors import UserError
+from sr_lightning.lit.evaluation import GRAY
 
 COLUMNS = ("method", "variant", "dataset", "scale", "psnr", "ssim")
+# Published rows shipped with the package (papers the benchmark data's CSV does not hold).
+PACKAGED = Path(__file__).resolve().parent / "published_rows.csv"
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class PublishedRow:
     scale: int
     psnr: float
     ssim: float | None
+    gray: str = "own"
 
 
 def read_published(path: str | Path) -> list[PublishedRow]:
@@ -47,8 +55,11 @@ def read_published(path: str | Path) -> list[PublishedRow]:
         for line, r in enumerate(reader, start=2):
             try:
                 ssim = float(r["ssim"]) if (r["ssim"] or "").strip() else None
+                gray = (r.get("gray") or "own").strip()
+                if gray not in GRAY:
+                    raise ValueError(f"gray={gray!r} is not one of {GRAY}")
                 rows.append(PublishedRow(r["method"].strip().lower(), (r["variant"] or "").strip(),
-                                         r["dataset"].strip(), int(r["scale"]), float(r["psnr"]), ssim))
+                                         r["dataset"].strip(), int(r["scale"]), float(r["psnr"]), ssim, gray))
             except ValueError as err:
                 raise UserError(f"published.csv='{path}' line {line}: {err}") from None
     return rows

@@ -17,15 +17,19 @@ def main(argv: list[str] | None = None) -> int:
         description="Import the authors' released weights as an sr_lightning checkpoint, usable by "
                     "sr_lightning.eval, sr_lightning.upscale and sr_lightning.train (init_from / ckpt_path).")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS),
-                        help="srcnn-mat: SRCNN's MATLAB models (any f1-f2-f3); vdsr-mat: VDSR as MatConvNet")
+                        help="srcnn-mat: SRCNN's MATLAB models (any f1-f2-f3); vdsr-mat: VDSR as MatConvNet; "
+                             "pth: a PyTorch release (.pth/.pt/.safetensors state dict) of the --net network")
+    parser.add_argument("--net", default=None,
+                        help="with --format pth: the model config the weights are for (imdn, ...)")
     parser.add_argument("--scale", type=int, default=None,
-                        help="the upscaling factor (SRCNN: taken from the file name x2/x3/x4 when it says)")
+                        help="the upscaling factor (SRCNN: taken from the file name x2/x3/x4 when it says; "
+                             "pth: the one the file's upsampler fits)")
     parser.add_argument("--force", action="store_true", help="overwrite DST if it exists")
-    parser.add_argument("src", help="the released weights file (.mat)")
+    parser.add_argument("src", help="the released weights file (.mat, .pth, .safetensors)")
     parser.add_argument("dst", help="the checkpoint to write (.ckpt)")
     args = parser.parse_args(argv)
     try:
-        path = convert(args.format, args.src, args.dst, scale=args.scale, overwrite=args.force)
+        path = convert(args.format, args.src, args.dst, scale=args.scale, overwrite=args.force, net=args.net)
     except (UserError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

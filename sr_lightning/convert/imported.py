@@ -15,7 +15,10 @@ class Imported:
     Attributes:
         net: the network config (``_target_`` + kwargs, scale included).
         weights: one ``(weight, bias)`` pair per convolution, in order, as torch
-            ``(C_out, C_in, k, k)`` / ``(C_out,)`` float32 tensors.
+            ``(C_out, C_in, k, k)`` / ``(C_out,)`` float32 tensors (readers of formats that
+            store layers in order: the MATLAB releases).
+        state_dict: the network's state dict under our key names (readers of formats that
+            store named tensors: PyTorch releases); used instead of ``weights`` when set.
         trained_scales: the scales the weights were trained for (None: unknown).
         source: provenance, stored in the checkpoint.
         degradation: the data pipeline the weights expect (``data.degradation``), which
@@ -23,7 +26,8 @@ class Imported:
     """
 
     net: dict[str, Any]
-    weights: list[tuple[Tensor, Tensor]]
+    weights: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    state_dict: dict[str, Tensor] | None = None
     trained_scales: list[int] | None = None
     source: dict[str, Any] = field(default_factory=dict)
     degradation: dict[str, Any] = field(default_factory=lambda: {"source": "y", "border": "symmetric",

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from sr_lightning.checkpoint import save_checkpoint, weights_checkpoint
-from sr_lightning.convert.formats import FORMATS
+from sr_lightning.convert.formats import FORMATS, NEEDS_NET
 from sr_lightning.convert.imported import Imported
 from sr_lightning.errors import UserError
 from sr_lightning.lit import SRLitModule
@@ -18,24 +18,38 @@ def imported_module(imported: Imported) -> SRLitModule:
     """An :class:`SRLitModule` of the imported network (the literature's evaluation protocol)
     holding the imported weights, with the file's provenance as checkpoint metadata."""
     module = SRLitModule(net=imported.net)
-    convs = [m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d)]
-    if len(convs) != len(imported.weights):  # the format modules build matching configs; guard anyway
-        raise UserError(f"{len(imported.weights)} layers of weights for a network with {len(convs)} convolutions")
-    for conv, (w, b) in zip(convs, imported.weights, strict=True):
-        if conv.weight.shape != w.shape or conv.bias.shape != b.shape:
-            raise UserError(f"weight shape {tuple(w.shape)} does not fit the layer {tuple(conv.weight.shape)}")
-        conv.weight.data.copy_(w)
-        conv.bias.data.copy_(b)
+    if imported.state_dict is not None:
+        module.net.load_state_dict(imported.state_dict)  # the reader fitted the keys and shapes (release.py)
+    else:
+        _copy_convolutions(module.net, imported.weights)
     module.checkpoint_meta = {"trained_scales": imported.trained_scales, "source": imported.source,
                               "degradation": dict(imported.degradation)}
     return module
 
 
-def convert(fmt: str, src: str | Path, dst: str | Path, scale: int | None = None, overwrite: bool = False) -> Path:
-    """Import ``src`` (format ``fmt``, see :data:`FORMATS`) and write the checkpoint ``dst``."""
+def _copy_convolutions(net: torch.nn.Module, weights: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Copy ``(weight, bias)`` pairs into ``net``'s convolutions, in order."""
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    if len(convs) != len(weights):  # the format modules build matching configs; guard anyway
+        raise UserError(f"{len(weights)} layers of weights for a network with {len(convs)} convolutions")
+    for conv, (w, b) in zip(convs, weights, strict=True):
+        if conv.weight.shape != w.shape or conv.bias.shape != b.shape:
+            raise UserError(f"weight shape {tuple(w.shape)} does not fit the layer {tuple(conv.weight.shape)}")
+        conv.weight.data.copy_(w)
+        conv.bias.data.copy_(b)
+
+
+def convert(fmt: str, src: str | Path, dst: str | Path, scale: int | None = None, overwrite: bool = False,
+            net: str | None = None) -> Path:
+    """Import ``src`` (format ``fmt``, see :data:`FORMATS`; ``net``: the model config of a
+    ``pth`` release) and write the checkpoint ``dst``."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not supported; choose one of {', '.join(sorted(FORMATS))}")
+    if (net is None) != (fmt not in NEEDS_NET):
+        raise UserError(f"--net names the network of a --format {'/'.join(NEEDS_NET)} file" if net is not None
+                        else f"--format {fmt} needs --net NAME (the model config the weights are for)")
     dst = Path(dst).expanduser()
     if dst.exists() and not overwrite:
         raise FileExistsError(f"'{dst}' exists; choose another output path or pass --force to overwrite it")
-    return save_checkpoint(weights_checkpoint(imported_module(FORMATS[fmt](src, scale))), dst)
+    imported = FORMATS[fmt](src, scale, net) if fmt in NEEDS_NET else FORMATS[fmt](src, scale)
+    return save_checkpoint(weights_checkpoint(imported_module(imported)), dst)

@@ -15,6 +15,9 @@ from typing import Any
 from sr_lightning.errors import UserError
 from sr_lightning.ops.resize import BORDERS
 
+# How grayscale test images are scored (Evaluation.gray).
+GRAY = ("own", "rgb")
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -28,17 +31,26 @@ class Evaluation:
         quantize: round the SR output to uint8 before the metric (as when saved to PNG).
         bicubic_border: border mode of the bicubic baseline reported beside the network
             (one of :data:`sr_lightning.ops.resize.BORDERS`).
+        gray: how a grayscale test image (Set14's bridge) is scored by an RGB network's
+            metric on Y: ``own`` compares its own gray values (BT.601 luma of the output;
+            the SRCNN/VDSR papers' tables), ``rgb`` replicates it to RGB first, so its Y is
+            16 + 219 v like any RGB image's (IMDN's and most RGB papers' tables; -0.09 dB
+            for IMDN Set14 x2 under ``own``). Images of one channel are their own Y either way.
     """
 
     crop_border: int | str | None = "scale"
     y_channel: bool = True
     quantize: bool = True
     bicubic_border: str = "symmetric"
+    gray: str = "own"
 
     def __post_init__(self) -> None:
         crop_pixels(self.crop_border, 1)  # fails on a form it does not understand
         if self.bicubic_border not in BORDERS:
             raise UserError(f"evaluation.bicubic_border={self.bicubic_border!r} is not one of {BORDERS}")
+        if self.gray not in GRAY:
+            raise UserError(f"evaluation.gray={self.gray!r} is not one of {GRAY}: own compares a grayscale image's "
+                            f"own values, rgb scores it as the RGB image it was read as")
         for name in ("y_channel", "quantize"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"evaluation.{name}={getattr(self, name)!r} must be true or false")

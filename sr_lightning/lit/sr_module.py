@@ -119,7 +119,7 @@ class SRLitModule(L.LightningModule):
         self.scale = self.net.scale
         self.crop_border = crop_pixels(protocol.crop_border, self.scale)
         self.bicubic_border = protocol.bicubic_border
-        self.y_channel, self.quantize = protocol.y_channel, protocol.quantize
+        self.y_channel, self.quantize, self.gray = protocol.y_channel, protocol.quantize, protocol.gray
         self.val_metrics = _EvalMetrics(self.crop_border, self.y_channel)
         self.test_metrics = nn.ModuleDict()
         self.register_buffer("psnr_best", torch.tensor(float("-inf"), dtype=torch.float64))
@@ -243,7 +243,7 @@ class SRLitModule(L.LightningModule):
             self.predict_pair(batch["lr"])
             return None
         sr, bicubic = self.predict_pair(batch["lr"][keep])
-        gray = batch.get("gray")
+        gray = batch.get("gray") if self.gray == "own" else None  # "rgb": scored as the RGB image they were read as
         gray = None if gray is None else torch.as_tensor(gray, device=keep.device).reshape(-1)[keep]
         hr = batch["hr"][keep]
         metrics.update(sr, bicubic, hr, gray)

@@ -27,6 +27,9 @@ class SRNet(nn.Module):
     # For the zoo table: how the network upsamples, and its paper (short citation).
     upsampling: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    # Tiled inference equals one pass when the overlap covers the receptive field (False for
+    # networks with image-wide statistics, e.g. global channel attention).
+    tiles_exactly: ClassVar[bool] = True
 
     def __init__(self, *, scale: int, in_channels: int) -> None:
         super().__init__()

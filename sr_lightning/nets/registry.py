@@ -20,6 +20,7 @@ from sr_lightning.nets.bicubic import Bicubic
 from sr_lightning.nets.edsr import EDSR
 from sr_lightning.nets.espcn import ESPCN
 from sr_lightning.nets.fsrcnn import FSRCNN
+from sr_lightning.nets.imdn import IMDN
 from sr_lightning.nets.rednet import REDNet
 from sr_lightning.nets.srcnn import SRCNN
 from sr_lightning.nets.srresnet import SRResNet
@@ -28,7 +29,7 @@ from sr_lightning.nets.vdsr import VDSR
 from sr_lightning.nets.wdsr import WDSR
 
 NETS: dict[str, type[SRNet]] = {
-    cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR)
+    cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN)
 }
 
 

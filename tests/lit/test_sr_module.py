@@ -9,6 +9,7 @@ import torch
 
 from sr_lightning.lit import SRLitModule
 from sr_lightning.lit.evaluation import crop_pixels
+from sr_lightning.metrics import psnr, quantize
 from sr_lightning.nets import create_net
 
 VDSR = {"name": "vdsr", "scale": 2, "in_channels": 1, "num_features": 8, "num_layers": 3}
@@ -23,6 +24,26 @@ def test_crop_border_options():
         with pytest.raises(ValueError, match="evaluation.crop_border"):
             crop_pixels(bad, 3)
     assert SRLitModule(net=VDSR, evaluation={"crop_border": "scale+6"}).crop_border == 8
+
+
+def test_gray_images_score_on_their_own_values_or_as_rgb():
+    """evaluation.gray: a grayscale HR read as RGB (equal channels) is compared on its own gray
+    values (own: luma of the output) or as RGB (rgb: Y = 16 + 219 v of both)."""
+    torch.manual_seed(0)
+    hr = torch.rand(1, 1, 24, 24).expand(1, 3, 24, 24).clone()
+    sr = (hr + 0.05 * torch.randn(1, 3, 24, 24)).clamp(0, 1)
+    batch = {"lr": torch.rand(1, 3, 12, 12), "hr": hr, "name": ["bridge"], "gray": [True]}
+    scores = {}
+    for gray in ("own", "rgb"):
+        module = SRLitModule(net={"name": "bicubic", "scale": 2, "in_channels": 3}, evaluation={"gray": gray})
+        module.predict_pair = lambda lr, sr=sr: (sr, sr)  # the output under test
+        module._evaluate(batch, module.val_metrics)
+        scores[gray] = module.val_metrics.compute()["psnr"]
+    own = float(psnr(quantize(sr), hr, crop_border=2, gray=torch.tensor([True])))
+    rgb = float(psnr(quantize(sr), hr, crop_border=2))
+    assert scores["own"] == pytest.approx(own) and scores["rgb"] == pytest.approx(rgb) and own != pytest.approx(rgb)
+    with pytest.raises(ValueError, match="evaluation.gray='luma' is not one of"):
+        SRLitModule(net=VDSR, evaluation={"gray": "luma"})
 
 
 def test_evaluation_options_are_checked():

@@ -1,0 +1,176 @@
+"""PyTorch releases: an author's ``.pth`` / ``.pt`` / ``.safetensors`` state dict as one of our networks.
+
+``python -m sr_lightning.convert --format pth --net imdn [--scale 4] x4.pth imdn_x4.ckpt``
+
+* The file is read as data: ``torch.load(weights_only=True)`` or safetensors; a pickled
+  whole model (code) is refused with how to re-save it as a state dict.
+* The wrappers releases use are unwrapped (``params_ema`` before ``params``, ``state_dict``,
+  ``model``) and DataParallel's ``module.`` prefix dropped.
+* Release key names become ours through :data:`KEY_MAPS` (ordered regex rewrites per network;
+  a network whose release uses our names has none).
+* The network is the model config ``--net`` names (``conf/model/<net>.yaml``, its defaults =
+  the paper's) at the scale and channel count that fit the file's shapes; a given ``--scale``
+  that does not fit, or keys that do not, are named with both shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sr_lightning.convert.imported import Imported
+from sr_lightning.convert.mat import WeightFormatError
+from sr_lightning.errors import UserError
+from sr_lightning.nets import build_net, net_class
+
+# Release key -> our key, per network: (pattern, replacement) applied in order.
+KEY_MAPS: dict[str, tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...]] = {
+    # IMDN (github.com/Zheng222/IMDN, models/architecture.py): fea_conv, IMDB1..6, c, LR_conv, upsampler.
+    "imdn": (
+        (r"^fea_conv\.", "head."),
+        (r"^IMDB(\d+)\.", lambda m: f"blocks.{int(m[1]) - 1}."),
+        (r"\.cca\.conv_du\.", ".cca.excite."),
+        (r"^c\.0\.", "fuse.0."),
+        (r"^LR_conv\.", "body_tail."),
+        (r"^upsampler\.0\.", "upsample.0."),
+    ),
+}
+# Keys under which releases nest the state dict, in order of preference (EMA weights first).
+WRAPPERS = ("params_ema", "params", "state_dict", "model")
+RESAVE = ("load it where you trust its code and save only the weights: "
+          "torch.save(model.state_dict(), 'weights.pth')")
+
+
+def read_tensors(path: Path) -> Any:
+    """The file's content as data: safetensors, or ``torch.load(weights_only=True)``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file '{path}' does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as err:
+            raise WeightFormatError(f"'{path}' is not a readable .safetensors file ({err})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a file it will not read as data
+        text = str(err)
+        if "Unsupported global" in text or "weights_only" in text.lower():
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            raise WeightFormatError(
+                f"'{path}' is a pickled Python object{f' ({found[1]})' if found else ''}, not a state dict of "
+                f"tensors; sr_lightning never unpickles code: {RESAVE}") from None
+        raise WeightFormatError(f"'{path}' is not a PyTorch weights file torch can read ({type(err).__name__}: "
+                                f"{text.splitlines()[0][:200] if text else ''})") from None
+
+
+def unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
+    """The state dict inside a release's file: :data:`WRAPPERS` unwrapped, ``module.`` dropped."""
+    while isinstance(obj, Mapping) and not all(isinstance(v, Tensor) for v in obj.values()):
+        inner = next((k for k in WRAPPERS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            raise WeightFormatError(f"'{path}' holds {sorted(map(str, obj))[:8]} but no state dict of tensors "
+                                    f"(looked under {', '.join(WRAPPERS)})")
+        obj = obj[inner]
+    if not isinstance(obj, Mapping) or not obj:
+        raise WeightFormatError(f"'{path}' holds a {type(obj).__name__}, not a state dict of tensors")
+    return {re.sub(r"^(module\.)+", "", str(k)): v for k, v in obj.items()}
+
+
+def our_keys(net: str, state: Mapping[str, Tensor]) -> dict[str, tuple[str, Tensor]]:
+    """Our key -> (the release's key, tensor), through :data:`KEY_MAPS` for ``net``."""
+    out = {}
+    for key, value in state.items():
+        ours = key
+        for pattern, repl in KEY_MAPS.get(net, ()):
+            ours = re.sub(pattern, repl, ours)
+        out[ours] = (key, value)
+    return out
+
+
+def model_config(net: str, scale: int, channels: int) -> dict[str, Any]:
+    """The network config of ``conf/model/<net>.yaml`` (variants included) at ``scale``/``channels``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from sr_lightning.cli import CONF_DIR
+
+    known = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+    if net not in known:
+        raise UserError(f"--net {net!r} is not a model config; choose one of {', '.join(known)}")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[f"model={net}", f"data.scale={scale}", f"data.channels={channels}"])
+    finally:
+        GlobalHydra.instance().clear()
+    return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def _mismatch(expected: Mapping[str, Tensor], found: Mapping[str, tuple[str, Tensor]]) -> str | None:
+    """The first difference between a network's state dict and the file's, or None if they fit."""
+    missing = [k for k in expected if k not in found]
+    if missing:
+        return f"the network's {missing[0]} {tuple(expected[missing[0]].shape)} is not in the file" \
+               f"{f' ({len(missing)} keys missing)' if len(missing) > 1 else ''}"
+    extra = [k for k in found if k not in expected]
+    if extra:
+        key, value = found[extra[0]]
+        return f"the file's {key} {tuple(value.shape)} has no place in the network" \
+               f"{f' ({len(extra)} keys unexpected)' if len(extra) > 1 else ''}"
+    for k, v in expected.items():
+        key, value = found[k]
+        if value.shape != v.shape:
+            return f"{key} is {tuple(value.shape)} in the file but {tuple(v.shape)} in the network ({k})"
+    return None
+
+
+def load(path: str | Path, scale: int | None, net: str) -> Imported:
+    """Read a PyTorch release of the network ``net`` (a model config name).
+
+    Args:
+        path: ``.pth``/``.pt``/``.safetensors``.
+        scale: the upscaling factor; None: the one the file's shapes fit.
+        net: the model config (``imdn``, ``swinir_light``, ...).
+
+    Raises:
+        FileNotFoundError, WeightFormatError, UserError: with the key or option at fault.
+    """
+    path = Path(path).expanduser()
+    state = our_keys(net, unwrap(read_tensors(path), path))
+    cls = net_class(model_config(net, 2, 3))
+    scales = [scale] if scale is not None else list(cls.scales or (2, 3, 4, 8))
+    fits, first_problem = [], None
+    for s in scales if scale is None else [scale, *(x for x in (cls.scales or (2, 3, 4, 8)) if x != scale)]:
+        for channels in (3, 1):
+            cfg = model_config(net, s, channels)
+            problem = _mismatch(build_net(cfg).state_dict(), state)
+            if problem is None:
+                fits.append((s, cfg))
+                break
+            if first_problem is None:
+                first_problem = problem
+        if fits and (scale is None or fits[0][0] == scale):
+            break
+    if not fits:
+        raise WeightFormatError(f"'{path}' does not fit --net {net}: {first_problem}")
+    found_scale, cfg = fits[0]
+    if scale is not None and found_scale != scale:
+        raise UserError(f"--scale {scale} does not fit '{path.name}': its upsampler holds x{found_scale} weights "
+                        f"({first_problem}); use --scale {found_scale}")
+    tensors = {k: v.float() for k, (_, v) in state.items()}
+    rgb = cfg["in_channels"] == 3
+    degradation = {"source": "rgb_uint8", "border": "clamp", "antialias": True} if rgb else \
+        {"source": "y", "border": "symmetric", "antialias": True}
+    return Imported(net=cfg, state_dict=tensors, trained_scales=[found_scale], degradation=degradation,
+                    source={"format": "pth", "net": net, "file": path.name,
+                            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})

@@ -1,0 +1,95 @@
+"""IMDN: Hui et al., "Lightweight Image Super-Resolution with Information Multi-distillation
+Network", ACM Multimedia 2019.
+
+Defaults: the paper's network: a 3x3 convolution to 64 features, 6 information
+multi-distillation blocks (IMDB), their outputs concatenated and fused by a 1x1
+convolution (+ LeakyReLU 0.05) and a 3x3 convolution, a global residual to the first
+features, and a 3x3 convolution to C*s^2 channels with one pixel shuffle. In an IMDB, each of
+three 3x3 convolutions (LeakyReLU 0.05) keeps a quarter of its features (16 of 64, the
+distillation rate 0.25) and passes the rest on; a fourth (no activation) makes 16 more; the four 16-channel
+parts are concatenated, reweighted by contrast-aware channel attention (per-channel
+standard deviation + mean, a 1x1 squeeze to 64/16 = 4 channels, ReLU, 1x1, sigmoid), fused
+by a 1x1 convolution and added to the block's input.
+Parameters (RGB): 694,404 / 703,059 / 715,176 at x2 / x3 / x4, the paper's 694K / 703K /
+715K. Input and output in [0, 1], no mean shift (the authors' test code).
+
+The channel attention pools over the whole image, so tiled inference is close to one
+pass but not equal to it (``tiles_exactly = False``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from sr_lightning.nets.base import SRNet
+
+
+def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+class ContrastChannelAttention(nn.Module):
+    """(N, F, H, W) -> same shape: channels reweighted by a squeeze of their contrast
+    (population standard deviation + mean over H, W)."""
+
+    def __init__(self, features: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.excite = nn.Sequential(_conv(features, features // reduction, 1), nn.ReLU(inplace=True),
+                                    _conv(features // reduction, features, 1), nn.Sigmoid())
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
+        return x * self.excite(std + mean)
+
+
+class IMDB(nn.Module):
+    """Information multi-distillation block, (N, F, H, W) -> same shape."""
+
+    def __init__(self, features: int = 64, distillation_rate: float = 0.25) -> None:
+        super().__init__()
+        self.distilled = int(features * distillation_rate)
+        self.remaining = features - self.distilled
+        self.c1 = _conv(features, features, 3)
+        self.c2 = _conv(self.remaining, features, 3)
+        self.c3 = _conv(self.remaining, features, 3)
+        self.c4 = _conv(self.remaining, self.distilled, 3)
+        self.act = nn.LeakyReLU(0.05, inplace=True)
+        self.cca = ContrastChannelAttention(self.distilled * 4)
+        self.c5 = _conv(self.distilled * 4, features, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        kept = []
+        h = x
+        for conv in (self.c1, self.c2, self.c3):
+            d, h = torch.split(self.act(conv(h)), (self.distilled, self.remaining), dim=1)
+            kept.append(d)
+        kept.append(self.c4(h))  # no activation on the last part
+        return self.c5(self.cca(torch.cat(kept, dim=1))) + x
+
+
+class IMDN(SRNet):
+    """IMDN (N, C, h, w) -> (N, C, s*h, s*w), all convolutions at LR resolution."""
+
+    name = "imdn"
+    upsampling = "pixel shuffle"
+    paper = "Hui et al., ACM MM 2019"
+    tiles_exactly = False
+
+    def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 6,
+                 distillation_rate: float = 0.25) -> None:
+        super().__init__(scale=scale, in_channels=in_channels)
+        self.head = _conv(in_channels, num_features, 3)
+        self.blocks = nn.ModuleList(IMDB(num_features, distillation_rate) for _ in range(num_blocks))
+        self.fuse = nn.Sequential(_conv(num_features * num_blocks, num_features, 1), nn.LeakyReLU(0.05, inplace=True))
+        self.body_tail = _conv(num_features, num_features, 3)
+        self.upsample = nn.Sequential(_conv(num_features, in_channels * scale * scale, 3), nn.PixelShuffle(scale))
+
+    def forward(self, lr: Tensor) -> Tensor:
+        features = self.head(lr)
+        h, outs = features, []
+        for block in self.blocks:
+            h = block(h)
+            outs.append(h)
+        return self.upsample(self.body_tail(self.fuse(torch.cat(outs, dim=1))) + features)
