@@ -21,7 +21,9 @@ from sr_lightning.nets.edsr import EDSR
 from sr_lightning.nets.espcn import ESPCN
 from sr_lightning.nets.fsrcnn import FSRCNN
 from sr_lightning.nets.imdn import IMDN
+from sr_lightning.nets.rcan import RCAN
 from sr_lightning.nets.rednet import REDNet
+from sr_lightning.nets.rrdbnet import RRDBNet
 from sr_lightning.nets.srcnn import SRCNN
 from sr_lightning.nets.srresnet import SRResNet
 from sr_lightning.nets.unet import UNet
@@ -29,7 +31,8 @@ from sr_lightning.nets.vdsr import VDSR
 from sr_lightning.nets.wdsr import WDSR
 
 NETS: dict[str, type[SRNet]] = {
-    cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN)
+    cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
+                              RCAN, RRDBNet)
 }
 
 

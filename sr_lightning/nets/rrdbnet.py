@@ -1,0 +1,94 @@
+"""RRDBNet, ESRGAN's generator: Wang et al., "ESRGAN: Enhanced Super-Resolution Generative
+Adversarial Networks", ECCV Workshops 2018.
+
+Defaults: the paper's generator: a 3x3 convolution to 64 features, 23 residual-in-residual
+dense blocks (RRDB: three residual dense blocks of five 3x3 convolutions, growth 32,
+LeakyReLU 0.2, each dense block's output scaled by 0.2 before its skip, and the RRDB's by
+0.2 again), a 3x3 convolution and a global skip, then two x2 steps of nearest-neighbour
+upsampling + 3x3 convolution (LeakyReLU 0.2), a 3x3 convolution (LeakyReLU 0.2) and one to
+C channels; no batch norm. 16,697,987 parameters at x4 on RGB (the paper's 16.7M).
+x2 (Real-ESRGAN's layout): the input is pixel-unshuffled by 2 first (C*4 channels into the
+first convolution), so the same x4 body serves. Key names follow the authors' release
+(``conv_first``, ``body.<i>.rdb<j>.conv<k>``, ``conv_body``, ``conv_up1``, ``conv_up2``,
+``conv_hr``, ``conv_last``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sr_lightning.nets.base import SRNet
+
+
+def _conv(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, padding=1)
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3x3 convolutions, (N, F, H, W) -> same shape, ``x + 0.2 * dense(x)``."""
+
+    def __init__(self, features: int = 64, growth: int = 32) -> None:
+        super().__init__()
+        self.conv1 = _conv(features, growth)
+        self.conv2 = _conv(features + growth, growth)
+        self.conv3 = _conv(features + 2 * growth, growth)
+        self.conv4 = _conv(features + 3 * growth, growth)
+        self.conv5 = _conv(features + 4 * growth, features)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        parts = [x]
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+            parts.append(self.act(conv(torch.cat(parts, dim=1))))
+        return x + 0.2 * self.conv5(torch.cat(parts, dim=1))
+
+
+class RRDB(nn.Module):
+    """Residual in residual dense block, (N, F, H, W) -> same shape, ``x + 0.2 * rdb3(rdb2(rdb1(x)))``."""
+
+    def __init__(self, features: int = 64, growth: int = 32) -> None:
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(features, growth)
+        self.rdb2 = ResidualDenseBlock(features, growth)
+        self.rdb3 = ResidualDenseBlock(features, growth)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + 0.2 * self.rdb3(self.rdb2(self.rdb1(x)))
+
+
+class RRDBNet(SRNet):
+    """RRDBNet (N, C, h, w) -> (N, C, s*h, s*w) for s in 2, 4."""
+
+    name = "rrdbnet"
+    upsampling = "nearest + conv (x2 steps)"
+    paper = "Wang et al., ECCVW 2018 (ESRGAN)"
+    scales = (2, 4)
+
+    def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 23,
+                 growth: int = 32) -> None:
+        super().__init__(scale=scale, in_channels=in_channels)
+        self.unshuffle = 4 // scale  # x2: the input is pixel-unshuffled by 2, the body works at x4
+        self.conv_first = _conv(in_channels * self.unshuffle ** 2, num_features)
+        self.body = nn.Sequential(*(RRDB(num_features, growth) for _ in range(num_blocks)))
+        self.conv_body = _conv(num_features, num_features)
+        self.conv_up1 = _conv(num_features, num_features)
+        self.conv_up2 = _conv(num_features, num_features)
+        self.conv_hr = _conv(num_features, num_features)
+        self.conv_last = _conv(num_features, in_channels)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, lr: Tensor) -> Tensor:
+        if self.unshuffle > 1:
+            h, w = lr.shape[-2:]
+            pad = (0, (-w) % self.unshuffle, 0, (-h) % self.unshuffle)  # odd sizes: pad, crop the output
+            lr = F.pixel_unshuffle(F.pad(lr, pad, mode="reflect") if any(pad) else lr, self.unshuffle)
+        feat = self.conv_first(lr)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.act(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.act(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        out = self.conv_last(self.act(self.conv_hr(feat)))
+        if self.unshuffle > 1:
+            out = out[..., : self.scale * h, : self.scale * w]
+        return out
