@@ -60,6 +60,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics.json content), and the datamodule, module, trainer and output folder.
     """
     register_resolvers()
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"{', '.join(missing)} must be given (the config leaves it to you, '???'): add "
+                        f"{missing[0]}=... to the command")
     if cfg.test_ckpt not in TEST_CKPTS:
         raise UserError(f"test_ckpt={cfg.test_ckpt!r} is not one of {TEST_CKPTS}: 'last' tests the final weights, "
                          f"'best' the checkpoint with the highest val/psnr")

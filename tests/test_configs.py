@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
@@ -114,7 +115,8 @@ def test_div2k_layout(tmp_path):
 
 @pytest.mark.parametrize("option", options("experiment"))
 def test_experiment_configs(tmp_path, option):
-    cfg = _compose(tmp_path, "train", [f"experiment={option}", *RESOLVED_SPEED])
+    given = {"esrgan_x4": ["module.perceptual.weights=null"]}  # a file of the user's (random VGG19 here)
+    cfg = _compose(tmp_path, "train", [f"experiment={option}", *RESOLVED_SPEED, *given.get(option, [])])
     with open_dict(cfg):
         cfg.paths.data_dir = str(fake_data_dir(tmp_path / "data"))
     dm = instantiate(cfg.data)
@@ -133,7 +135,12 @@ def test_experiment_configs(tmp_path, option):
         assert module.net.name == "edsr" and cfg.trainer.max_time == "00:00:15:00"
         assert cfg.scheduler.total_steps == cfg.trainer.max_steps
         assert "clock" in cfg.callbacks
-    if option == "srgan_x4":  # module=srgan: the generator against the SRGAN discriminator
+    if option == "esrgan_x4":  # the paper's losses and weights on SRGANModule's machinery
+        assert type(module) is SRGANModule and module.net.name == "rrdbnet" and module.scale == 4
+        assert module.hparams.gan_type == "relativistic_average" and module.hparams.content_weight == 1e-2
+        assert module.hparams.adversarial_weight == 5e-3 and module.hparams.perceptual["layer"] == "conv5_4"
+        assert type(module.criterion) is torch.nn.L1Loss and cfg.optimizer.betas == [0.9, 0.99]
+    elif option == "srgan_x4":  # module=srgan: the generator against the SRGAN discriminator
         assert type(module) is SRGANModule and module.net.name == "srresnet" and module.scale == 4
         assert isinstance(module.discriminator, SRGANDiscriminator)
         assert module.discriminator.features[0].in_channels == 3

@@ -37,21 +37,30 @@ def _layer_names() -> list[str]:
     return names
 
 
+# How feature maps are compared: SRGAN's MSE, or ESRGAN's L1 (the authors' training code).
+CRITERIA = {"mse": F.mse_loss, "l1": F.l1_loss}
+
+
 class PerceptualLoss(nn.Module):
-    """MSE between VGG19 features of SR and HR ((N, C, H, W) in [0, 1], C = 1 or 3), frozen.
+    """Distance between VGG19 features of SR and HR ((N, C, H, W) in [0, 1], C = 1 or 3), frozen.
 
     Args:
-        layer: the feature layer, e.g. ``relu5_4`` (SRGAN's VGG54) or ``relu2_2``.
+        layer: the feature layer, e.g. ``relu5_4`` (SRGAN's VGG54), ``conv5_4`` (ESRGAN:
+            the same features before the activation) or ``relu2_2``.
+        criterion: ``mse`` (SRGAN) or ``l1`` (ESRGAN).
         weights: path to a VGG19 ``features`` state dict (torchvision key names, with or
             without the ``features.`` prefix), loaded with ``weights_only=True``; None:
             random initialisation (tests).
     """
 
-    def __init__(self, layer: str = "relu5_4", weights: str | None = None) -> None:
+    def __init__(self, layer: str = "relu5_4", weights: str | None = None, criterion: str = "mse") -> None:
         super().__init__()
         names = _layer_names()
         if layer not in names:
             raise UserError(f"perceptual.layer={layer!r} is not a VGG19 layer; use one of {', '.join(names)}")
+        if criterion not in CRITERIA:
+            raise UserError(f"perceptual.criterion={criterion!r} is not one of {sorted(CRITERIA)}")
+        self.distance = CRITERIA[criterion]
         layers: list[nn.Module] = []
         cin = 3
         for v in _VGG19:
@@ -95,4 +104,4 @@ class PerceptualLoss(nn.Module):
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         with torch.no_grad():
             target = self._embed(hr)
-        return F.mse_loss(self._embed(sr), target)
+        return self.distance(self._embed(sr), target)

@@ -21,6 +21,8 @@ from torch import Tensor
 from sr_lightning.errors import UserError
 from sr_lightning.lit.sr_module import SRLitModule, to_plain
 
+GAN_TYPES = ("standard", "relativistic_average")
+
 
 class SRGANModule(SRLitModule):
     """Generator ``net`` vs a discriminator; generator loss =
@@ -36,6 +38,11 @@ class SRGANModule(SRLitModule):
             adversarial 1e-3).
         perceptual: config of a feature loss (``_target_`` + kwargs, e.g.
             :class:`sr_lightning.gan.PerceptualLoss`), or None for none.
+        gan_type: ``standard`` (SRGAN: D(x) is the probability that x is real) or
+            ``relativistic_average`` (ESRGAN, Jolicoeur-Martineau 2018: the probability that a
+            real image is more realistic than the average fake, and a fake less than the
+            average real; each loss is the mean of its two terms, as in the ESRGAN authors'
+            training code).
         kwargs: the :class:`SRLitModule` arguments (loss, optimizer, scheduler, ...).
     """
 
@@ -49,16 +56,19 @@ class SRGANModule(SRLitModule):
         adversarial_weight: float = 1e-3,
         perceptual: Mapping[str, Any] | None = None,
         perceptual_weight: float = 0.006,
+        gan_type: str = "standard",
         **kwargs: Any,
     ) -> None:
         super().__init__(net, **kwargs)
         if discriminator is None:
             raise UserError("SRGANModule needs a discriminator config (module.discriminator)")
+        if gan_type not in GAN_TYPES:
+            raise UserError(f"module.gan_type={gan_type!r} is not one of {GAN_TYPES}")
         if self.hparams.adjustable_clip is not None:
             raise UserError("adjustable_clip is not supported for adversarial training; set adjustable_clip=null")
         extra = {"discriminator": to_plain(discriminator), "discriminator_optimizer": to_plain(discriminator_optimizer),
                  "content_weight": content_weight, "adversarial_weight": adversarial_weight,
-                 "perceptual": to_plain(perceptual), "perceptual_weight": perceptual_weight}
+                 "perceptual": to_plain(perceptual), "perceptual_weight": perceptual_weight, "gan_type": gan_type}
         self.save_hyperparameters({**self.hparams, **extra})
         self.automatic_optimization = False
         self.discriminator = instantiate(extra["discriminator"])
@@ -72,6 +82,20 @@ class SRGANModule(SRLitModule):
         if isinstance(out, dict):
             return [opt_g, opt_d], [out["lr_scheduler"]]
         return [opt_g, opt_d]
+
+    def _discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The discriminator's loss from its logits for HR (``real``) and SR (``fake``) images."""
+        if self.hparams.gan_type == "standard":
+            return self._bce(real, True) + self._bce(fake, False)
+        return (self._bce(real - fake.mean(), True) + self._bce(fake - real.mean(), False)) / 2
+
+    def _adversarial_loss(self, sr: Tensor, hr: Tensor) -> Tensor:
+        """The generator's adversarial loss for its output ``sr`` (gradients flow into ``sr`` only)."""
+        fake = self.discriminator(sr)
+        if self.hparams.gan_type == "standard":
+            return self._bce(fake, True)
+        real = self.discriminator(hr).detach()
+        return (self._bce(real - fake.mean(), False) + self._bce(fake - real.mean(), True)) / 2
 
     @staticmethod
     def _bce(logits: Tensor, real: bool) -> Tensor:
@@ -87,7 +111,7 @@ class SRGANModule(SRLitModule):
             sr = self(lr)
         # Discriminator: real HR vs the generator's (detached) output.
         self.toggle_optimizer(opt_d)
-        loss_d = self._bce(self.discriminator(hr), True) + self._bce(self.discriminator(sr.detach()), False)
+        loss_d = self._discriminator_loss(self.discriminator(hr), self.discriminator(sr.detach()))
         opt_d.zero_grad()
         self.manual_backward(loss_d)
         opt_d.step()
@@ -95,7 +119,7 @@ class SRGANModule(SRLitModule):
         # Generator: content (+ perceptual) + adversarial.
         self.toggle_optimizer(opt_g)
         content = self.criterion(sr, hr)
-        adversarial = self._bce(self.discriminator(sr), True)
+        adversarial = self._adversarial_loss(sr, hr)
         loss_g = self.hparams.content_weight * content + self.hparams.adversarial_weight * adversarial
         logs = {"train/content": content, "train/adversarial": adversarial, "train/loss_d": loss_d}
         if self.perceptual is not None:
