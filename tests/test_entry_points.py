@@ -33,7 +33,7 @@ def _check_metrics(m, name="tiny", n=2, min_psnr=15):
 # The full EDSR (32 blocks of 256 features) trains here at 4 blocks: its full depth is in the
 # shape/gradient tests (tests/nets), and 12 steps of 40 M parameters cost a minute on AVX2 CPUs.
 SHALLOWER = {"edsr": ["model.num_blocks=4"], "rcan": ["model.num_groups=2", "model.num_blocks=2"],
-             "rrdbnet": ["model.num_blocks=2"]}
+             "rrdbnet": ["model.num_blocks=2"], "swinir": ["model.depths=[2,2]", "model.num_heads=[6,6]"]}
 
 
 @pytest.mark.parametrize("name", [n for n in list_nets() if n != "bicubic"])

@@ -12,15 +12,17 @@ from sr_lightning.nets import create_net, get_net_class, list_nets
 from sr_lightning.tiling import tiled_forward
 from tests.conftest import _crops, run_entry
 
-# The statistics matter here, not the depth: RCAN at 2 x 2 blocks (its 10 x 20 took a minute).
-SMALL = {"rcan": {"num_groups": 2, "num_blocks": 2}}
+# Smaller than the defaults, for time: RCAN at 2 x 2 blocks (its 10 x 20 took a minute);
+# SwinIR at 2 x 2 layers, whose receptive field the default overlap (48) covers (36 layers' does not).
+SMALL = {"rcan": {"num_groups": 2, "num_blocks": 2}, "swinir": {"embed_dim": 60, "depths": [2, 2],
+                                                                 "num_heads": [6, 6]}}
 EXACT = [n for n in list_nets() if n != "unet" and get_net_class(n).tiles_exactly]
 
 
 @pytest.mark.parametrize("name", EXACT)
 def test_tiled_equals_untiled_with_the_default_overlap(name):
     torch.manual_seed(0)
-    net = create_net(name, scale=2, in_channels=1).eval()
+    net = create_net(name, scale=2, in_channels=1, **SMALL.get(name, {})).eval()
     lr = torch.from_numpy(_crops(1, (80, 90), seed=4)[0][..., 0] / 255.0).float()[None, None]
     with torch.no_grad():
         whole = net(lr)
@@ -40,6 +42,16 @@ def test_networks_with_image_wide_statistics_tile_closely(name):
     with torch.no_grad():
         whole, tiled = net(lr), tiled_forward(net, lr, 2, tile=32, overlap=48)
     assert tiled.shape == whole.shape and 0 < (tiled - whole).abs().max() < 0.05
+
+
+def test_swinir_tiles_exactly_only_on_its_window_grid():
+    """Tiles and overlap that are multiples of the 8-pixel window share the image's windows
+    (exact, above); a 28-pixel tile does not."""
+    torch.manual_seed(0)
+    net = create_net("swinir", scale=2, in_channels=1, **SMALL["swinir"]).eval()
+    lr = torch.rand(1, 1, 160, 160)  # tiles at 84, 112, ... read context from 36, 64, ...: off the grid
+    with torch.no_grad():
+        assert (tiled_forward(net, lr, 2, tile=28, overlap=48) - net(lr)).abs().max() > 1e-4
 
 
 def test_too_little_overlap_shows_seams():

@@ -26,13 +26,14 @@ from sr_lightning.nets.rednet import REDNet
 from sr_lightning.nets.rrdbnet import RRDBNet
 from sr_lightning.nets.srcnn import SRCNN
 from sr_lightning.nets.srresnet import SRResNet
+from sr_lightning.nets.swinir import SwinIR
 from sr_lightning.nets.unet import UNet
 from sr_lightning.nets.vdsr import VDSR
 from sr_lightning.nets.wdsr import WDSR
 
 NETS: dict[str, type[SRNet]] = {
     cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
-                              RCAN, RRDBNet)
+                              RCAN, RRDBNet, SwinIR)
 }
 
 

@@ -73,6 +73,15 @@ def test_paper_parameter_counts():
     # RCAN: x4 15,592K in later papers' tables (e.g. SwinIR's); RRDBNet (ESRGAN): 16.7M at x4.
     assert [rgb("rcan", s) for s in (2, 3, 4)] == [15_444_643, 15_629_283, 15_592_355]
     assert rgb("rrdbnet", 4) == 16_697_987 and rgb("rrdbnet", 2) == 16_703_171
+    # SwinIR classical: "11.8M" (x2). Light: the paper's 878K / 886K / 897K count the network
+    # without its 24 relative-position bias tables (15 x 15 x 6 each); the classical count has them.
+    assert rgb("swinir", 2) == 11_752_487
+    light = {"embed_dim": 60, "depths": [6] * 4, "num_heads": [6] * 4, "upsampler": "pixelshuffledirect"}
+    nets = [create_net("swinir", scale=s, in_channels=3, **light) for s in (2, 3, 4)]
+    tables = [sum(p.numel() for n, p in net.named_parameters() if "relative_position_bias_table" in n) for net in nets]
+    assert tables == [32_400] * 3
+    assert [sum(p.numel() for p in net.parameters()) - t for net, t in zip(nets, tables, strict=True)] == [
+        877_752, 885_867, 897_228]
 
 
 def test_fsrcnn_weight_counts_match_the_paper():
@@ -118,7 +127,7 @@ def test_registry_errors_name_the_choices():
 
 def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
-                         "imdn", "rcan", "rrdbnet"}
+                         "imdn", "rcan", "rrdbnet", "swinir"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 

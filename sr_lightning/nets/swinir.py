@@ -1,0 +1,209 @@
+"""SwinIR: Liang et al., "SwinIR: Image Restoration Using Swin Transformer", ICCV Workshops 2021.
+
+Defaults: the classical SR network: a 3x3 convolution to 180 features, 6 residual Swin
+Transformer blocks (RSTB) of 6 Swin Transformer layers each (6 heads, 8x8 windows, every
+second layer's windows shifted by 4, MLP ratio 2, relative position bias, stochastic depth
+0.1), each RSTB closed by a 3x3 convolution and a skip, LayerNorm and a 3x3 convolution
+with a global skip, then a 3x3 convolution to 64 features (LeakyReLU), a pixel-shuffle
+upsampler (x2 steps or one x3) and a 3x3 convolution to C channels; the DIV2K mean is
+subtracted on RGB. ``swinir_light`` (the lightweight model): 60 features, 4 RSTB of 6
+layers, and one convolution + pixel shuffle straight from the features ("pixelshuffledirect").
+Any input size: the LR image is mirror-padded to a multiple of the window inside ``forward``
+and the output cropped. Tiled inference equals one pass when the tile and the overlap are
+multiples of the window (the tiles then share the image's window grid) and the overlap
+covers the receptive field, which every shifted layer widens by half a window: the default
+36 layers need an overlap of well over the usual 48 LR pixels.
+
+Parameters (RGB), counting the relative-position bias tables: classical 11,752,487 /
+11,937,127 / 11,900,199 at x2 / x3 / x4 (the paper's "11.8M"); light 910,152 / 918,267 /
+929,628, which is the paper's 878K / 886K / 897K without the 24 tables of 15 x 15 x 6
+(32,400 values): the paper counts the light model without them, the classical one with them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sr_lightning.errors import UserError
+from sr_lightning.nets.base import SRNet
+from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, PixelShuffleUpsampler, mean_shift
+
+UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect")
+
+
+def window_partition(x: Tensor, window: int) -> Tensor:
+    """(N, H, W, C) -> (N * H/w * W/w, w*w, C)."""
+    n, h, w, c = x.shape
+    x = x.view(n, h // window, window, w // window, window, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, window * window, c)
+
+
+def window_reverse(windows: Tensor, window: int, h: int, w: int) -> Tensor:
+    """(N * H/w * W/w, w*w, C) -> (N, H, W, C)."""
+    c = windows.shape[-1]
+    x = windows.view(-1, h // window, w // window, window, window, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, h, w, c)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside w x w windows with a learned relative position bias,
+    (B, w*w, C) -> same shape; ``mask`` (windows, w*w, w*w) keeps shifted windows apart."""
+
+    def __init__(self, dim: int, window: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+        self.register_buffer("relative_position_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)].view(n, n, -1)
+        attn = attn + bias.permute(2, 0, 1).unsqueeze(0)
+        if mask is not None:
+            windows = mask.shape[0]
+            attn = attn.view(b // windows, windows, self.heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(b, self.heads, n, n)
+        return self.proj((attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, zero a sample's residual branch with probability ``p``
+    (and scale the kept ones by 1/(1-p)); the identity in evaluation."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+
+class SwinLayer(nn.Module):
+    """One Swin Transformer layer on (N, H*W, C) tokens of an H x W map (H, W multiples of
+    the window): (shifted) window attention and an MLP, each pre-normed with a skip."""
+
+    def __init__(self, dim: int, heads: int, window: int, shift: int, mlp_ratio: float, drop_path: float) -> None:
+        super().__init__()
+        self.window, self.shift = window, shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window, heads)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def attention_mask(self, h: int, w: int, device: torch.device) -> Tensor | None:
+        """(windows, w*w, w*w): -100 between tokens the cyclic shift brought together, else 0."""
+        if self.shift == 0:
+            return None
+        region = torch.zeros(1, h, w, 1, device=device)
+        label = 0
+        bands = (slice(0, -self.window), slice(-self.window, -self.shift), slice(-self.shift, None))
+        for hs in bands:
+            for ws in bands:
+                region[:, hs, ws, :] = label
+                label += 1
+        windows = window_partition(region, self.window).squeeze(-1)
+        mask = windows.unsqueeze(1) - windows.unsqueeze(2)
+        return mask.masked_fill(mask != 0, -100.0)
+
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        h, w = size
+        n, _, c = x.shape
+        y = self.norm1(x).view(n, h, w, c)
+        if self.shift:
+            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
+        y = self.attn(window_partition(y, self.window), self.attention_mask(h, w, x.device).to(y.dtype)
+                      if self.shift else None)
+        y = window_reverse(y, self.window, h, w)
+        if self.shift:
+            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
+        x = x + self.drop_path(y.reshape(n, h * w, c))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class RSTB(nn.Module):
+    """Residual Swin Transformer block: ``depth`` layers (unshifted, shifted, ...), a 3x3
+    convolution, and a skip; (N, H*W, C) tokens -> same shape."""
+
+    def __init__(self, dim: int, depth: int, heads: int, window: int, mlp_ratio: float,
+                 drop_paths: list[float]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            SwinLayer(dim, heads, window, 0 if i % 2 == 0 else window // 2, mlp_ratio, drop_paths[i])
+            for i in range(depth))
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        y = x
+        for layer in self.layers:
+            y = layer(y, size)
+        n, _, c = x.shape
+        y = self.conv(y.transpose(1, 2).reshape(n, c, *size))
+        return x + y.flatten(2).transpose(1, 2)
+
+
+class SwinIR(SRNet):
+    """SwinIR (N, C, h, w) -> (N, C, s*h, s*w)."""
+
+    name = "swinir"
+    upsampling = "pixel shuffle (x2 steps)"
+    paper = "Liang et al., ICCVW 2021"
+    scales = (2, 3, 4, 8)
+
+    def __init__(self, *, scale: int = 2, in_channels: int = 3, embed_dim: int = 180,
+                 depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6), num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6),
+                 window_size: int = 8, mlp_ratio: float = 2.0, drop_path_rate: float = 0.1,
+                 upsampler: str = "pixelshuffle", num_features: int = 64,
+                 rgb_mean: tuple[float, float, float] | None = DIV2K_RGB_MEAN) -> None:
+        super().__init__(scale=scale, in_channels=in_channels)
+        if upsampler not in UPSAMPLERS:
+            raise UserError(f"swinir: upsampler={upsampler!r} is not one of {UPSAMPLERS}")
+        if len(depths) != len(num_heads) or any(embed_dim % h for h in num_heads):
+            raise UserError(f"swinir: depths={list(depths)} and num_heads={list(num_heads)} must be as long as each "
+                            f"other, and embed_dim={embed_dim} divisible by every head count")
+        self.window = window_size
+        self.register_buffer("mean", mean_shift(rgb_mean, in_channels), persistent=False)
+        self.conv_first = nn.Conv2d(in_channels, embed_dim, 3, padding=1)
+        self.patch_norm = nn.LayerNorm(embed_dim)
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        starts = [sum(depths[:i]) for i in range(len(depths))]
+        self.layers = nn.ModuleList(
+            RSTB(embed_dim, d, h, window_size, mlp_ratio, rates[s: s + d])
+            for d, h, s in zip(depths, num_heads, starts, strict=True))
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
+        if upsampler == "pixelshuffle":
+            self.upsample = nn.Sequential(nn.Conv2d(embed_dim, num_features, 3, padding=1),
+                                          nn.LeakyReLU(inplace=True), PixelShuffleUpsampler(num_features, scale),
+                                          nn.Conv2d(num_features, in_channels, 3, padding=1))
+        else:
+            self.upsample = nn.Sequential(nn.Conv2d(embed_dim, in_channels * scale * scale, 3, padding=1),
+                                          nn.PixelShuffle(scale))
+
+    def forward(self, lr: Tensor) -> Tensor:
+        h, w = lr.shape[-2:]
+        pad = (0, (-w) % self.window, 0, (-h) % self.window)
+        x = lr - self.mean
+        if any(pad):
+            x = F.pad(x, pad, mode="reflect")
+        x = self.conv_first(x)
+        size = x.shape[-2:]
+        tokens = self.patch_norm(x.flatten(2).transpose(1, 2))
+        for layer in self.layers:
+            tokens = layer(tokens, size)
+        body = self.norm(tokens).transpose(1, 2).reshape_as(x)
+        out = self.upsample(self.conv_after_body(body) + x) + self.mean
+        return out[..., : self.scale * h, : self.scale * w]
