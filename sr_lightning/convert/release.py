@@ -96,8 +96,9 @@ def our_keys(net: str, state: Mapping[str, Tensor]) -> dict[str, tuple[str, Tens
     return out
 
 
-def model_config(net: str, scale: int, channels: int) -> dict[str, Any]:
-    """The network config of ``conf/model/<net>.yaml`` (variants included) at ``scale``/``channels``."""
+def model_config(net: str) -> dict[str, Any]:
+    """The network config of ``conf/model/<net>.yaml`` (variants included), resolved; its
+    ``scale`` and ``in_channels`` (which follow ``data``) are set per candidate by the caller."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
@@ -110,7 +111,7 @@ def model_config(net: str, scale: int, channels: int) -> dict[str, Any]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[f"model={net}", f"data.scale={scale}", f"data.channels={channels}"])
+            cfg = compose("train", overrides=[f"model={net}"])
     finally:
         GlobalHydra.instance().clear()
     return OmegaConf.to_container(cfg.model, resolve=True)
@@ -147,12 +148,13 @@ def load(path: str | Path, scale: int | None, net: str) -> Imported:
     """
     path = Path(path).expanduser()
     state = our_keys(net, unwrap(read_tensors(path), path))
-    cls = net_class(model_config(net, 2, 3))
+    base = model_config(net)
+    cls = net_class(base)
     scales = [scale] if scale is not None else list(cls.scales or (2, 3, 4, 8))
     fits, first_problem = [], None
     for s in scales if scale is None else [scale, *(x for x in (cls.scales or (2, 3, 4, 8)) if x != scale)]:
         for channels in (3, 1):
-            cfg = model_config(net, s, channels)
+            cfg = {**base, "scale": s, "in_channels": channels}
             problem = _mismatch(build_net(cfg).state_dict(), state)
             if problem is None:
                 fits.append((s, cfg))

@@ -120,6 +120,7 @@ def test_perceptual_distance_before_the_activation_in_l1():
         PerceptualLoss(criterion="l2")
 
 
+@pytest.mark.slow
 def test_esrgan_x4_runs_and_lowers_the_generator_loss(tmp_path):
     """experiment=esrgan_x4 (RRDBNet, relativistic average GAN, VGG features before the
     activation in L1, L1 content) at a small width, on two fixed batches (debug=overfit): the
@@ -152,3 +153,14 @@ def test_esrgan_x4_runs_and_lowers_the_generator_loss(tmp_path):
 def test_esrgan_without_vgg_weights_says_which_key_to_set(tmp_path):
     with pytest.raises(ValueError, match=r"module.perceptual.weights must be given .*add module.perceptual.weights="):
         run_entry("sr_lightning.train", "experiment=esrgan_x4", f"hydra.run.dir={tmp_path}")
+
+
+def test_esrgan_x4_trains_a_step_through_the_entry_point(tmp_path):
+    """The fast twin of the slow test above: two batches of experiment=esrgan_x4 at a small width."""
+    _, objects = run_entry("sr_lightning.train", "experiment=esrgan_x4", "trainer.max_steps=4", "model.num_blocks=1",
+                           "model.num_features=8", "model.growth=8", "data.patch_size=8", "data.batch_size=2",
+                           "module.discriminator.num_features=8", "module.perceptual.weights=null",
+                           "module.perceptual.layer=conv1_2", "callbacks.progress_bar=null", "test=false",
+                           f"hydra.run.dir={tmp_path}")
+    assert objects["trainer"].global_step == 4 and objects["module"].hparams.gan_type == "relativistic_average"
+    assert math.isfinite(float(objects["trainer"].callback_metrics["train/loss"]))
