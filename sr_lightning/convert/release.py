@@ -149,30 +149,29 @@ def load(path: str | Path, scale: int | None, net: str) -> Imported:
     path = Path(path).expanduser()
     state = our_keys(net, unwrap(read_tensors(path), path))
     base = model_config(net)
-    cls = net_class(base)
-    scales = [scale] if scale is not None else list(cls.scales or (2, 3, 4, 8))
-    fits, first_problem = [], None
-    for s in scales if scale is None else [scale, *(x for x in (cls.scales or (2, 3, 4, 8)) if x != scale)]:
+    supported = list(net_class(base).scales or (2, 3, 4, 8))
+    candidates = [scale, *(s for s in supported if s != scale)] if scale is not None else supported
+    found, first_problem = None, None  # first_problem: at the given scale when there is one
+    for s in candidates:
         for channels in (3, 1):
             cfg = {**base, "scale": s, "in_channels": channels}
             problem = _mismatch(build_net(cfg).state_dict(), state)
             if problem is None:
-                fits.append((s, cfg))
+                found = cfg
                 break
-            if first_problem is None:
-                first_problem = problem
-        if fits and (scale is None or fits[0][0] == scale):
+            first_problem = first_problem or problem
+        if found is not None:
             break
-    if not fits:
+    if found is None:
         raise WeightFormatError(f"'{path}' does not fit --net {net}: {first_problem}")
-    found_scale, cfg = fits[0]
+    cfg, found_scale = found, found["scale"]
     if scale is not None and found_scale != scale:
         raise UserError(f"--scale {scale} does not fit '{path.name}': its upsampler holds x{found_scale} weights "
                         f"({first_problem}); use --scale {found_scale}")
     tensors = {k: v.float() for k, (_, v) in state.items()}
-    rgb = cfg["in_channels"] == 3
-    degradation = {"source": "rgb_uint8", "border": "clamp", "antialias": True} if rgb else \
-        {"source": "y", "border": "symmetric", "antialias": True}
-    return Imported(net=cfg, state_dict=tensors, trained_scales=[found_scale], degradation=degradation,
+    # RGB releases take the standard LR files (benchmark_lr); Y ones the MATLAB Y pipeline (Imported's default).
+    rgb = {"degradation": {"source": "rgb_uint8", "border": "clamp", "antialias": True}} if cfg["in_channels"] == 3 \
+        else {}
+    return Imported(net=cfg, state_dict=tensors, trained_scales=[found_scale], **rgb,
                     source={"format": "pth", "net": net, "file": path.name,
                             "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})

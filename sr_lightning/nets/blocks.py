@@ -22,6 +22,34 @@ def mean_shift(rgb_mean: Sequence[float] | None, in_channels: int) -> torch.Tens
     return torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
 
 
+def conv(cin: int, cout: int, kernel: int = 3) -> nn.Conv2d:
+    """A ``kernel`` x ``kernel`` convolution with 'same' zero padding (odd kernels)."""
+    return nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation of channels, (N, F, H, W) -> same shape: a per-channel statistic
+    over H, W, a 1x1 squeeze to F/``reduction`` channels, ReLU, 1x1, sigmoid, times the input.
+
+    ``statistic``: ``mean`` (global average pooling: RCAN) or ``contrast`` (population
+    standard deviation + mean: IMDN's contrast-aware attention).
+    """
+
+    def __init__(self, features: int, reduction: int = 16, statistic: str = "mean") -> None:
+        super().__init__()
+        if statistic not in ("mean", "contrast"):
+            raise UserError(f"channel attention statistic={statistic!r} is not 'mean' or 'contrast'")
+        self.statistic = statistic
+        self.excite = nn.Sequential(conv(features, features // reduction, 1), nn.ReLU(inplace=True),
+                                    conv(features // reduction, features, 1), nn.Sigmoid())
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        if self.statistic == "contrast":
+            mean = mean + (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
+        return x * self.excite(mean)
+
+
 def shuffle_steps(scale: int) -> list[int]:
     """The pixel-shuffle factors for ``scale``: [3] for x3, [2, 2, ...] for powers of 2."""
     if scale == 3:

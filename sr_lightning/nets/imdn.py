@@ -23,25 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
-
-
-def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, padding=k // 2)
-
-
-class ContrastChannelAttention(nn.Module):
-    """(N, F, H, W) -> same shape: channels reweighted by a squeeze of their contrast
-    (population standard deviation + mean over H, W)."""
-
-    def __init__(self, features: int, reduction: int = 16) -> None:
-        super().__init__()
-        self.excite = nn.Sequential(_conv(features, features // reduction, 1), nn.ReLU(inplace=True),
-                                    _conv(features // reduction, features, 1), nn.Sigmoid())
-
-    def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
-        return x * self.excite(std + mean)
+from sr_lightning.nets.blocks import ChannelAttention, conv
 
 
 class IMDB(nn.Module):
@@ -51,19 +33,19 @@ class IMDB(nn.Module):
         super().__init__()
         self.distilled = int(features * distillation_rate)
         self.remaining = features - self.distilled
-        self.c1 = _conv(features, features, 3)
-        self.c2 = _conv(self.remaining, features, 3)
-        self.c3 = _conv(self.remaining, features, 3)
-        self.c4 = _conv(self.remaining, self.distilled, 3)
+        self.c1 = conv(features, features, 3)
+        self.c2 = conv(self.remaining, features, 3)
+        self.c3 = conv(self.remaining, features, 3)
+        self.c4 = conv(self.remaining, self.distilled, 3)
         self.act = nn.LeakyReLU(0.05, inplace=True)
-        self.cca = ContrastChannelAttention(self.distilled * 4)
-        self.c5 = _conv(self.distilled * 4, features, 1)
+        self.cca = ChannelAttention(self.distilled * 4, statistic="contrast")
+        self.c5 = conv(self.distilled * 4, features, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         kept = []
         h = x
-        for conv in (self.c1, self.c2, self.c3):
-            d, h = torch.split(self.act(conv(h)), (self.distilled, self.remaining), dim=1)
+        for layer in (self.c1, self.c2, self.c3):
+            d, h = torch.split(self.act(layer(h)), (self.distilled, self.remaining), dim=1)
             kept.append(d)
         kept.append(self.c4(h))  # no activation on the last part
         return self.c5(self.cca(torch.cat(kept, dim=1))) + x
@@ -80,11 +62,11 @@ class IMDN(SRNet):
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 6,
                  distillation_rate: float = 0.25) -> None:
         super().__init__(scale=scale, in_channels=in_channels)
-        self.head = _conv(in_channels, num_features, 3)
+        self.head = conv(in_channels, num_features, 3)
         self.blocks = nn.ModuleList(IMDB(num_features, distillation_rate) for _ in range(num_blocks))
-        self.fuse = nn.Sequential(_conv(num_features * num_blocks, num_features, 1), nn.LeakyReLU(0.05, inplace=True))
-        self.body_tail = _conv(num_features, num_features, 3)
-        self.upsample = nn.Sequential(_conv(num_features, in_channels * scale * scale, 3), nn.PixelShuffle(scale))
+        self.fuse = nn.Sequential(conv(num_features * num_blocks, num_features, 1), nn.LeakyReLU(0.05, inplace=True))
+        self.body_tail = conv(num_features, num_features, 3)
+        self.upsample = nn.Sequential(conv(num_features, in_channels * scale * scale, 3), nn.PixelShuffle(scale))
 
     def forward(self, lr: Tensor) -> Tensor:
         features = self.head(lr)

@@ -21,23 +21,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
-from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, PixelShuffleUpsampler, mean_shift
-
-
-def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, padding=k // 2)
-
-
-class ChannelAttention(nn.Module):
-    """(N, F, H, W) -> same shape: channels reweighted by a squeeze of their global average."""
-
-    def __init__(self, features: int, reduction: int = 16) -> None:
-        super().__init__()
-        self.excite = nn.Sequential(nn.AdaptiveAvgPool2d(1), _conv(features, features // reduction, 1),
-                                    nn.ReLU(inplace=True), _conv(features // reduction, features, 1), nn.Sigmoid())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.excite(x)
+from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, ChannelAttention, PixelShuffleUpsampler, conv, mean_shift
 
 
 class RCAB(nn.Module):
@@ -45,7 +29,7 @@ class RCAB(nn.Module):
 
     def __init__(self, features: int, reduction: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv(features, features), nn.ReLU(inplace=True), _conv(features, features),
+        self.body = nn.Sequential(conv(features, features), nn.ReLU(inplace=True), conv(features, features),
                                   ChannelAttention(features, reduction))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -57,7 +41,7 @@ class ResidualGroup(nn.Module):
 
     def __init__(self, features: int, num_blocks: int, reduction: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(*(RCAB(features, reduction) for _ in range(num_blocks)), _conv(features, features))
+        self.body = nn.Sequential(*(RCAB(features, reduction) for _ in range(num_blocks)), conv(features, features))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -77,10 +61,10 @@ class RCAN(SRNet):
                  rgb_mean: tuple[float, float, float] | None = DIV2K_RGB_MEAN) -> None:
         super().__init__(scale=scale, in_channels=in_channels)
         self.register_buffer("mean", mean_shift(rgb_mean, in_channels), persistent=False)
-        self.head = _conv(in_channels, num_features)
+        self.head = conv(in_channels, num_features)
         self.body = nn.Sequential(*(ResidualGroup(num_features, num_blocks, reduction) for _ in range(num_groups)),
-                                  _conv(num_features, num_features))
-        self.tail = nn.Sequential(PixelShuffleUpsampler(num_features, scale), _conv(num_features, in_channels))
+                                  conv(num_features, num_features))
+        self.tail = nn.Sequential(PixelShuffleUpsampler(num_features, scale), conv(num_features, in_channels))
 
     def forward(self, lr: Tensor) -> Tensor:
         x = self.head(lr - self.mean)

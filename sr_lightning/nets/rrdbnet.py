@@ -20,10 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
-
-
-def _conv(cin: int, cout: int) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, padding=1)
+from sr_lightning.nets.blocks import conv
 
 
 class ResidualDenseBlock(nn.Module):
@@ -31,17 +28,17 @@ class ResidualDenseBlock(nn.Module):
 
     def __init__(self, features: int = 64, growth: int = 32) -> None:
         super().__init__()
-        self.conv1 = _conv(features, growth)
-        self.conv2 = _conv(features + growth, growth)
-        self.conv3 = _conv(features + 2 * growth, growth)
-        self.conv4 = _conv(features + 3 * growth, growth)
-        self.conv5 = _conv(features + 4 * growth, features)
+        self.conv1 = conv(features, growth)
+        self.conv2 = conv(features + growth, growth)
+        self.conv3 = conv(features + 2 * growth, growth)
+        self.conv4 = conv(features + 3 * growth, growth)
+        self.conv5 = conv(features + 4 * growth, features)
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
         parts = [x]
-        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
-            parts.append(self.act(conv(torch.cat(parts, dim=1))))
+        for layer in (self.conv1, self.conv2, self.conv3, self.conv4):
+            parts.append(self.act(layer(torch.cat(parts, dim=1))))
         return x + 0.2 * self.conv5(torch.cat(parts, dim=1))
 
 
@@ -70,13 +67,13 @@ class RRDBNet(SRNet):
                  growth: int = 32) -> None:
         super().__init__(scale=scale, in_channels=in_channels)
         self.unshuffle = 4 // scale  # x2: the input is pixel-unshuffled by 2, the body works at x4
-        self.conv_first = _conv(in_channels * self.unshuffle ** 2, num_features)
+        self.conv_first = conv(in_channels * self.unshuffle ** 2, num_features)
         self.body = nn.Sequential(*(RRDB(num_features, growth) for _ in range(num_blocks)))
-        self.conv_body = _conv(num_features, num_features)
-        self.conv_up1 = _conv(num_features, num_features)
-        self.conv_up2 = _conv(num_features, num_features)
-        self.conv_hr = _conv(num_features, num_features)
-        self.conv_last = _conv(num_features, in_channels)
+        self.conv_body = conv(num_features, num_features)
+        self.conv_up1 = conv(num_features, num_features)
+        self.conv_up2 = conv(num_features, num_features)
+        self.conv_hr = conv(num_features, num_features)
+        self.conv_last = conv(num_features, in_channels)
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, lr: Tensor) -> Tensor:
