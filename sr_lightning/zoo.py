@@ -1,7 +1,7 @@
 """The network zoo as a table: ``python -m sr_lightning.zoo [--markdown] [--write-readme]``.
 
-For each registered network (its default configuration): parameters, GFLOPs for a
-1-megapixel output at x2/x3/x4, how it upsamples, the scales it supports, its paper.
+For each registered network (its default configuration, as it runs in evaluation):
+parameters, GFLOPs for a 1-megapixel output at x2/x3/x4, how it upsamples, the scales it supports, its paper.
 FLOPs are counted by ``torch.utils.flop_counter`` on fake tensors (no computation): two
 per multiply-accumulate of convolutions and matrix products (bicubic resizing included).
 """
@@ -29,12 +29,12 @@ def gflops_per_megapixel(name: str, scale: int, in_channels: int = 3) -> float |
     cls = get_net_class(name)
     if cls.scales is not None and scale not in cls.scales:
         return None
-    return net_gflops(create_net(name, scale=scale, in_channels=in_channels))
+    return net_gflops(create_net(name, scale=scale, in_channels=in_channels).eval())
 
 
 def net_gflops(net: SRNet) -> float:
-    """GFLOPs of ``net`` (at its scale and channels) for one 1-megapixel output, counted on
-    fake tensors (nothing is computed)."""
+    """GFLOPs of ``net`` (at its scale and channels, in its current mode: evaluation for the
+    network as deployed) for one 1-megapixel output, counted on fake tensors (nothing is computed)."""
     side = round(1000 / net.scale)
     counter = FlopCounterMode(display=False)
     with FakeTensorMode(allow_non_fake_inputs=True), counter, torch.no_grad():
@@ -47,7 +47,7 @@ def rows(in_channels: int = 3) -> list[list[str]]:
     out = []
     for name in list_nets():
         cls = get_net_class(name)
-        params = sum(p.numel() for p in create_net(name, scale=2, in_channels=in_channels).parameters())
+        params = create_net(name, scale=2, in_channels=in_channels).deployed_parameter_count()
         flops = [gflops_per_megapixel(name, s, in_channels) for s in SCALES]
         scales = "any integer >= 2" if cls.scales is None else ", ".join(map(str, cls.scales))
         out.append([name, f"{params:,}", *("-" if f is None else f"{f:,.1f}" for f in flops), cls.upsampling,

@@ -33,7 +33,9 @@ def _check_metrics(m, name="tiny", n=2, min_psnr=15):
 # The deep networks train here at a few blocks: their full depth is in the shape/gradient tests
 # (tests/nets), and 12 steps of the full EDSR's 40 M parameters cost a minute on AVX2 CPUs (4 blocks: 21 s).
 SHALLOWER = {"edsr": ["model.num_blocks=2"], "rcan": ["model.num_groups=2", "model.num_blocks=2"],
-             "rrdbnet": ["model.num_blocks=2"], "swinir": ["model.depths=[2,2]", "model.num_heads=[6,6]"]}
+             "rrdbnet": ["model.num_blocks=2"], "swinir": ["model.depths=[2,2]", "model.num_heads=[6,6]"],
+             "hat": ["model.depths=[2]", "model.num_heads=[2]"],
+             "memnet": ["model.num_blocks=2", "model.num_recursions=2"]}
 
 
 @pytest.mark.parametrize("name", [n for n in list_nets() if n != "bicubic"])

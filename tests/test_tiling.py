@@ -16,7 +16,9 @@ from tests.conftest import _crops, run_entry
 # RRDBNet at 2 blocks (23: 18 s), RED-Net at 10 layers (30: 16 s on 2 AVX2 cores); SwinIR at
 # 2 x 2 layers of 24 features, whose receptive field the default overlap (48) covers (36 layers' does not).
 SMALL = {"rcan": {"num_groups": 2, "num_blocks": 2}, "rrdbnet": {"num_blocks": 2}, "rednet": {"num_layers": 10},
-         "swinir": {"embed_dim": 24, "depths": [2, 2], "num_heads": [6, 6]}}
+         "swinir": {"embed_dim": 24, "depths": [2, 2], "num_heads": [6, 6]},
+         "hat": {"embed_dim": 24, "depths": [2], "num_heads": [2], "squeeze_factor": 8},
+         "memnet": {"num_blocks": 1, "num_recursions": 2}}
 EXACT = [n for n in list_nets() if n != "unet" and get_net_class(n).tiles_exactly]
 
 
@@ -33,7 +35,7 @@ def test_tiled_equals_untiled_with_the_default_overlap(name):
     assert torch.equal(quantize(tiled.clamp(0, 1)), quantize(whole.clamp(0, 1)))
 
 
-@pytest.mark.parametrize("name", sorted(set(list_nets()) - set(EXACT) - {"unet"}))
+@pytest.mark.parametrize("name", sorted(set(list_nets()) - set(EXACT) - {"unet", "safmn"}))
 def test_networks_with_image_wide_statistics_tile_closely(name):
     """Global channel attention (IMDN's contrast pooling) sees each tile's statistics, so a
     tiled result is near one pass (within a few uint8 levels) but not equal to it."""
@@ -53,6 +55,17 @@ def test_swinir_tiles_exactly_only_on_its_window_grid():
     lr = torch.rand(1, 1, 112, 112)  # the tile at 84 reads context from 52: off the grid
     with torch.no_grad():
         assert (tiled_forward(net, lr, 2, tile=28, overlap=32) - net(lr)).abs().max() > 1e-4
+
+
+def test_safmn_tiles_exactly_only_on_its_pooling_grid():
+    """SAFMN max-pools to H/2, H/4, H/8: on an image, tiles and overlap that are multiples of
+    8 the pooling cells are the image's (equal to one pass); 90 pixels wide they are not."""
+    torch.manual_seed(0)
+    net = create_net("safmn", scale=2, in_channels=1).eval()
+    with torch.no_grad():
+        on_grid, off_grid = torch.rand(1, 1, 96, 96), torch.rand(1, 1, 80, 90)
+        assert (tiled_forward(net, on_grid, 2, tile=32, overlap=48) - net(on_grid)).abs().max() <= 1e-4
+        assert (tiled_forward(net, off_grid, 2, tile=32, overlap=48) - net(off_grid)).abs().max() > 1e-2
 
 
 def test_too_little_overlap_shows_seams():

@@ -49,6 +49,11 @@ class SRNet(nn.Module):
             )
 
 
+    def deployed_parameter_count(self) -> int:
+        """The parameters of the network as it runs in evaluation, the count papers report:
+        all of them, unless a network folds training-time branches into fewer weights (SPAN)."""
+        return sum(p.numel() for p in self.parameters())
+
     @contextmanager
     def at_scale(self, scale: int) -> Iterator[None]:
         """Run at another scale inside the ``with`` block (multi-scale training); only for

@@ -20,10 +20,14 @@ from sr_lightning.nets.bicubic import Bicubic
 from sr_lightning.nets.edsr import EDSR
 from sr_lightning.nets.espcn import ESPCN
 from sr_lightning.nets.fsrcnn import FSRCNN
+from sr_lightning.nets.hat import HAT
 from sr_lightning.nets.imdn import IMDN
+from sr_lightning.nets.memnet import MemNet
 from sr_lightning.nets.rcan import RCAN
 from sr_lightning.nets.rednet import REDNet
 from sr_lightning.nets.rrdbnet import RRDBNet
+from sr_lightning.nets.safmn import SAFMN
+from sr_lightning.nets.span import SPAN
 from sr_lightning.nets.srcnn import SRCNN
 from sr_lightning.nets.srresnet import SRResNet
 from sr_lightning.nets.swinir import SwinIR
@@ -33,7 +37,7 @@ from sr_lightning.nets.wdsr import WDSR
 
 NETS: dict[str, type[SRNet]] = {
     cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
-                              RCAN, RRDBNet, SwinIR)
+                              RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN)
 }
 
 

@@ -119,39 +119,43 @@ class SwinLayer(nn.Module):
         mask = windows.unsqueeze(1) - windows.unsqueeze(2)
         return mask.masked_fill(mask != 0, -100.0)
 
-    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+    def attend(self, y: Tensor, size: tuple[int, int]) -> Tensor:
+        """(Shifted) window attention of normed tokens (N, H*W, C) -> same shape."""
         h, w = size
-        n, _, c = x.shape
-        y = self.norm1(x).view(n, h, w, c)
+        n, _, c = y.shape
+        y = y.view(n, h, w, c)
         if self.shift:
             y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
-        y = self.attn(window_partition(y, self.window), self.attention_mask(h, w, x.device).to(y.dtype)
+        y = self.attn(window_partition(y, self.window), self.attention_mask(h, w, y.device).to(y.dtype)
                       if self.shift else None)
         y = window_reverse(y, self.window, h, w)
         if self.shift:
             y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
-        x = x + self.drop_path(y.reshape(n, h * w, c))
+        return y.reshape(n, h * w, c)
+
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        x = x + self.drop_path(self.attend(self.norm1(x), size))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class RSTB(nn.Module):
-    """Residual Swin Transformer block: ``depth`` layers (unshifted, shifted, ...), a 3x3
+    """Residual Swin Transformer block: Swin layers (unshifted, shifted, ...), a 3x3
     convolution, and a skip; (N, H*W, C) tokens -> same shape."""
 
-    def __init__(self, dim: int, depth: int, heads: int, window: int, mlp_ratio: float,
-                 drop_paths: list[float]) -> None:
+    def __init__(self, dim: int, layers: list[nn.Module]) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            SwinLayer(dim, heads, window, 0 if i % 2 == 0 else window // 2, mlp_ratio, drop_paths[i])
-            for i in range(depth))
+        self.layers = nn.ModuleList(layers)
         self.conv = nn.Conv2d(dim, dim, 3, padding=1)
 
-    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        y = x
+    def mix(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        """The token layers in turn, (N, H*W, C) -> same shape."""
         for layer in self.layers:
-            y = layer(y, size)
+            x = layer(x, size)
+        return x
+
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         n, _, c = x.shape
-        y = self.conv(y.transpose(1, 2).reshape(n, c, *size))
+        y = self.conv(self.mix(x, size).transpose(1, 2).reshape(n, c, *size))
         return x + y.flatten(2).transpose(1, 2)
 
 
@@ -181,7 +185,7 @@ class SwinIR(SRNet):
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         starts = [sum(depths[:i]) for i in range(len(depths))]
         self.layers = nn.ModuleList(
-            RSTB(embed_dim, d, h, window_size, mlp_ratio, rates[s: s + d])
+            self.residual_group(embed_dim, h, mlp_ratio, rates[s: s + d])
             for d, h, s in zip(depths, num_heads, starts, strict=True))
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
@@ -193,12 +197,17 @@ class SwinIR(SRNet):
             self.upsample = nn.Sequential(nn.Conv2d(embed_dim, in_channels * scale * scale, 3, padding=1),
                                           nn.PixelShuffle(scale))
 
+    def residual_group(self, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
+        """One residual group of ``len(drop_paths)`` layers: an RSTB of Swin layers, every second one shifted."""
+        return RSTB(dim, [SwinLayer(dim, heads, self.window, 0 if i % 2 == 0 else self.window // 2, mlp_ratio, rate)
+                          for i, rate in enumerate(drop_paths)])
+
     def forward(self, lr: Tensor) -> Tensor:
         h, w = lr.shape[-2:]
         pad = (0, (-w) % self.window, 0, (-h) % self.window)
         x = lr - self.mean
-        if any(pad):
-            x = F.pad(x, pad, mode="reflect")
+        if any(pad):  # mirrored; an image smaller than the padding repeats its edge
+            x = F.pad(x, pad, mode="reflect" if pad[1] < w and pad[3] < h else "replicate")
         x = self.conv_first(x)
         size = x.shape[-2:]
         tokens = self.patch_norm(x.flatten(2).transpose(1, 2))

@@ -82,6 +82,55 @@ def test_paper_parameter_counts():
     assert tables == [32_400] * 3
     assert [sum(p.numel() for p in net.parameters()) - t for net, t in zip(nets, tables, strict=True)] == [
         877_752, 885_867, 897_228]
+    # HAT / HAT-S at x4: the paper's 20.8M / 9.6M.
+    assert rgb("hat", 4) == 20_772_507
+    assert sum(p.numel() for p in create_net("hat", scale=4, in_channels=3, embed_dim=144, compress_ratio=24,
+                                             squeeze_factor=24).parameters()) == 9_621_183
+    assert [rgb("safmn", s) for s in (2, 3, 4)] == [227_820, 232_695, 239_520]  # the paper's 228K / 233K / 240K
+    # SPAN: the paper counts the folded network it runs (426K at x4); training holds the branches.
+    spans = [create_net("span", scale=s, in_channels=3) for s in (2, 3, 4)]
+    assert [n.deployed_parameter_count() for n in spans] == [410_700, 417_195, 426_288]
+    assert sum(p.numel() for p in spans[2].parameters()) == 1_840_488
+
+
+def test_memnet_count_reads():
+    """MemNet's "677K" counts its convolutions: 676,992 weights (678,209 with biases); the
+    per-recursion BatchNorms (scale + shift) and the 6 output weights make 695,497 in all."""
+    net = create_net("memnet", scale=3, in_channels=1)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert sum(m.weight.numel() for m in convs) == 676_992 == pytest.approx(677e3, rel=0.01)
+    assert sum(m.weight.numel() + m.bias.numel() for m in convs) == 678_209
+    assert sum(p.numel() for p in net.parameters()) == 695_497
+    assert len(convs) == 1 + 6 * (2 + 1) + 1  # the recursions share their two convolutions
+
+
+def test_span_folds_exactly():
+    """In evaluation each re-parameterisable convolution runs as one 3x3 convolution, equal
+    to the training branches (zero padding before the first 1x1 keeps the borders equal)."""
+    torch.manual_seed(0)
+    net = create_net("span", scale=3, in_channels=3)
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    x = torch.rand(1, 3, 11, 14)
+    with torch.no_grad():
+        branches, folded = net.train()(x), net.eval()(x)
+    assert (branches - folded).abs().max() <= 1e-5 * branches.abs().max()
+
+
+def test_hat_overlap_bias_index_is_one_entry_per_offset():
+    """OCAB: a query in the 16x16 window and a key in the 24x24 window around it read the
+    bias entry of their offset: equal offsets the same entry, the 39 x 39 offsets all distinct."""
+    from sr_lightning.nets.hat import overlap_position_index
+
+    window, overlap = 16, 24
+    index = overlap_position_index(window, overlap)
+    assert index.shape == (window**2, overlap**2) and int(index.min()) >= 0 and int(index.max()) < 39 * 39
+    q = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    k = torch.stack(torch.meshgrid(torch.arange(overlap), torch.arange(overlap), indexing="ij")).flatten(1) - 4
+    offset = (k[:, None, :] - q[:, :, None]).permute(1, 2, 0)  # (256, 576, 2), each in [-19, 19]
+    code = (offset[..., 0] + 19) * 39 + offset[..., 1] + 19
+    pairs = torch.unique(torch.stack([code.flatten(), index.flatten()]), dim=1)
+    assert pairs.shape[1] == 39 * 39 and torch.unique(pairs[1]).numel() == 39 * 39
 
 
 def test_fsrcnn_weight_counts_match_the_paper():
@@ -127,7 +176,7 @@ def test_registry_errors_name_the_choices():
 
 def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
-                         "imdn", "rcan", "rrdbnet", "swinir"}
+                         "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
