@@ -6,8 +6,11 @@
   whole model (code) is refused with how to re-save it as a state dict.
 * The wrappers releases use are unwrapped (``params_ema`` before ``params``, ``state_dict``,
   ``model``) and DataParallel's ``module.`` prefix dropped.
-* Release key names become ours through :data:`KEY_MAPS` (ordered regex rewrites per network;
-  a network whose release uses our names has none).
+* Release key names become ours through :data:`KEY_MAPS` (ordered regex rewrites per model
+  config; a network whose release uses our names has none); keys a release stores but that
+  are computed from the others (:data:`DERIVED`: attention masks, index tables, SPAN's
+  folded convolutions, RCAN's mean shifts) are dropped; :data:`RELEASE_OPTIONS` sets the
+  options a release was trained with (RCAN: inputs 0..255).
 * The network is the model config ``--net`` names (``conf/model/<net>.yaml``, its defaults =
   the paper's) at the scale and channel count that fit the file's shapes; a given ``--scale``
   that does not fit, or keys that do not, are named with both shapes.
@@ -29,8 +32,19 @@ from sr_lightning.convert.mat import WeightFormatError
 from sr_lightning.errors import UserError
 from sr_lightning.nets import build_net, net_class
 
-# Release key -> our key, per network: (pattern, replacement) applied in order.
-KEY_MAPS: dict[str, tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...]] = {
+Rewrites = tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...]
+# SwinIR's layout (github.com/JingyunLiang/SwinIR), shared by HAT (github.com/XPixelGroup/HAT).
+_SWIN: Rewrites = ((r"\.residual_group\.blocks\.", ".layers."), (r"\.mlp\.fc1\.", ".mlp.0."),
+                   (r"\.mlp\.fc2\.", ".mlp.2."), (r"^patch_embed\.norm\.", "patch_norm."))
+_SWIN_UPSAMPLER: Rewrites = ((r"^upsample\.", "upsample.2."), (r"^conv_before_upsample\.0\.", "upsample.0."),
+                             (r"^conv_last\.", "upsample.3."))
+_HAT: Rewrites = (*_SWIN, (r"\.residual_group\.overlap_attn\.", ".overlap_attn."),
+                  (r"\.conv_block\.cab\.", ".conv_block."), (r"\.attention\.1\.", ".excite.0."),
+                  (r"\.attention\.3\.", ".excite.2."), *_SWIN_UPSAMPLER)
+_SWIN_DERIVED = (r"attn_mask$", r"relative_position_index(_SA|_OCA)?$")
+# Release key -> our key, per model config: (pattern, replacement) applied in order; a network
+# whose release uses our names has none.
+KEY_MAPS: dict[str, Rewrites] = {
     # IMDN (github.com/Zheng222/IMDN, models/architecture.py): fea_conv, IMDB1..6, c, LR_conv, upsampler.
     "imdn": (
         (r"^fea_conv\.", "head."),
@@ -40,7 +54,29 @@ KEY_MAPS: dict[str, tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...]
         (r"^LR_conv\.", "body_tail."),
         (r"^upsampler\.0\.", "upsample.0."),
     ),
+    # RCAN (github.com/yulunzhang/RCAN): head.0, CALayer's conv_du; groups and blocks index as ours.
+    "rcan": ((r"^head\.0\.", "head."), (r"\.conv_du\.", ".excite.")),
+    # ESRGAN's first release (github.com/xinntao/ESRGAN); BasicSR / Real-ESRGAN files use our names.
+    "rrdbnet": ((r"^RRDB_trunk\.", "body."), (r"\.RDB(\d)\.", r".rdb\1."), (r"^trunk_conv\.", "conv_body."),
+                (r"^upconv(\d)\.", r"conv_up\1."), (r"^HRconv\.", "conv_hr.")),
+    "swinir": (*_SWIN, *_SWIN_UPSAMPLER),
+    "swinir_light": _SWIN,  # its one-step upsampler is upsample.0 in both
+    "hat": _HAT,
+    "hat_s": _HAT,
+    # SPAN (github.com/hongyuanyu/SPAN): block_1..6.
+    "span": ((r"^block_(\d+)\.", lambda m: f"blocks.{int(m[1]) - 1}."),),
+    # SAFMN (github.com/sunny2109/SAFMN): the channel mixer's inner Sequential.
+    "safmn": ((r"\.ccm\.ccm\.", ".ccm."),),
 }
+# Release keys that hold values computed from the others (masks, index tables, folded or fixed
+# convolutions): dropped, the network computes its own.
+DERIVED: dict[str, tuple[str, ...]] = {
+    "swinir": _SWIN_DERIVED, "swinir_light": _SWIN_DERIVED, "hat": _SWIN_DERIVED, "hat_s": _SWIN_DERIVED,
+    "span": (r"\.eval_conv\.",),
+    "rcan": (r"^(sub|add)_mean\.",),
+}
+# Model options a release was trained with that differ from the config's defaults.
+RELEASE_OPTIONS: dict[str, dict[str, Any]] = {"rcan": {"img_range": 255.0}}
 # Keys under which releases nest the state dict, in order of preference (EMA weights first).
 WRAPPERS = ("params_ema", "params", "state_dict", "model")
 RESAVE = ("load it where you trust its code and save only the weights: "
@@ -86,9 +122,12 @@ def unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
 
 
 def our_keys(net: str, state: Mapping[str, Tensor]) -> dict[str, tuple[str, Tensor]]:
-    """Our key -> (the release's key, tensor), through :data:`KEY_MAPS` for ``net``."""
+    """Our key -> (the release's key, tensor), through :data:`KEY_MAPS` for ``net`` (a model
+    config name), without the release's :data:`DERIVED` keys."""
     out = {}
     for key, value in state.items():
+        if any(re.search(pattern, key) for pattern in DERIVED.get(net, ())):
+            continue
         ours = key
         for pattern, repl in KEY_MAPS.get(net, ()):
             ours = re.sub(pattern, repl, ours)
@@ -117,7 +156,7 @@ def model_config(net: str) -> dict[str, Any]:
     return OmegaConf.to_container(cfg.model, resolve=True)
 
 
-def _mismatch(expected: Mapping[str, Tensor], found: Mapping[str, tuple[str, Tensor]]) -> str | None:
+def first_mismatch(expected: Mapping[str, Tensor], found: Mapping[str, tuple[str, Tensor]]) -> str | None:
     """The first difference between a network's state dict and the file's, or None if they fit."""
     missing = [k for k in expected if k not in found]
     if missing:
@@ -148,14 +187,14 @@ def load(path: str | Path, scale: int | None, net: str) -> Imported:
     """
     path = Path(path).expanduser()
     state = our_keys(net, unwrap(read_tensors(path), path))
-    base = model_config(net)
+    base = {**model_config(net), **RELEASE_OPTIONS.get(net, {})}
     supported = list(net_class(base).scales or (2, 3, 4, 8))
     candidates = [scale, *(s for s in supported if s != scale)] if scale is not None else supported
     found, first_problem = None, None  # first_problem: at the given scale when there is one
     for s in candidates:
         for channels in (3, 1):
             cfg = {**base, "scale": s, "in_channels": channels}
-            problem = _mismatch(build_net(cfg).state_dict(), state)
+            problem = first_mismatch(build_net(cfg).state_dict(), state)
             if problem is None:
                 found = cfg
                 break

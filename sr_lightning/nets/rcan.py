@@ -10,7 +10,9 @@ convolution to C channels; the DIV2K mean is subtracted and added back on RGB (a
 Parameters (RGB): 15,444,643 / 15,629,283 / 15,592,355 at x2 / x3 / x4 (the x3 upsampler
 is one 9x step, heavier than x4's two 4x steps); the x4 count is the 15,592K later papers'
 tables give RCAN (e.g. SwinIR's Table 2; the paper itself plots "about 16M"). The authors'
-fixed mean-shift convolutions are a buffer here (no parameters).
+fixed mean-shift convolutions are a buffer here (no parameters). ``img_range``: the network
+sees ``(x - mean) * img_range`` and its output is divided by it; 1 here (values in [0, 1]),
+255 in the authors' code (``rgb_range``), which is what their released weights expect.
 
 The channel attention pools over the whole image, so tiled inference is close to one pass
 but not equal to it.
@@ -57,9 +59,10 @@ class RCAN(SRNet):
     tiles_exactly = False
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, num_features: int = 64, num_groups: int = 10,
-                 num_blocks: int = 20, reduction: int = 16,
+                 num_blocks: int = 20, reduction: int = 16, img_range: float = 1.0,
                  rgb_mean: tuple[float, float, float] | None = DIV2K_RGB_MEAN) -> None:
         super().__init__(scale=scale, in_channels=in_channels)
+        self.img_range = img_range
         self.register_buffer("mean", mean_shift(rgb_mean, in_channels), persistent=False)
         self.head = conv(in_channels, num_features)
         self.body = nn.Sequential(*(ResidualGroup(num_features, num_blocks, reduction) for _ in range(num_groups)),
@@ -67,5 +70,5 @@ class RCAN(SRNet):
         self.tail = nn.Sequential(PixelShuffleUpsampler(num_features, scale), conv(num_features, in_channels))
 
     def forward(self, lr: Tensor) -> Tensor:
-        x = self.head(lr - self.mean)
-        return self.tail(x + self.body(x)) + self.mean
+        x = self.head((lr - self.mean) * self.img_range)
+        return self.tail(x + self.body(x)) / self.img_range + self.mean

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from safetensors.torch import save_file
 
 from sr_lightning.convert import convert
 from sr_lightning.convert.__main__ import main as convert_main
+from sr_lightning.convert.release import DERIVED, KEY_MAPS, first_mismatch, our_keys
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import create_net
 from tests.conftest import TouchOnUnpickle, run_entry
@@ -129,3 +131,19 @@ def test_the_authors_imdn_x4_reproduces_set14_and_b100_with_gray_as_rgb(sr_data,
     assert rgb["Set14"]["psnr"] == pytest.approx(28.58, abs=0.01)
     assert rgb["B100"]["psnr"] == pytest.approx(27.56, abs=0.01)
     assert own["Set14"]["psnr"] < rgb["Set14"]["psnr"] - 0.02 and own["B100"]["psnr"] == rgb["B100"]["psnr"]
+
+
+LAYOUTS = json.loads((Path(__file__).parent / "release_layouts.json").read_text())
+
+
+@pytest.mark.parametrize("config", sorted(set(KEY_MAPS) - {"imdn"}))
+def test_release_layouts_map_onto_our_networks(config):
+    """Every key of an author's release (the key names and shapes of their code, at a small
+    configuration; HAT-S has HAT's layout) lands on our network's key of the same shape, the
+    derived ones (masks, index tables, folded or fixed convolutions) dropped."""
+    layout = LAYOUTS["hat" if config == "hat_s" else config]
+    ours = create_net(layout["net"], in_channels=3, **layout["kwargs"]).state_dict()
+    release = {k: torch.empty(shape, device="meta") for k, shape in layout["keys"].items()}
+    mapped = our_keys(config, release)
+    assert first_mismatch(ours, mapped) is None
+    assert len(release) - len(mapped) == sum(any(re.search(p, k) for p in DERIVED.get(config, ())) for k in release)
