@@ -189,3 +189,15 @@ def test_module_state_round_trip(name, tmp_path):
     m2 = SRLitModule.load_from_checkpoint(path).eval()
     x = torch.rand(1, 1, 9, 11)
     torch.testing.assert_close(m2(x), m.eval()(x))
+
+
+@pytest.mark.parametrize("name, small", [("swinir", {"embed_dim": 24, "depths": [2], "num_heads": [2]}),
+                                         ("hat", {"embed_dim": 24, "depths": [2], "num_heads": [2],
+                                                  "squeeze_factor": 8})])
+def test_window_networks_take_images_smaller_than_their_padding(name, small):
+    """A 3 x 5 image needs more padding (to the 8 / 16-pixel window) than a mirror can give:
+    the edge is repeated instead, and the output is cropped back to 6 x 10."""
+    net = create_net(name, scale=2, in_channels=3, **small).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 3, 5))
+    assert out.shape == (1, 3, 6, 10) and torch.isfinite(out).all()
