@@ -8,6 +8,16 @@ from sr_lightning.nets import NETS, create_net, list_nets
 from sr_lightning.ops import imresize
 
 TRAINABLE = [n for n in list_nets() if n != "bicubic"]
+# The zoo-wide tests build the deepest networks with fewer of their repeated groups (every
+# layer kind stays; 2 CPU cores); test_deep_networks_in_their_paper_configuration runs the
+# paper's depth once each, and test_paper_parameter_counts counts it.
+SHALLOWER = {"hat": {"depths": [2, 2], "num_heads": [6, 6]}, "swinir": {"depths": [2, 2], "num_heads": [6, 6]},
+             "rcan": {"num_groups": 2, "num_blocks": 3}, "rrdbnet": {"num_blocks": 3},
+             "memnet": {"num_blocks": 3, "num_recursions": 3}}
+
+
+def build(name: str, **kwargs):
+    return create_net(name, **SHALLOWER.get(name, {}), **kwargs)
 
 
 @pytest.mark.parametrize("name", list_nets())
@@ -19,7 +29,7 @@ def test_output_shape_on_odd_sizes(name, scale, channels):
         with pytest.raises(ValueError, match=f"scale={scale} is not supported by {name}"):
             create_net(name, scale=scale, in_channels=channels)
         return
-    net = create_net(name, scale=scale, in_channels=channels).eval()
+    net = build(name, scale=scale, in_channels=channels).eval()
     with torch.no_grad():
         out = net(torch.rand(2, channels, 13, 19))
     assert out.shape == (2, channels, 13 * scale, 19 * scale)
@@ -33,7 +43,7 @@ def test_gradients_reach_every_parameter(name):
     that to some of them (IMDN: 6 of seeds 0-19 have one; the authors' networks too), and
     then their gradient is truly 0."""
     torch.manual_seed(1)
-    net = create_net(name, scale=2, in_channels=1)
+    net = build(name, scale=2, in_channels=1)
     dead: dict[str, bool] = {}
     for mname, module in net.named_modules():
         if isinstance(module, torch.nn.ReLU) and ".excite." in f".{mname}.":
@@ -50,12 +60,22 @@ def test_gradients_reach_every_parameter(name):
 
 @pytest.mark.parametrize("name", list_nets())
 def test_bf16_autocast_and_channels_last(name):
-    net = create_net(name, scale=2, in_channels=1).to(memory_format=torch.channels_last).eval()
+    net = build(name, scale=2, in_channels=1).to(memory_format=torch.channels_last).eval()
     x = torch.rand(1, 1, 15, 17).contiguous(memory_format=torch.channels_last)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = net(x)
     assert out.shape == (1, 1, 30, 34)
     assert torch.isfinite(out.float()).all()
+
+
+@pytest.mark.parametrize("name", sorted(SHALLOWER))
+def test_deep_networks_in_their_paper_configuration(name):
+    scale = 4 if name == "rrdbnet" else 3
+    channels = 1 if name == "memnet" else 3
+    net = create_net(name, scale=scale, in_channels=channels).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, channels, 13, 19))
+    assert out.shape == (1, channels, 13 * scale, 19 * scale) and torch.isfinite(out).all()
 
 
 def test_paper_parameter_counts():
@@ -182,7 +202,8 @@ def test_registry_is_explicit():
 
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_module_state_round_trip(name, tmp_path):
-    net_cfg = {"name": name, "scale": 3 if 3 in (NETS[name].scales or [3]) else 2, "in_channels": 1}
+    net_cfg = {"name": name, "scale": 3 if 3 in (NETS[name].scales or [3]) else 2, "in_channels": 1,
+               **SHALLOWER.get(name, {})}
     m = SRLitModule(net=net_cfg, loss={"_target_": "torch.nn.L1Loss"})
     path = tmp_path / "m.ckpt"
     torch.save({"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams)}, path)
