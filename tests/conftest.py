@@ -14,6 +14,21 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+# The deep networks with fewer repeated groups and narrower features (every layer kind kept),
+# for the tests that build every network on 2 CPU cores; tests/nets runs and counts each at
+# its paper's configuration.
+SHALLOW: dict[str, dict[str, Any]] = {
+    "edsr": {"num_blocks": 2, "num_features": 64}, "rednet": {"num_layers": 10},
+    "rcan": {"num_groups": 2, "num_blocks": 2}, "rrdbnet": {"num_blocks": 2}, "span": {"num_blocks": 2},
+    "memnet": {"num_blocks": 2, "num_recursions": 1},
+    "swinir": {"embed_dim": 24, "depths": [2, 2], "num_heads": [6, 6]},
+    "hat": {"embed_dim": 24, "depths": [2], "num_heads": [2], "squeeze_factor": 8},
+}
+
+
+def shallow_overrides(name: str) -> list[str]:
+    """:data:`SHALLOW` as command-line overrides (``model.depths=[2,2]``)."""
+    return [f"model.{k}={str(v).replace(' ', '')}" for k, v in SHALLOW.get(name, {}).items()]
 
 
 def data_dir() -> Path | None:

@@ -15,7 +15,7 @@ from sr_lightning.hardware import SPEED_OPTIONS, resolve_speed
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import list_nets
 from sr_lightning.ops import imresize, rgb_to_ycbcr
-from tests.conftest import run_cli, run_entry, run_module, tiny_args, write_folder
+from tests.conftest import run_cli, run_entry, run_module, shallow_overrides, tiny_args, write_folder
 
 
 def _metrics(run_dir):
@@ -32,17 +32,11 @@ def _check_metrics(m, name="tiny", n=2, min_psnr=15):
 
 # The deep networks train here at a few blocks: their full depth is in the shape/gradient tests
 # (tests/nets), and 12 steps of the full EDSR's 40 M parameters cost a minute on AVX2 CPUs (4 blocks: 21 s).
-SHALLOWER = {"edsr": ["model.num_blocks=2"], "rcan": ["model.num_groups=2", "model.num_blocks=2"],
-             "rrdbnet": ["model.num_blocks=2"], "swinir": ["model.depths=[2,2]", "model.num_heads=[6,6]"],
-             "hat": ["model.depths=[2]", "model.num_heads=[2]"],
-             "memnet": ["model.num_blocks=2", "model.num_recursions=2"]}
-
-
 @pytest.mark.parametrize("name", [n for n in list_nets() if n != "bicubic"])
 def test_train_each_network(tiny_data, tmp_path, name):
     run_entry("sr_lightning.train", *tiny_args(tiny_data, tmp_path, f"model={name}", "trainer.max_steps=12",
                                                 "data.steps_per_epoch=12", "optimizer.lr=3e-4",
-                                                *SHALLOWER.get(name, [])))
+                                                *shallow_overrides(name)))
     _check_metrics(_metrics(tmp_path), min_psnr=5)  # 12 steps: LR-space networks are far from converged
     assert (tmp_path / "checkpoints/last.ckpt").is_file()
     losses = [float(r["train/loss"]) for r in _csv_rows(tmp_path) if r.get("train/loss")]

@@ -10,22 +10,18 @@ from PIL import Image
 from sr_lightning.metrics import quantize
 from sr_lightning.nets import create_net, get_net_class, list_nets
 from sr_lightning.tiling import tiled_forward
-from tests.conftest import _crops, run_entry
+from tests.conftest import SHALLOW, _crops, run_entry
 
 # Smaller than the defaults, for time: RCAN at 2 x 2 blocks (its 10 x 20 took a minute),
 # RRDBNet at 2 blocks (23: 18 s), RED-Net at 10 layers (30: 16 s on 2 AVX2 cores); SwinIR at
 # 2 x 2 layers of 24 features, whose receptive field the default overlap (48) covers (36 layers' does not).
-SMALL = {"rcan": {"num_groups": 2, "num_blocks": 2}, "rrdbnet": {"num_blocks": 2}, "rednet": {"num_layers": 10},
-         "swinir": {"embed_dim": 24, "depths": [2, 2], "num_heads": [6, 6]},
-         "hat": {"embed_dim": 24, "depths": [2], "num_heads": [2], "squeeze_factor": 8},
-         "memnet": {"num_blocks": 1, "num_recursions": 2}}
 EXACT = [n for n in list_nets() if n != "unet" and get_net_class(n).tiles_exactly]
 
 
 @pytest.mark.parametrize("name", EXACT)
 def test_tiled_equals_untiled_with_the_default_overlap(name):
     torch.manual_seed(0)
-    net = create_net(name, scale=2, in_channels=1, **SMALL.get(name, {})).eval()
+    net = create_net(name, scale=2, in_channels=1, **SHALLOW.get(name, {})).eval()
     lr = torch.from_numpy(_crops(1, (80, 90), seed=4)[0][..., 0] / 255.0).float()[None, None]
     with torch.no_grad():
         whole = net(lr)
@@ -40,7 +36,7 @@ def test_networks_with_image_wide_statistics_tile_closely(name):
     """Global channel attention (IMDN's contrast pooling) sees each tile's statistics, so a
     tiled result is near one pass (within a few uint8 levels) but not equal to it."""
     torch.manual_seed(0)
-    net = create_net(name, scale=2, in_channels=1, **SMALL.get(name, {})).eval()
+    net = create_net(name, scale=2, in_channels=1, **SHALLOW.get(name, {})).eval()
     lr = torch.from_numpy(_crops(1, (80, 90), seed=4)[0][..., 0] / 255.0).float()[None, None]
     with torch.no_grad():
         whole, tiled = net(lr), tiled_forward(net, lr, 2, tile=32, overlap=48)
@@ -51,7 +47,7 @@ def test_swinir_tiles_exactly_only_on_its_window_grid():
     """Tiles and overlap that are multiples of the 8-pixel window share the image's windows
     (exact, above); a 28-pixel tile does not."""
     torch.manual_seed(0)
-    net = create_net("swinir", scale=2, in_channels=1, **SMALL["swinir"]).eval()
+    net = create_net("swinir", scale=2, in_channels=1, **SHALLOW["swinir"]).eval()
     lr = torch.rand(1, 1, 112, 112)  # the tile at 84 reads context from 52: off the grid
     with torch.no_grad():
         assert (tiled_forward(net, lr, 2, tile=28, overlap=32) - net(lr)).abs().max() > 1e-4

@@ -9,6 +9,7 @@ import torch
 from sr_lightning.data import SRDataModule
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import list_nets
+from tests.conftest import SHALLOW
 
 OPTIONS = [("bf16-mixed", True), ("32-true", False), ("32-true", True)]
 
@@ -19,7 +20,8 @@ def test_training_step_with_each_precision_and_memory_format(tiny_data, name, pr
     torch.manual_seed(0)
     dm = SRDataModule(train_dir=str(tiny_data["train"]), val_dir=str(tiny_data["val"]),
                       test_sets=[str(tiny_data["test"])], patch_size=12, batch_size=2, steps_per_epoch=1)
-    module = SRLitModule(net={"name": name, "scale": 2, "in_channels": 1}, loss={"_target_": "torch.nn.L1Loss"},
+    module = SRLitModule(net={"name": name, "scale": 2, "in_channels": 1, **SHALLOW.get(name, {})},
+                         loss={"_target_": "torch.nn.L1Loss"},
                          optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4},
                          channels_last=channels_last)
     trainer = L.Trainer(accelerator="cpu", devices=1, precision=precision, max_steps=1, logger=False,

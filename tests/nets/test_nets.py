@@ -6,18 +6,12 @@ import torch
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import NETS, create_net, list_nets
 from sr_lightning.ops import imresize
+from tests.conftest import SHALLOW
 
 TRAINABLE = [n for n in list_nets() if n != "bicubic"]
-# The zoo-wide tests build the deepest networks with fewer of their repeated groups (every
-# layer kind stays; 2 CPU cores); test_deep_networks_in_their_paper_configuration runs the
-# paper's depth once each, and test_paper_parameter_counts counts it.
-SHALLOWER = {"hat": {"depths": [2, 2], "num_heads": [6, 6]}, "swinir": {"depths": [2, 2], "num_heads": [6, 6]},
-             "rcan": {"num_groups": 2, "num_blocks": 3}, "rrdbnet": {"num_blocks": 3},
-             "memnet": {"num_blocks": 3, "num_recursions": 3}}
-
-
 def build(name: str, **kwargs):
-    return create_net(name, **SHALLOWER.get(name, {}), **kwargs)
+    """The network as the zoo-wide tests build it: the deep ones shallower (tests.conftest.SHALLOW)."""
+    return create_net(name, **SHALLOW.get(name, {}), **kwargs)
 
 
 @pytest.mark.parametrize("name", list_nets())
@@ -68,7 +62,7 @@ def test_bf16_autocast_and_channels_last(name):
     assert torch.isfinite(out.float()).all()
 
 
-@pytest.mark.parametrize("name", sorted(SHALLOWER))
+@pytest.mark.parametrize("name", sorted(SHALLOW))
 def test_deep_networks_in_their_paper_configuration(name):
     scale = 4 if name == "rrdbnet" else 3
     channels = 1 if name == "memnet" else 3
@@ -203,7 +197,7 @@ def test_registry_is_explicit():
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_module_state_round_trip(name, tmp_path):
     net_cfg = {"name": name, "scale": 3 if 3 in (NETS[name].scales or [3]) else 2, "in_channels": 1,
-               **SHALLOWER.get(name, {})}
+               **SHALLOW.get(name, {})}
     m = SRLitModule(net=net_cfg, loss={"_target_": "torch.nn.L1Loss"})
     path = tmp_path / "m.ckpt"
     torch.save({"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams)}, path)
