@@ -76,6 +76,7 @@ class PreUpsampleNet(SRNet):
     """A network that refines the MATLAB-bicubic upscale of its input (SRCNN, VDSR)."""
 
     upsampling = "bicubic first (MATLAB)"
+    scale_agnostic = True  # the scale only sets the bicubic pre-upsampling (a subclass that learns it says so)
 
     def __init__(self, *, scale: int, in_channels: int, upsample_border: str = "clamp") -> None:
         super().__init__(scale=scale, in_channels=in_channels)

@@ -13,7 +13,6 @@ class Bicubic(PreUpsampleNet):
     name = "bicubic"
     upsampling = "MATLAB bicubic"
     paper = "MATLAB imresize (Keys 1981)"
-    scale_agnostic = True  # the scale only sets the bicubic pre-upsampling
 
     def __init__(self, *, scale: int = 2, in_channels: int = 1, upsample_border: str = "clamp") -> None:
         super().__init__(scale=scale, in_channels=in_channels, upsample_border=upsample_border)

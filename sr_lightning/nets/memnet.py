@@ -60,7 +60,6 @@ class MemNet(PreUpsampleNet):
 
     name = "memnet"
     paper = "Tai et al., ICCV 2017"
-    scale_agnostic = True  # the scale only sets the bicubic pre-upsampling
 
     def __init__(self, *, scale: int = 2, in_channels: int = 1, num_features: int = 64, num_blocks: int = 6,
                  num_recursions: int = 6, upsample_border: str = "clamp") -> None:

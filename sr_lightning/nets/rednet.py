@@ -20,7 +20,6 @@ class REDNet(PreUpsampleNet):
 
     name = "rednet"
     paper = "Mao et al., NIPS 2016"
-    scale_agnostic = True  # the scale only sets the bicubic pre-upsampling
 
     def __init__(self, *, scale: int = 2, in_channels: int = 1, num_features: int = 64, num_layers: int = 30,
                  skip_every: int = 2, upsample_border: str = "symmetric") -> None:

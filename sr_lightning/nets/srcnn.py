@@ -21,7 +21,6 @@ class SRCNN(PreUpsampleNet):
 
     name = "srcnn"
     paper = "Dong et al., TPAMI 2016"
-    scale_agnostic = True  # the scale only sets the bicubic pre-upsampling
 
     def __init__(
         self,

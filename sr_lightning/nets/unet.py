@@ -32,6 +32,7 @@ class UNet(PreUpsampleNet):
     upsampling = "transposed conv (s x), bicubic residual"
     paper = "Ronneberger et al. 2015; Mao et al. 2016"
     scales = (2, 3, 4)
+    scale_agnostic = False  # its transposed convolution upsamples by the scale
 
     def __init__(
         self,

@@ -18,7 +18,6 @@ class VDSR(PreUpsampleNet):
 
     name = "vdsr"
     paper = "Kim et al., CVPR 2016"
-    scale_agnostic = True  # the scale only sets the bicubic pre-upsampling
 
     def __init__(
         self,
