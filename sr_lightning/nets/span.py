@@ -90,10 +90,10 @@ class SPAN(SRNet):
 
     def forward(self, lr: Tensor) -> Tensor:
         features = self.conv_1((lr - self.mean) * self.img_range)
-        x, first_block = features, None
-        for block in self.blocks:
+        first_block, inner = self.blocks[0](features)
+        x = first_block
+        for block in self.blocks[1:]:
             x, inner = block(x)
-            first_block = x if first_block is None else first_block
         out = self.conv_cat(torch.cat([features, self.conv_2(x), first_block, inner], dim=1))
         return self.upsampler(out)
 
