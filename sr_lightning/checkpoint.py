@@ -263,6 +263,7 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
         ValueError: keys differ (another architecture) or shapes differ.
     """
     own = module.state_dict()
+    state_dict = {k: v for k, v in state_dict.items() if k != "psnr_best"}  # bookkeeping of older checkpoints
     bad = [k for k in set(own) ^ set(state_dict) if not k.startswith(GAN_PARTS)]
     if bad:
         raise UserError(f"the checkpoint's weights do not fit this network ({len(bad)} key(s) differ, e.g. "

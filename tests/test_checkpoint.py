@@ -267,3 +267,18 @@ def test_a_checkpoint_names_its_network_so_a_moved_module_does_not_orphan_it(rea
     torch.save(unknown, tmp_path / "unknown.ckpt")
     with pytest.raises(CheckpointError, match="old_place.SRCNN' is not a registered sr_lightning network"):
         read_checkpoint(tmp_path / "unknown.ckpt")
+
+
+def test_a_checkpoint_with_psnr_best_among_its_weights_still_loads(tmp_path):
+    """Checkpoints written while psnr_best was a buffer hold it in their state dict: it is read
+    back as the module's best val/psnr, not refused as an unknown weight."""
+    from sr_lightning.lit import SRLitModule
+
+    module = SRLitModule(net={"name": "srcnn", "scale": 2, "in_channels": 1}, loss={"_target_": "torch.nn.L1Loss"})
+    state = {**module.state_dict(), "psnr_best": torch.tensor(31.5, dtype=torch.float64)}
+    torch.save({"state_dict": state, "hyper_parameters": dict(module.hparams)}, tmp_path / "old.ckpt")
+    loaded = SRLitModule.load_from_checkpoint(tmp_path / "old.ckpt")  # eval/upscale/init_from: the weights
+    torch.testing.assert_close(loaded.state_dict(), module.state_dict())
+    ckpt = torch.load(tmp_path / "old.ckpt", weights_only=True)
+    loaded.on_load_checkpoint(ckpt)  # what a resumed fit calls before loading the state dict
+    assert loaded.psnr_best == 31.5 and "psnr_best" not in ckpt["state_dict"]

@@ -122,7 +122,9 @@ class SRLitModule(L.LightningModule):
         self.y_channel, self.quantize, self.gray = protocol.y_channel, protocol.quantize, protocol.gray
         self.val_metrics = _EvalMetrics(self.crop_border, self.y_channel)
         self.test_metrics = nn.ModuleDict()
-        self.register_buffer("psnr_best", torch.tensor(float("-inf"), dtype=torch.float64))
+        # The best val/psnr so far: bookkeeping, not a weight (an EMA of the weights must not
+        # average it), kept in checkpoints under "psnr_best".
+        self.psnr_best = float("-inf")
         self.test_results: dict[str, dict[str, float]] = {}
         # Saved in checkpoints under "sr_lightning" (e.g. the data's degradation, which eval adopts).
         self.checkpoint_meta: dict[str, Any] = {}
@@ -170,6 +172,15 @@ class SRLitModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["sr_lightning"] = {**checkpoint.get("sr_lightning", {}), **self.checkpoint_meta}
+        checkpoint["psnr_best"] = self.psnr_best
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Checkpoints written before psnr_best left the buffers hold it in their state dicts.
+        legacy = [state.pop("psnr_best", None) for state in (checkpoint.get("state_dict", {}),
+                                                               checkpoint.get("current_model_state", {}))][0]
+        value = checkpoint.get("psnr_best", legacy)
+        if value is not None:
+            self.psnr_best = float(value)
 
     # -- forward -----------------------------------------------------------------------
     def forward(self, lr: Tensor) -> Tensor:
@@ -257,13 +268,13 @@ class SRLitModule(L.LightningModule):
         values = self.val_metrics.compute()
         self.val_metrics.reset()
         if not self.trainer.sanity_checking:
-            self.psnr_best.fill_(max(float(self.psnr_best), values["psnr"]))
+            self.psnr_best = max(self.psnr_best, float(values["psnr"]))
         # The values are already reduced over processes; sync_dist only averages equal numbers.
         self.log("val/psnr", values["psnr"], prog_bar=True, sync_dist=True)
         log = {"val/ssim": values["ssim"], "val/gmsd": values["gmsd"], "val/psnr_bicubic": values["psnr_bicubic"],
                "val/ssim_bicubic": values["ssim_bicubic"]}
-        if torch.isfinite(self.psnr_best):
-            log["val/psnr_best"] = float(self.psnr_best)
+        if self.psnr_best > float("-inf"):
+            log["val/psnr_best"] = self.psnr_best
         self.log_dict(log, sync_dist=True)
 
     def _test_set_names(self) -> list[str]:
