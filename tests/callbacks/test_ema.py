@@ -49,7 +49,8 @@ def test_the_average_is_the_ema_of_the_weights(tiny_data, tmp_path):
     run = {}
     for steps in (2, 3):
         run[steps] = _fit(tiny_data, tmp_path / f"s{steps}", f"trainer.max_steps={steps}", "+callbacks.ema.decay=0.5",
-                          "+callbacks.ema.start_step=2", "data.steps_per_epoch=1")
+                          "+callbacks.ema.start_step=2", "+callbacks.ema.warmup=false",
+                          "data.steps_per_epoch=1")
     assert _close(run[2]["state_dict"], run[2]["current_model_state"])
     for key, average in run[3]["state_dict"].items():
         expected = 0.5 * run[2]["current_model_state"][key] + 0.5 * run[3]["current_model_state"][key]
