@@ -56,7 +56,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
     trainer.test(module, datamodule=datamodule, verbose=False)
     results = module.test_results
     lines = _add_published(results, cfg, module.net.name, module.scale)
-    title = f"{module.net.name} x{module.scale} ({cfg.ckpt_path or 'no checkpoint'})"
+    ensemble = " + x8 self-ensemble" if module.self_ensemble else ""
+    title = f"{module.net.name}{ensemble} x{module.scale} ({cfg.ckpt_path or 'no checkpoint'})"
     report(results, cfg.paths.output_dir, title, lines)
     return results, {"module": module, "datamodule": datamodule, "trainer": trainer}
 
@@ -86,6 +87,8 @@ def _add_published(results: dict[str, dict[str, float]], cfg: DictConfig, net_na
     if found or not results:
         lines = [f"published: {method}{f' ({pub.variant})' if pub.get('variant') else ''} from "
                  f"{' + '.join(sources)}"]
+        if cfg.evaluation.get("self_ensemble"):
+            lines.append("published: these are single-pass rows; this run is the x8 self-ensemble (a paper's '+' row)")
         other = sorted({r.gray for r in found} - {cfg.evaluation.gray})
         if other:
             lines.append(f"published: these rows score grayscale test images with evaluation.gray={other[0]}; this "

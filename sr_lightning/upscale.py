@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -24,40 +25,49 @@ from sr_lightning.data.io import list_images, read_image, write_image
 from sr_lightning.errors import UserError
 from sr_lightning.lit import SRLitModule
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
+from sr_lightning.ops.self_ensemble import check_rotatable, self_ensemble
 from sr_lightning.tiling import tiled_forward
 
 log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def upscale_tensor(module: SRLitModule, image: torch.Tensor) -> torch.Tensor:
+def upscale_tensor(module: SRLitModule, image: torch.Tensor, ensemble: bool = False) -> torch.Tensor:
     """(1, C, h, w) float in [0, 1] (C = 1 or 3) -> (1, C, s*h, s*w) float in [0, 1].
 
     Bridges the image's channels and the network's: a Y network on RGB works on Y and
     upscales Cb/Cr with bicubic; an RGB network on grayscale averages its output.
+    ``ensemble``: the network's output is its x8 self-ensemble.
     """
     net_channels = module.net.in_channels
     image = image.to(module.device, torch.float32)
+    net = module
+    if ensemble:
+        check_rotatable(module.net.name, module.net.fixed_input_size, image.shape[-2:], "self_ensemble")
+        net = partial(self_ensemble, module)
     if net_channels == image.shape[1]:
-        out = module(image)
+        out = net(image)
     elif net_channels == 1:  # colour image, Y network
         ycbcr = rgb_to_ycbcr(image)
-        y = module(ycbcr[:, :1])
+        y = net(ycbcr[:, :1])
         cbcr = imresize(ycbcr[:, 1:], module.scale)
         out = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
     else:  # grayscale image, RGB network
-        out = module(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
+        out = net(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
     return out.clamp(0.0, 1.0)
 
 
-def upscale_file(module: SRLitModule, src: Path, dst: Path, tile: int | None = None, tile_overlap: int = 48) -> None:
-    """Upscale one image file into ``dst`` (written atomically)."""
+def upscale_file(module: SRLitModule, src: Path, dst: Path, tile: int | None = None, tile_overlap: int = 48,
+                 ensemble: bool = False) -> None:
+    """Upscale one image file into ``dst`` (written atomically); ``ensemble``: x8
+    self-ensemble, tile by tile when tiled (the same as on the whole image when the
+    overlap covers the network's receptive field)."""
     pixels, alpha, max_value = read_image(src)
     x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).unsqueeze(0)
     levels = 65535 if (max_value == 65535 and pixels.shape[-1] == 1) else 255
 
     def quantized(t: torch.Tensor) -> torch.Tensor:  # the whole pipeline per tile, stored as integers
-        q = torch.round(upscale_tensor(module, t) * levels).cpu()
+        q = torch.round(upscale_tensor(module, t, ensemble) * levels).cpu()
         return q.to(torch.uint8) if levels == 255 else q.to(torch.int32)
 
     # Tile by tile into an integer image: no full-size float copies (bounded memory).
@@ -99,9 +109,12 @@ def upscale(cfg: DictConfig) -> list[Path]:
         if not dst.parent.is_dir():
             raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
         pairs = [(src, dst)]
+    ensemble = cfg.get("self_ensemble", False)
+    if not isinstance(ensemble, bool):
+        raise UserError(f"self_ensemble={ensemble!r} must be true or false")
     shown = track(pairs, len(pairs), "upscaling", "image", "images", cfg.get("progress"), show=len(pairs) > 1)
     for f, out in shown:
-        upscale_file(module, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48))
+        upscale_file(module, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48), ensemble)
     return [out for _, out in pairs]
 
 

@@ -36,6 +36,10 @@ class Evaluation:
             the SRCNN/VDSR papers' tables), ``rgb`` replicates it to RGB first, so its Y is
             16 + 219 v like any RGB image's (IMDN's and most RGB papers' tables; -0.09 dB
             for IMDN Set14 x2 under ``own``). Images of one channel are their own Y either way.
+        self_ensemble: score the x8 self-ensemble (the mean over the 8 flips/rotations of
+            the input, each undone on the output, before clamping and quantisation; the
+            papers' "+" rows) in tests and ``eval``; validation during training stays a
+            single pass (8x cheaper).
     """
 
     crop_border: int | str | None = "scale"
@@ -43,6 +47,7 @@ class Evaluation:
     quantize: bool = True
     bicubic_border: str = "symmetric"
     gray: str = "own"
+    self_ensemble: bool = False
 
     def __post_init__(self) -> None:
         crop_pixels(self.crop_border, 1)  # fails on a form it does not understand
@@ -51,7 +56,7 @@ class Evaluation:
         if self.gray not in GRAY:
             raise UserError(f"evaluation.gray={self.gray!r} is not one of {GRAY}: own compares a grayscale image's "
                             f"own values, rgb scores it as the RGB image it was read as")
-        for name in ("y_channel", "quantize"):
+        for name in ("y_channel", "quantize", "self_ensemble"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"evaluation.{name}={getattr(self, name)!r} must be true or false")
 

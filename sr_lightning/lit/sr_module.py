@@ -25,6 +25,7 @@ from sr_lightning.lit.evaluation import Evaluation, crop_pixels
 from sr_lightning.metrics import GMSD, PSNR, SSIM, quantize
 from sr_lightning.nets import NETS, build_net
 from sr_lightning.ops.resize import imresize
+from sr_lightning.ops.self_ensemble import check_rotatable, self_ensemble
 
 
 def to_plain(cfg: Any) -> Any:
@@ -120,6 +121,7 @@ class SRLitModule(L.LightningModule):
         self.crop_border = crop_pixels(protocol.crop_border, self.scale)
         self.bicubic_border = protocol.bicubic_border
         self.y_channel, self.quantize, self.gray = protocol.y_channel, protocol.quantize, protocol.gray
+        self.self_ensemble = protocol.self_ensemble
         self.val_metrics = _EvalMetrics(self.crop_border, self.y_channel)
         self.test_metrics = nn.ModuleDict()
         # The best val/psnr so far: bookkeeping, not a weight (an EMA of the weights must not
@@ -232,28 +234,35 @@ class SRLitModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     # -- evaluation --------------------------------------------------------------------
-    def predict_pair(self, lr: Tensor) -> tuple[Tensor, Tensor]:
-        """SR and bicubic for an LR batch, float32, clamped (and quantised if configured).
+    def predict_pair(self, lr: Tensor, ensemble: bool = False) -> tuple[Tensor, Tensor]:
+        """SR and bicubic for an LR batch (N, C, h, w) in [0, 1]: (N, C, s*h, s*w) float32,
+        clamped (and quantised if configured); ``ensemble``: the SR is the x8 self-ensemble.
 
         The network runs in float32 here whatever the training precision, so reported
         numbers do not depend on it.
         """
         with torch.autocast(device_type=lr.device.type, enabled=False):
-            sr = self(lr.float()).clamp(0.0, 1.0)
+            if ensemble:
+                check_rotatable(self.net.name, self.net.fixed_input_size, lr.shape[-2:], "evaluation.self_ensemble")
+                sr = self_ensemble(self, lr.float()).clamp(0.0, 1.0)
+            else:
+                sr = self(lr.float()).clamp(0.0, 1.0)
         bicubic = imresize(lr.float(), self.scale, border=self.bicubic_border).clamp(0.0, 1.0)
         if self.quantize:
             sr, bicubic = quantize(sr), quantize(bicubic)
         return sr, bicubic
 
-    def _evaluate(self, batch: Mapping[str, Any], metrics: _EvalMetrics) -> dict[str, Any] | None:
-        """Update ``metrics`` with a batch; returns what callbacks may use (the kept images'
-        ``sr``, ``bicubic``, ``hr`` (N, C, H, W) in [0, 1], ``name``, ``gray``), or None."""
+    def _evaluate(self, batch: Mapping[str, Any], metrics: _EvalMetrics, ensemble: bool = False
+                  ) -> dict[str, Any] | None:
+        """Update ``metrics`` with a batch (``ensemble``: the SR is the x8 self-ensemble); returns
+        what callbacks may use (the kept images' ``sr``, ``bicubic``, ``hr`` (N, C, H, W) in
+        [0, 1], ``name``, ``gray``), or None."""
         self._check_batch(batch)
         keep = ~torch.as_tensor(batch.get("pad", False), device=batch["lr"].device).reshape(-1)
         if not keep.any():  # a distributed sampler's filler: run the network (DDP expects it), count nothing
-            self.predict_pair(batch["lr"])
+            self.predict_pair(batch["lr"], ensemble)
             return None
-        sr, bicubic = self.predict_pair(batch["lr"][keep])
+        sr, bicubic = self.predict_pair(batch["lr"][keep], ensemble)
         gray = batch.get("gray") if self.gray == "own" else None  # "rgb": scored as the RGB image they were read as
         gray = None if gray is None else torch.as_tensor(gray, device=keep.device).reshape(-1)[keep]
         hr = batch["hr"][keep]
@@ -290,7 +299,7 @@ class SRLitModule(L.LightningModule):
         self.test_results = {}
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any] | None:
-        return self._evaluate(batch, list(self.test_metrics.values())[dataloader_idx])
+        return self._evaluate(batch, list(self.test_metrics.values())[dataloader_idx], self.self_ensemble)
 
     def on_test_epoch_end(self) -> None:
         for name, metrics in self.test_metrics.items():

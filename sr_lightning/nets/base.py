@@ -30,6 +30,9 @@ class SRNet(nn.Module):
     # Tiled inference equals one pass when the overlap covers the receptive field (False for
     # networks with image-wide statistics, e.g. global channel attention).
     tiles_exactly: ClassVar[bool] = True
+    # The only LR size (h, w) the network takes (e.g. one ending in a fully connected layer);
+    # None: any size. x8 self-ensemble needs square inputs of that size (it rotates them).
+    fixed_input_size: ClassVar[tuple[int, int] | None] = None
 
     def __init__(self, *, scale: int, in_channels: int) -> None:
         super().__init__()
