@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from sr_lightning.checkpoint import (
     read_checkpoint,
 )
 from sr_lightning.cli import overridden_keys, prepare_argv, user_errors
+from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.hardware import describe_cpu, fast_bf16, resolve_precision, resolve_speed, tune_allocator
 from sr_lightning.lit import SRLitModule
@@ -97,7 +99,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         with open_dict(cfg):
             cfg.module.net = net_cfg  # the checkpoint's network replaces `model`
     module: SRLitModule = instantiate(cfg.module)  # conf/module: built from the run's groups
-    module.checkpoint_meta = {"degradation": OmegaConf.to_container(cfg.data.degradation, resolve=True)}
+    # The evaluation sets' LR protocol, which eval adopts (a realesrgan training degradation is not one).
+    degradation = getattr(datamodule, "degradation", None)
+    module.checkpoint_meta = {"degradation": asdict(degradation)} if isinstance(degradation, Degradation) else {}
     if init_ckpt is not None:
         load_weights(module, init_ckpt["state_dict"])
         log.info("initialised %s from %s", module.net.name, init)

@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler
 
 from sr_lightning.data.datasets import DiskPairSet, EvalDataset, Pairs, PairSet, PatchBatches
 from sr_lightning.data.pairs import Degradation
+from sr_lightning.data.realesrgan import RealESRGAN
 from sr_lightning.data.shards import ShardOptions, ShardPatches, location_url, read_index
 from sr_lightning.data.sources import SAMPLE_PREFIX, load_location, location_files, resolve_test_set
 from sr_lightning.errors import UserError
@@ -93,7 +96,10 @@ class SRDataModule(L.LightningDataModule):
         steps_per_epoch: training batches per epoch, all processes together (each of W DDP
             processes makes ceil(steps_per_epoch / W) steps an epoch).
         num_workers: DataLoader workers.
-        degradation: how LR is made (see :class:`Degradation`).
+        degradation: how LR is made (see :class:`Degradation`); with a ``realesrgan`` entry
+            (``data/degradation=realesrgan``), training batches' LR are made from their HR
+            on the model's device by :class:`~sr_lightning.data.realesrgan.RealESRGAN`
+            (evaluation sets keep the bicubic LR), and marked ``"degraded": True``.
         cache_dir: where LR images are cached on disk (None: memory only).
         skip_bad_images: skip unreadable image files with a warning.
         augment: random flips and 90-degree rotations of training patches.
@@ -148,7 +154,15 @@ class SRDataModule(L.LightningDataModule):
         for key, value in sizes.items():
             if int(value) < 1:
                 raise UserError(f"data.{key}={value} must be >= 1")
-        self.degradation = Degradation(**(degradation or {}))
+        if isinstance(degradation, DictConfig):
+            degradation = OmegaConf.to_container(degradation, resolve=True)
+        degradation = dict(degradation or {})
+        online = degradation.pop("realesrgan", None)
+        self.degradation = Degradation(**degradation)
+        self.online = RealESRGAN.from_config(online) if online is not None else None
+        if self.online is not None and channels != 3:
+            raise UserError(f"data/degradation=realesrgan degrades RGB images but data.channels={channels}: it needs "
+                            f"RGB, set data.channels=3 (and an RGB network)")
         if self.degradation.source == "y" and channels != 1:
             raise UserError("data.degradation.source='y' makes Y-only pairs but data.channels=3: for RGB networks "
                              "choose data/degradation=benchmark_lr (the standard LR files) or data/degradation=float")
@@ -252,6 +266,20 @@ class SRDataModule(L.LightningDataModule):
         """Training steps this process has made in the run (restored on resume); 0 without a trainer."""
         trainer = self.trainer
         return trainer.fit_loop.epoch_loop.batch_progress.total.ready if trainer is not None else 0
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Training batches under ``realesrgan``: LR made from HR here, on the model's device;
+        the random draws are seeded by (data seed, the batch's index in the run's stream), so
+        a run, and a resumed one, degrade the same batches the same way."""
+        trainer = self.trainer
+        if self.online is None or trainer is None or not trainer.training or not isinstance(batch, dict):
+            return batch
+        hr = batch["hr"]
+        index = self._steps_trained() * trainer.world_size + trainer.global_rank
+        g = torch.Generator(device=hr.device)
+        g.manual_seed(int(np.random.SeedSequence([self._stream_seed(), index]).generate_state(1, np.uint64)[0] >> 1))
+        lr = self.online(hr, int(batch.get("scale", self.scale)), g)
+        return {**batch, "lr": lr.to(batch["lr"].dtype), "degraded": True}
 
     def _eval_loader(self, location: str) -> DataLoader:
         dataset = EvalDataset(self._pairs[location, self.scale])
