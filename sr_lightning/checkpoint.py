@@ -236,8 +236,9 @@ def adopt_checkpoint_net(cfg: Any, ckpt: Mapping[str, Any], given: Collection[st
     ``data.channels`` are among ``given`` (the keys set on the command line): another scale
     is allowed for scale-agnostic networks within the scales the checkpoint was trained
     for (when it records them); other channels never. The degradation it was trained with
-    (when it records it) is adopted unless ``data/degradation`` or ``data.degradation.*``
-    was given.
+    (when it records it: how the evaluation sets' LR are made) is adopted unless
+    ``data/degradation`` or ``data.degradation.*`` was given; a ``realesrgan`` training
+    degradation of ``cfg`` is kept.
     """
     net_cfg = ckpt["hyper_parameters"]["net"]
     ckpt_scale, ckpt_channels = int(net_cfg["scale"]), int(net_cfg["in_channels"])
@@ -251,7 +252,8 @@ def adopt_checkpoint_net(cfg: Any, ckpt: Mapping[str, Any], given: Collection[st
         cfg.data.scale = overrides.get("scale", ckpt_scale)
         cfg.data.channels = ckpt_channels
         if degradation and not any(k.startswith(("data.degradation", "data/degradation")) for k in given):
-            cfg.data.degradation = dict(degradation)
+            online = cfg.data.degradation.get("realesrgan")  # the config's training degradation stays
+            cfg.data.degradation = {**dict(degradation), **({"realesrgan": online} if online is not None else {})}
     return overrides
 
 

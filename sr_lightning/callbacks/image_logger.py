@@ -26,6 +26,11 @@ class SRImageLogger(L.Callback):
     scale for every run) plus zoomed centre crops of ``crop`` HR pixels, captioned with the
     image's PSNR/SSIM and bicubic's. W&B: ``val/images``; TensorBoard: ``val/images/<name>``.
 
+    Training on degraded batches (``data/degradation=realesrgan``, batches marked
+    ``degraded``): with each validation, the same panel for the first ``num_images`` patches
+    of the latest training batch (its real degraded LR, the network's SR, the HR patch),
+    ``train/degraded_images``.
+
     At test, with W&B: a ``wandb.Table`` per test set, ``test/<set>/images``, one row per image
     (name, PSNR, SSIM, bicubic PSNR, gain, SR thumbnail). Rows of all ranks are gathered.
     """
@@ -38,6 +43,7 @@ class SRImageLogger(L.Callback):
         self.num_images, self.crop, self.error_max = num_images, crop, error_max
         self.thumbnail_size, self.test_tables = thumbnail_size, test_tables
         self._rows: dict[str, list[list[Any]]] = {}
+        self._degraded: tuple[torch.Tensor, torch.Tensor] | None = None  # (LR, HR) of the latest such batch
 
     @staticmethod
     def _loggers(trainer: L.Trainer) -> tuple[list[WandbLogger], list[TensorBoardLogger]]:
@@ -46,10 +52,42 @@ class SRImageLogger(L.Callback):
         return wandb, tensorboard
 
     # -- validation panels -------------------------------------------------------------
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if (isinstance(batch, dict) and batch.get("degraded") and self.num_images and trainer.is_global_zero
+                and any(self._loggers(trainer))):
+            n = self.num_images
+            self._degraded = (batch["lr"][:n].detach().cpu(), batch["hr"][:n].detach().cpu())
+
+    def _log(self, trainer: L.Trainer, key: str, images: list, captions: list[str], names: list[str]) -> None:
+        wandb, tensorboard = self._loggers(trainer)
+        step = trainer.global_step
+        for lg in wandb:
+            lg.log_image(key=key, images=images, caption=captions, step=step)
+        for lg in tensorboard:
+            for name, image in zip(names, images, strict=True):
+                lg.experiment.add_image(f"{key}/{name}", image, step, dataformats="HWC")
+
+    def _log_degraded(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """The latest degraded training patches: degraded LR | bicubic | SR | HR | error."""
+        if self._degraded is None:
+            return
+        lr, hr = (t.to(pl_module.device) for t in self._degraded)
+        with torch.no_grad():
+            sr, bicubic = pl_module.predict_pair(lr)
+        images = [panel(lr[i], bicubic[i], sr[i], hr[i], error_max=self.error_max, crop=self.crop)
+                  for i in range(lr.shape[0])]
+        gains = psnr(sr, hr, crop_border=0, y_channel=pl_module.y_channel) - psnr(bicubic, hr, crop_border=0,
+                                                                                    y_channel=pl_module.y_channel)
+        captions = [f"training patch {i} (step {trainer.global_step}): SR {float(g):+.2f} dB over bicubic "
+                    f"(degraded LR | bicubic | SR | HR | error, then crops)" for i, g in enumerate(gains)]
+        self._log(trainer, "train/degraded_images", images, captions, [f"patch{i}" for i in range(len(images))])
+        self._degraded = None
+
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         wandb, tensorboard = self._loggers(trainer)
         if trainer.sanity_checking or not trainer.is_global_zero or not (wandb or tensorboard) or not self.num_images:
             return
+        self._log_degraded(trainer, pl_module)
         loaders = trainer.val_dataloaders
         dataset = getattr(loaders, "dataset", None)
         if dataset is None:
@@ -68,12 +106,7 @@ class SRImageLogger(L.Callback):
                 captions.append(f"{item['name']}: SR {p:.2f} dB / {s:.4f}, bicubic {pb:.2f} dB / {sb:.4f} "
                                 f"(LR | bicubic | SR | HR | error, then crops)")
                 names.append(str(item["name"]))
-        step = trainer.global_step
-        for lg in wandb:
-            lg.log_image(key="val/images", images=images, caption=captions, step=step)
-        for lg in tensorboard:
-            for name, image in zip(names, images, strict=True):
-                lg.experiment.add_image(f"val/images/{name}", image, step, dataformats="HWC")
+        self._log(trainer, "val/images", images, captions, names)
 
     # -- test tables -----------------------------------------------------------------------
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:

@@ -158,7 +158,8 @@ class RealESRGAN:
         _known(cfg, "", cls)
         lo, hi = _range(cfg["kernel_size"], "kernel_size", 1, 99)
         if lo != int(lo) or hi != int(hi) or int(lo) % 2 == 0 or int(hi) % 2 == 0:
-            raise UserError(f"{OPTION}.kernel_size={list(cfg['kernel_size'])} must be odd integers (a kernel has a centre pixel)")
+            raise UserError(f"{OPTION}.kernel_size={list(cfg['kernel_size'])} must be odd integers (a kernel has a "
+                            f"centre pixel)")
         modes = list(cfg["resize_modes"]) if isinstance(cfg["resize_modes"], Sequence) else []
         bad = [m for m in modes if m not in RESIZE_MODES]
         if not modes or bad:
@@ -224,6 +225,13 @@ class RealESRGAN:
         return torch.where(blur[:, None, None], kernels, bk.delta(n, big, device))
 
     # -- the steps -----------------------------------------------------------------------
+    @staticmethod
+    def _filter(x: Tensor, kernels: Tensor) -> Tensor:
+        """Each image with its kernel, mirrored borders (replicated when the image is no
+        larger than the kernel's radius, which a mirror cannot pad)."""
+        border = "reflect" if min(x.shape[-2:]) > kernels.shape[-1] // 2 else "replicate"
+        return filter2d(x, kernels, border_type=border)
+
     def _resize(self, x: Tensor, size: tuple[int, int], g: torch.Generator) -> Tensor:
         mode = self.resize_modes[int(torch.randint(0, len(self.resize_modes), (1,), generator=g, device=g.device))]
         size = (max(1, size[0]), max(1, size[1]))
@@ -271,7 +279,7 @@ class RealESRGAN:
         out_size = (h // scale, w // scale)
         x = hr.float()
         for i, stage in enumerate((self.stage1, self.stage2)):
-            x = filter2d(x, self.kernels(stage, n, g, x.device), border_type="reflect")
+            x = self._filter(x, self.kernels(stage, n, g, x.device))
             f = self._factor(stage, g)
             base = (h, w) if i == 0 else out_size  # stage 2 resizes around the LR size
             x = self._resize(x, (int(base[0] * f), int(base[1] * f)), g)
@@ -285,7 +293,7 @@ class RealESRGAN:
         final = torch.where(keep[:, None, None], final, bk.delta(n, self.kernel_size[1], x.device))
         if not sinc_first:
             x = self.jpeg(x, self.stage2, g)
-        x = filter2d(self._resize(x, out_size, g), final, border_type="reflect")
+        x = self._filter(self._resize(x, out_size, g), final)
         if sinc_first:
             x = self.jpeg(x, self.stage2, g)
         return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0

@@ -1,6 +1,6 @@
-"""Parts of adversarial SR training: the SRGAN discriminator and the perceptual (feature) loss."""
+"""Parts of adversarial SR training: the discriminators and the perceptual (feature) loss."""
 
-from sr_lightning.gan.discriminator import SRGANDiscriminator
+from sr_lightning.gan.discriminator import SRGANDiscriminator, UNetDiscriminatorSN
 from sr_lightning.gan.perceptual import PerceptualLoss
 
-__all__ = ["PerceptualLoss", "SRGANDiscriminator"]
+__all__ = ["PerceptualLoss", "SRGANDiscriminator", "UNetDiscriminatorSN"]

@@ -9,6 +9,7 @@ randomly initialised (for tests; a random network is not a meaningful perceptual
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -46,18 +47,29 @@ class PerceptualLoss(nn.Module):
 
     Args:
         layer: the feature layer, e.g. ``relu5_4`` (SRGAN's VGG54), ``conv5_4`` (ESRGAN:
-            the same features before the activation) or ``relu2_2``.
+            the same features before the activation) or ``relu2_2``; or a mapping
+            {layer: weight} for a weighted sum over several (Real-ESRGAN: conv1_2 and
+            conv2_2 at 0.1, conv3_4, conv4_4 and conv5_4 at 1).
         criterion: ``mse`` (SRGAN) or ``l1`` (ESRGAN).
         weights: path to a VGG19 ``features`` state dict (torchvision key names, with or
             without the ``features.`` prefix), loaded with ``weights_only=True``; None:
             random initialisation (tests).
     """
 
-    def __init__(self, layer: str = "relu5_4", weights: str | None = None, criterion: str = "mse") -> None:
+    def __init__(self, layer: str | Mapping[str, float] = "relu5_4", weights: str | None = None,
+                 criterion: str = "mse") -> None:
         super().__init__()
         names = _layer_names()
-        if layer not in names:
-            raise UserError(f"perceptual.layer={layer!r} is not a VGG19 layer; use one of {', '.join(names)}")
+        layers_weights = {layer: 1.0} if isinstance(layer, str) else dict(layer)
+        for name, weight in layers_weights.items():
+            if name not in names:
+                raise UserError(f"perceptual.layer={name!r} is not a VGG19 layer; use one of {', '.join(names)}")
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+                raise UserError(f"perceptual.layer.{name}={weight!r} must be a weight >= 0")
+        if not layers_weights:
+            raise UserError("perceptual.layer is empty: give a VGG19 layer (e.g. conv5_4) or {layer: weight}")
+        # (index in the trunk, weight), shallowest first
+        self.taps = sorted((names.index(name), float(w)) for name, w in layers_weights.items())
         if criterion not in CRITERIA:
             raise UserError(f"perceptual.criterion={criterion!r} is not one of {sorted(CRITERIA)}")
         self.distance = CRITERIA[criterion]
@@ -66,10 +78,10 @@ class PerceptualLoss(nn.Module):
         for v in _VGG19:
             if v == "M":
                 layers.append(nn.MaxPool2d(2))
-            else:
-                layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=True)]
+            else:  # not in place: a tapped convolution's output must survive its ReLU
+                layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU()]
                 cin = int(v)
-        self.features = nn.Sequential(*layers[: names.index(layer) + 1])
+        self.features = nn.Sequential(*layers[: self.taps[-1][0] + 1])
         if weights:
             self._load(Path(weights).expanduser())
         else:
@@ -97,11 +109,18 @@ class PerceptualLoss(nn.Module):
         self.features.eval()  # frozen: always inference behaviour
         return self
 
-    def _embed(self, x: Tensor) -> Tensor:
+    def _embed(self, x: Tensor) -> list[Tensor]:
+        """The tapped feature maps, shallowest first."""
         x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        return self.features((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std
+        taps, out = dict(self.taps), []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in taps:
+                out.append(x)
+        return out
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         with torch.no_grad():
-            target = self._embed(hr)
-        return self.distance(self._embed(sr), target)
+            targets = self._embed(hr)
+        return sum(w * self.distance(f, t) for (_, w), f, t in zip(self.taps, self._embed(sr), targets, strict=True))

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from sr_lightning.callbacks import SRImageLogger
 from sr_lightning.callbacks.panels import heat_map, panel, thumbnail
@@ -36,3 +36,43 @@ def test_no_image_logger_costs_nothing():
 
     trainer = SimpleNamespace(loggers=[CSVLogger("unused")], sanity_checking=False, is_global_zero=True)
     SRImageLogger().on_validation_epoch_end(trainer, Module())
+
+
+def test_degraded_training_patches_get_a_panel():
+    """A realesrgan-degraded training batch (real crops) is shown at the next validation:
+    degraded LR | bicubic | SR | HR | error, one panel per patch, under train/degraded_images."""
+    from omegaconf import OmegaConf
+
+    from sr_lightning.cli import CONF_DIR
+    from sr_lightning.data.realesrgan import RealESRGAN
+    from sr_lightning.lit import SRLitModule
+    from tests.conftest import _crops
+
+    class Recorder(WandbLogger):
+        def __init__(self) -> None:  # no run: records what the callback logs
+            self.logged: list[dict] = []
+
+        def log_image(self, key, images, step=None, **kwargs):
+            self.logged.append({"key": key, "images": images, "step": step, **kwargs})
+
+    options = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data/degradation/realesrgan.yaml").realesrgan)
+    hr = torch.from_numpy(np.stack(_crops(3, (64, 64), seed=11))).permute(0, 3, 1, 2).float() / 255
+    lr = RealESRGAN.from_config(options)(hr, 4, torch.Generator().manual_seed(0))
+    module = SRLitModule(net={"name": "espcn", "scale": 4, "in_channels": 3})
+    recorder = Recorder()
+    trainer = SimpleNamespace(loggers=[recorder], sanity_checking=False, is_global_zero=True, global_step=7,
+                              val_dataloaders=None)
+    callback = SRImageLogger(num_images=2, crop=16)
+    callback.on_train_batch_end(trainer, module, None, {"lr": lr, "hr": hr, "degraded": True}, 0)
+    callback.on_validation_epoch_end(trainer, module)
+    (logged,) = recorder.logged
+    assert logged["key"] == "train/degraded_images" and logged["step"] == 7 and len(logged["images"]) == 2
+    image = logged["images"][1]
+    assert image.shape == (64 + 16 * 4, 5 * 64, 3)
+    expected_hr = np.round(hr[1].permute(1, 2, 0).numpy() * 255)
+    assert np.abs(image[:64, 3 * 64: 4 * 64].astype(float) - expected_hr).max() <= 1  # the HR tile
+    lr_tile = torch.nn.functional.interpolate(lr[1:2], scale_factor=4, mode="nearest")[0].permute(1, 2, 0)
+    assert np.abs(image[:64, :64].astype(float) - np.round(lr_tile.numpy() * 255)).max() <= 1  # the degraded LR
+    assert "training patch 1 (step 7)" in logged["caption"][1] and "degraded LR" in logged["caption"][1]
+    callback.on_validation_epoch_end(trainer, module)  # shown once per batch kept
+    assert len(recorder.logged) == 1

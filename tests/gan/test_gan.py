@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from sr_lightning.gan import PerceptualLoss, SRGANDiscriminator
+from sr_lightning.gan import PerceptualLoss, SRGANDiscriminator, UNetDiscriminatorSN
 from sr_lightning.lit import SRGANModule, SRLitModule
 from tests.conftest import TouchOnUnpickle, run_entry
 
@@ -115,9 +115,47 @@ def test_perceptual_distance_before_the_activation_in_l1():
     loss = PerceptualLoss(layer="conv2_2", criterion="l1")
     assert isinstance(loss.features[-1], torch.nn.Conv2d)  # ESRGAN: features before the ReLU
     sr, hr = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
-    assert float(loss(sr, hr)) == pytest.approx(float((loss._embed(sr) - loss._embed(hr)).abs().mean()))
+    assert float(loss(sr, hr)) == pytest.approx(float((loss._embed(sr)[0] - loss._embed(hr)[0]).abs().mean()))
     with pytest.raises(ValueError, match="perceptual.criterion='l2' is not one of"):
         PerceptualLoss(criterion="l2")
+
+
+def test_perceptual_weighted_sum_over_layers():
+    """Real-ESRGAN's {layer: weight} form is the weighted sum of the single-layer losses
+    (with the same VGG weights)."""
+    torch.manual_seed(0)
+    both = PerceptualLoss(layer={"conv1_2": 0.1, "conv3_4": 1.0}, criterion="l1")
+    sr, hr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    total = 0.0
+    for layer, weight in (("conv1_2", 0.1), ("conv3_4", 1.0)):
+        single = PerceptualLoss(layer=layer, criterion="l1")
+        single.features.load_state_dict({k: v for k, v in both.features.state_dict().items()
+                                         if k in single.features.state_dict()})
+        total += weight * float(single(sr, hr))
+    assert float(both(sr, hr)) == pytest.approx(total, rel=1e-5)
+    with pytest.raises(ValueError, match="perceptual.layer='conv9_1' is not a VGG19 layer"):
+        PerceptualLoss(layer={"conv1_2": 0.1, "conv9_1": 1.0})
+    with pytest.raises(ValueError, match=r"perceptual.layer.conv1_2=-1 must be a weight >= 0"):
+        PerceptualLoss(layer={"conv1_2": -1})
+
+
+def test_unet_discriminator_sn_is_the_authors_layout():
+    """Per-pixel logits at the input size; the authors' parameter names and shapes
+    (spectral norm on conv1-conv8); 4,376,897 parameters at 64 features."""
+    torch.manual_seed(0)
+    d = UNetDiscriminatorSN(in_channels=3, num_features=64)
+    assert d(torch.rand(2, 3, 48, 64)).shape == (2, 1, 48, 64)
+    assert sum(p.numel() for p in d.parameters()) == 4_376_897
+    shapes = {k: tuple(v.shape) for k, v in d.state_dict().items()}
+    assert shapes["conv0.weight"] == (64, 3, 3, 3) and shapes["conv9.weight"] == (1, 64, 3, 3)
+    assert shapes["conv3.weight_orig"] == (512, 256, 4, 4) and shapes["conv4.weight_orig"] == (256, 512, 3, 3)
+    assert {k.split(".")[0] for k in shapes if k.endswith("weight_orig")} == {f"conv{i}" for i in range(1, 9)}
+    assert not any(k.endswith("bias") for k in shapes if k.split(".")[0] not in ("conv0", "conv9"))
+    for _ in range(30):  # power iterations (train mode): conv1's normalised weight has spectral norm 1
+        d(torch.rand(1, 3, 16, 16))
+    assert torch.linalg.matrix_norm(d.conv1.weight.flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.02)
+    with pytest.raises(ValueError, match="multiples of 8, not 20x24: choose data.patch_size"):
+        d(torch.rand(1, 3, 20, 24))
 
 
 @pytest.mark.slow
@@ -164,3 +202,23 @@ def test_esrgan_x4_trains_a_step_through_the_entry_point(tmp_path):
                            f"hydra.run.dir={tmp_path}")
     assert objects["trainer"].global_step == 4 and objects["module"].hparams.gan_type == "relativistic_average"
     assert math.isfinite(float(objects["trainer"].callback_metrics["train/loss"]))
+
+
+def test_realesrgan_x4_trains_from_a_psnr_checkpoint(tmp_path):
+    """Stage 1 (RRDBNet, L1, data/degradation=realesrgan) then experiment=realesrgan_x4 from
+    its checkpoint, both at a small width: U-Net SN discriminator, the five weighted VGG
+    layers, vanilla GAN at 0.1, EMA of the weights, degraded training batches."""
+    small = ["model.num_blocks=1", "model.num_features=8", "model.growth=8", "data.patch_size=8",
+             "data.batch_size=2", "callbacks.progress_bar=null", "test=false"]
+    psnr_run = tmp_path / "psnr"
+    run_entry("sr_lightning.train", "model=rrdbnet", "data.scale=4", "data.channels=3", "data/degradation=realesrgan",
+              "trainer.max_steps=2", *small, f"hydra.run.dir={psnr_run}")
+    _, objects = run_entry("sr_lightning.train", "experiment=realesrgan_x4",
+                           f"init_from={psnr_run}/checkpoints/last.ckpt", "trainer.max_steps=4", *small,
+                           "module.discriminator.num_features=8", "module.perceptual.weights=null",
+                           f"hydra.run.dir={tmp_path / 'gan'}")
+    module, trainer = objects["module"], objects["trainer"]
+    assert type(module.discriminator) is UNetDiscriminatorSN and module.hparams.gan_type == "standard"
+    assert module.hparams.adversarial_weight == 0.1 and [w for _, w in module.perceptual.taps] == [0.1, 0.1, 1, 1, 1]
+    assert objects["datamodule"].online is not None and any(type(c).__name__ == "EMA" for c in trainer.callbacks)
+    assert trainer.global_step == 4 and math.isfinite(float(trainer.callback_metrics["train/loss"]))
