@@ -13,7 +13,7 @@ from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from sr_lightning.cli import CONF_DIR
-from sr_lightning.gan import SRGANDiscriminator
+from sr_lightning.gan import SRGANDiscriminator, UNetDiscriminatorSN
 from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRGANModule, SRLitModule
 from sr_lightning.lit.evaluation import Evaluation
@@ -115,7 +115,8 @@ def test_div2k_layout(tmp_path):
 
 @pytest.mark.parametrize("option", options("experiment"))
 def test_experiment_configs(tmp_path, option):
-    given = {"esrgan_x4": ["module.perceptual.weights=null"]}  # a file of the user's (random VGG19 here)
+    # a file of the user's (random VGG19 here)
+    given = {name: ["module.perceptual.weights=null"] for name in ("esrgan_x4", "realesrgan_x4")}
     cfg = _compose(tmp_path, "train", [f"experiment={option}", *RESOLVED_SPEED, *given.get(option, [])])
     with open_dict(cfg):
         cfg.paths.data_dir = str(fake_data_dir(tmp_path / "data"))
@@ -140,6 +141,15 @@ def test_experiment_configs(tmp_path, option):
         assert module.hparams.gan_type == "relativistic_average" and module.hparams.content_weight == 1e-2
         assert module.hparams.adversarial_weight == 5e-3 and module.hparams.perceptual["layer"] == "conv5_4"
         assert type(module.criterion) is torch.nn.L1Loss and cfg.optimizer.betas == [0.9, 0.99]
+    elif option == "realesrgan_x4":  # the paper's: U-Net SN discriminator, 5 VGG layers, GAN 0.1, EMA, 256 HR
+        assert type(module) is SRGANModule and module.net.name == "rrdbnet" and module.scale == 4
+        assert isinstance(module.discriminator, UNetDiscriminatorSN) and module.hparams.gan_type == "standard"
+        assert (module.hparams.content_weight, module.hparams.perceptual_weight, module.hparams.adversarial_weight) \
+            == (1.0, 1.0, 0.1)
+        assert module.hparams.perceptual["layer"] == {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0,
+                                                      "conv5_4": 1.0}
+        assert dm.online is not None and dm.patch_sizes == {4: 64} and dm.degradation.source == "rgb_uint8"
+        assert cfg.callbacks.ema.decay == 0.999 and cfg.optimizer.lr == 1e-4
     elif option == "srgan_x4":  # module=srgan: the generator against the SRGAN discriminator
         assert type(module) is SRGANModule and module.net.name == "srresnet" and module.scale == 4
         assert isinstance(module.discriminator, SRGANDiscriminator)
