@@ -96,12 +96,28 @@ def main_data_dir(given: str | Path | None = None) -> Path:
     return Path(given).resolve()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def replace_block(readme: Path, start: str, end: str, table: str) -> None:
+    """Put ``table`` between the ``start`` and ``end`` marker lines of ``readme``."""
+    text = readme.read_text()
+    if start not in text or end not in text:
+        sys.exit(f"error: {readme} has no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")
+    print(f"updated {readme}", file=sys.stderr)
+
+
+def parser_for(doc: str) -> argparse.ArgumentParser:
+    """A script's arguments: --data-dir and --write-readme (more added by the script)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None, help="the benchmark data folder (default: $SR_DATA_DIR)")
+    parser.add_argument("--write-readme", action="store_true", help=f"replace the table in {HERE / 'README.md'}")
+    return parser
+
+
+def main() -> None:
+    parser = parser_for(__doc__)
     parser.add_argument("--sets", default="Set5,Set14,B100")
     parser.add_argument("--scales", default="2,3,4")
-    parser.add_argument("--write-readme", action="store_true", help=f"replace the table in {HERE / 'README.md'}")
     args = parser.parse_args()
     data_dir = main_data_dir(args.data_dir)
     t0 = time.perf_counter()
@@ -111,12 +127,7 @@ def main() -> None:
     print(table)
     print(f"\n{len(rows)} rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if args.write_readme:
-        readme = HERE / "README.md"
-        text = readme.read_text()
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        readme.write_text(f"{head}{MARK_START}\n{table}\n{MARK_END}{tail}")
-        print(f"updated {readme}", file=sys.stderr)
+        replace_block(HERE / "README.md", MARK_START, MARK_END, table)
 
 
 if __name__ == "__main__":

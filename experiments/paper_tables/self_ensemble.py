@@ -11,13 +11,12 @@ a scale on a 2-core AVX2 CPU, so its default sets are Set5 and Set14.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from reproduce import _evaluate, _run, main_data_dir
+from reproduce import _evaluate, _run, main_data_dir, parser_for, replace_block
 
 HERE = Path(__file__).resolve().parent
 MARK_START, MARK_END = "<!-- ensemble:start -->", "<!-- ensemble:end -->"
@@ -67,11 +66,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=None, help="the benchmark data folder (default: $SR_DATA_DIR)")
+    parser = parser_for(__doc__)
     parser.add_argument("--vdsr-sets", default="Set5,Set14")
     parser.add_argument("--imdn-sets", default="Set5,Set14,B100")
-    parser.add_argument("--write-readme", action="store_true", help=f"replace the table in {HERE / 'README.md'}")
     args = parser.parse_args()
     data_dir = main_data_dir(args.data_dir)
     runs = [("vdsr", s, args.vdsr_sets.split(",")) for s in (2, 3, 4)] + [("imdn", 4, args.imdn_sets.split(","))]
@@ -81,12 +78,7 @@ def main() -> None:
     print(table)
     print(f"\n{time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if args.write_readme:
-        readme = HERE / "README.md"
-        text = readme.read_text()
-        if MARK_START not in text or MARK_END not in text:
-            sys.exit(f"error: {readme} has no {MARK_START} ... {MARK_END} block to replace")
-        head, rest = text.split(MARK_START, 1)
-        readme.write_text(f"{head}{MARK_START}\n{table}\n{MARK_END}{rest.split(MARK_END, 1)[1]}")
+        replace_block(HERE / "README.md", MARK_START, MARK_END, table)
 
 
 if __name__ == "__main__":
