@@ -25,7 +25,6 @@ from sr_lightning.data.io import list_images, read_image, write_image
 from sr_lightning.errors import UserError
 from sr_lightning.lit import SRLitModule
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
-from sr_lightning.ops.self_ensemble import check_rotatable, self_ensemble
 from sr_lightning.tiling import tiled_forward
 
 log = logging.getLogger(__name__)
@@ -43,8 +42,7 @@ def upscale_tensor(module: SRLitModule, image: torch.Tensor, ensemble: bool = Fa
     image = image.to(module.device, torch.float32)
     net = module
     if ensemble:
-        check_rotatable(module.net.name, module.net.fixed_input_size, image.shape[-2:], "self_ensemble")
-        net = partial(self_ensemble, module)
+        net = partial(module.forward_ensemble, option="self_ensemble")
     if net_channels == image.shape[1]:
         out = net(image)
     elif net_channels == 1:  # colour image, Y network

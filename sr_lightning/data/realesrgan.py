@@ -117,10 +117,10 @@ class Stage:
 
 def _known(cfg: Mapping[str, Any], name: str, cls: type) -> None:
     """Every option of ``cls`` present and no other."""
-    if not isinstance(cfg, Mapping):
-        raise UserError(f"{OPTION}{'.' + name if name else ''} must be a mapping of options, not {cfg!r}")
-    want = {f.name for f in fields(cls)}
     where = f"{OPTION}{'.' + name if name else ''}"
+    if not isinstance(cfg, Mapping):
+        raise UserError(f"{where} must be a mapping of options, not {cfg!r}")
+    want = {f.name for f in fields(cls)}
     if set(cfg) - want:
         raise UserError(f"{where} has unknown options {sorted(set(cfg) - want)}; known: {sorted(want)}")
     if want - set(cfg):

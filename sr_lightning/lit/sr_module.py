@@ -178,8 +178,8 @@ class SRLitModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Checkpoints written before psnr_best left the buffers hold it in their state dicts.
-        legacy = [state.pop("psnr_best", None) for state in (checkpoint.get("state_dict", {}),
-                                                               checkpoint.get("current_model_state", {}))][0]
+        legacy = checkpoint.get("state_dict", {}).pop("psnr_best", None)
+        checkpoint.get("current_model_state", {}).pop("psnr_best", None)
         value = checkpoint.get("psnr_best", legacy)
         if value is not None:
             self.psnr_best = float(value)
@@ -190,6 +190,13 @@ class SRLitModule(L.LightningModule):
         if self.hparams.channels_last:
             lr = lr.contiguous(memory_format=torch.channels_last)
         return self.net(lr).float()
+
+    def forward_ensemble(self, lr: Tensor, option: str = "evaluation.self_ensemble") -> Tensor:
+        """The x8 self-ensemble of :meth:`forward`: (N, C, h, w) -> (N, C, s*h, s*w), float32,
+        unclamped; a network of one input size is refused unless ``lr`` is square at it
+        (the message names ``option``)."""
+        check_rotatable(self.net.name, self.net.fixed_input_size, lr.shape[-2:], option)
+        return self_ensemble(self, lr)
 
     def _check_batch(self, batch: Mapping[str, Any]) -> None:
         lr = batch["lr"]
@@ -242,11 +249,7 @@ class SRLitModule(L.LightningModule):
         numbers do not depend on it.
         """
         with torch.autocast(device_type=lr.device.type, enabled=False):
-            if ensemble:
-                check_rotatable(self.net.name, self.net.fixed_input_size, lr.shape[-2:], "evaluation.self_ensemble")
-                sr = self_ensemble(self, lr.float()).clamp(0.0, 1.0)
-            else:
-                sr = self(lr.float()).clamp(0.0, 1.0)
+            sr = (self.forward_ensemble(lr.float()) if ensemble else self(lr.float())).clamp(0.0, 1.0)
         bicubic = imresize(lr.float(), self.scale, border=self.bicubic_border).clamp(0.0, 1.0)
         if self.quantize:
             sr, bicubic = quantize(sr), quantize(bicubic)
