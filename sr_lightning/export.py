@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 
+import hydra
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from sr_lightning.atomic import write_atomically
+from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint
+from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.errors import UserError
+from sr_lightning.lit import SRLitModule
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +116,25 @@ def export(net: nn.Module, channels: int, fmt: str, output: str | Path, toleranc
     except UserError:
         path.unlink(missing_ok=True)
         raise
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
+@user_errors
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    trusted = config_trusted_nets(cfg)
+    module = SRLitModule.load_from_checkpoint(read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted),
+                                              trusted_nets=trusted)
+    diff = export(module.net, module.net.in_channels, str(cfg.format), cfg.output, float(cfg.tolerance))
+    print(f"wrote {cfg.output} ({cfg.format}, {module.net.name} x{module.scale}, {module.net.in_channels} channel(s), "
+          f"dynamic height and width); at {CHECK_SIZE[0]}x{CHECK_SIZE[1]} it matches PyTorch to {diff:.1e}")
+
+
+def cli() -> None:
+    """``python -m sr_lightning.export`` and the ``sr-export`` console script."""
+    sys.argv = prepare_argv(sys.argv)
+    main()
+
+
+if __name__ == "__main__":
+    cli()
