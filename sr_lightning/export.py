@@ -47,8 +47,14 @@ def export_onnx(net: nn.Module, path: Path, channels: int) -> None:
     _need_onnx()
     h, w = torch.export.Dim("height", min=2, max=8192), torch.export.Dim("width", min=2, max=8192)
     example = torch.rand(1, channels, *TRACE_SIZE)
-    program = torch.onnx.export(net, (example,), input_names=["lr"], output_names=["sr"], dynamo=True,
-                                dynamic_shapes=({2: h, 3: w},))
+    try:
+        program = torch.onnx.export(net, (example,), input_names=["lr"], output_names=["sr"], dynamo=True,
+                                    dynamic_shapes=({2: h, 3: w},))
+    except torch.onnx.errors.OnnxExporterError as err:  # torch.export could not trace it with free sizes
+        cause = err.__cause__ or err
+        first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+        raise UserError(f"format=onnx: {type(net).__name__} cannot be exported with dynamic height and width "
+                        f"({first[:300]}); try format=torchscript or a fixed input size") from None
     write_atomically(path, lambda tmp: program.save(tmp))
 
 
