@@ -94,17 +94,24 @@ def _metadata(net: nn.Module, channels: int, size: tuple[int, int] | None) -> di
     return meta
 
 
+# The exporter's chatty loggers (progress, the graph passes, torchvision's missing ops).
+EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+
+
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """torch.onnx's progress lines and its note about torchvision's ops go to the debug log."""
-    onnx_log = logging.getLogger("torch.onnx")
-    level = onnx_log.level
-    onnx_log.setLevel(logging.ERROR)
+    """The exporter's progress lines and its passes' notes go to the debug log, not the user."""
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    out = io.StringIO()
     try:
-        with contextlib.redirect_stdout(io.StringIO()) as out:
+        with contextlib.redirect_stdout(out):
             yield
     finally:
-        onnx_log.setLevel(level)
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
         log.debug("%s", out.getvalue())
 
 
