@@ -122,8 +122,13 @@ def frame_latency(net: SRNet, backends: tuple[str, ...] = BACKENDS, repeats: int
                 continue
             try:
                 ms[backend] = time_ms(_runner(net, backend, lr), repeats, budget_s)
-            except UserError as err:  # e.g. the network cannot be exported
+            except UserError as err:  # the network cannot be exported
                 ms[backend], why[backend] = None, str(err)
+            except Exception as err:  # torch.compile's backends fail in many ways (a compiler missing, an op)
+                if backend != "compile":
+                    raise
+                first = next((line for line in str(err).splitlines() if line.strip()), "")
+                ms[backend], why[backend] = None, f"{type(err).__name__}: {first[:200]}"
     return Latency(ms, why)
 
 
