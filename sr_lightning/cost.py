@@ -155,14 +155,24 @@ def _runner(net: SRNet, backend: str, lr: Tensor) -> Callable[[], object]:
     raise ValueError(f"unknown backend {backend!r}")
 
 
-def latency_row(name: str, scales: tuple[int, ...], budget_s: float, bf16_fast: bool) -> dict:
-    """{scale: Latency as a dict} for ``name`` in its default configuration on RGB."""
+def latency_row(name: str, scales: tuple[int, ...], budget_s: float, bf16_fast: bool,
+                max_frame_s: float | None = None) -> dict:
+    """{scale: Latency as a dict} for ``name`` in its default configuration on RGB; after a
+    scale whose fp32 frame took more than ``max_frame_s`` seconds, the larger scales are not
+    timed (said in ``why``)."""
     out = {}
+    slow = None
     for scale in scales:
         cls = get_net_class(name)
         if cls.scales is not None and scale not in cls.scales:
             continue
+        if slow is not None:
+            out[str(scale)] = {"ms": dict.fromkeys(BACKENDS), "why": dict.fromkeys(BACKENDS, slow)}
+            continue
         lat = frame_latency(create_net(name, scale=scale, in_channels=3), budget_s=budget_s, bf16_fast=bf16_fast)
         out[str(scale)] = {"ms": lat.ms, "why": lat.why}
+        fp32 = lat.ms.get("fp32")
+        if max_frame_s is not None and fp32 is not None and fp32 > max_frame_s * 1000:
+            slow = f"not timed: x{scale} fp32 took {fp32 / 1000:.0f} s a frame (> --max-frame-s {max_frame_s:g})"
         print(json.dumps({"net": name, "scale": scale, **out[str(scale)]}), file=sys.stderr, flush=True)
     return out

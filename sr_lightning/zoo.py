@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=60.0,
                         help="seconds of timing per network, scale and backend; networks whose fp32 frame "
                              "takes longer get only that")
+    parser.add_argument("--max-frame-s", type=float, default=None,
+                        help="after a scale whose fp32 frame takes longer than this, skip the larger scales")
+    parser.add_argument("--merge", type=Path, default=None,
+                        help="a --save JSON of an earlier run on this machine: its networks not measured now are kept")
     parser.add_argument("--save", type=Path, default=None, help="write the latency measurements to this JSON file")
     parser.add_argument("--write-readme", action="store_true", help=f"replace the zoo table(s) in {README}")
     args = parser.parse_args(argv)
@@ -127,9 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         text = _replace(text, MARK_START, MARK_END, table)
     if args.latency:
         bf16 = fast_bf16("cpu")
-        results = {name: latency_row(name, LATENCY_SCALES, args.budget_s, bf16) for name in (args.nets or list_nets())}
         machine = (f"{cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
                    f"{'' if bf16 else ', no bf16 units'}")
+        results = {}
+        if args.merge:
+            earlier = json.loads(args.merge.read_text())
+            if earlier["machine"] != machine:
+                parser.error(f"--merge {args.merge}: measured on {earlier['machine']!r}, not this {machine!r}")
+            results = earlier["results"]
+        for name in args.nets or list_nets():
+            results[name] = latency_row(name, LATENCY_SCALES, args.budget_s, bf16, args.max_frame_s)
+        results = {name: results[name] for name in list_nets() if name in results}
         block = f"Measured on: {machine}.\n\n{latency_table(results)}"
         print(f"\n{block}")
         if args.save:
