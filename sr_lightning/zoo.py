@@ -93,7 +93,7 @@ def latency_table(results: dict[str, dict]) -> str:
             best = min((v for v in ms.values() if v is not None), default=None)
             fps = 1000 / best if best else None
             table.append([name, f"x{scale}", *("-" if ms.get(b) is None else f"{ms[b]:,.0f}" for b in BACKENDS),
-                          "-" if fps is None else f"{fps:.2f}" if fps < 10 else f"{fps:.0f}",
+                          "-" if fps is None else f"{fps:.3g}" if fps < 10 else f"{fps:.0f}",
                           "yes" if fps and fps >= REAL_TIME_FPS else ""])
     return markdown(table, head)
 
