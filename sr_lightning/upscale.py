@@ -4,12 +4,16 @@
 Any image Pillow reads works (RGB, L, RGBA, P, 16-bit). A network trained on Y upscales
 colour images the standard way: SR on Y, MATLAB bicubic on Cb/Cr, back to RGB. Alpha is
 upscaled with bicubic. Outputs are written atomically: a failure leaves no partial file.
+``backend=onnx ckpt_path=FILE.onnx`` runs a network exported by ``python -m
+sr_lightning.export`` with onnxruntime instead, tiled the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -24,55 +28,78 @@ from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.data.io import list_images, read_image, write_image
 from sr_lightning.errors import UserError
 from sr_lightning.lit import SRLitModule
+from sr_lightning.onnx_net import OnnxNet
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
+from sr_lightning.ops.self_ensemble import self_ensemble
 from sr_lightning.tiling import tiled_forward
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Upscaler:
+    """What upscaling needs of a network: ``fn`` (1, C, h, w) float in [0, 1] on ``device``
+    -> (1, C, s*h, s*w) unclamped, its channels C (1 = Y, 3 = RGB) and scale s."""
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    channels: int
+    scale: int
+    device: torch.device = torch.device("cpu")
+
+
+def pytorch_upscaler(module: SRLitModule, ensemble: bool = False) -> Upscaler:
+    """A checkpoint's network (``ensemble``: its x8 self-ensemble)."""
+    fn = partial(module.forward_ensemble, option="self_ensemble") if ensemble else module
+    return Upscaler(fn, module.net.in_channels, module.scale, module.device)
+
+
+def onnx_upscaler(net: OnnxNet, ensemble: bool = False) -> Upscaler:
+    """An exported ONNX network run by onnxruntime on the CPU (``ensemble``: x8 self-ensemble)."""
+    if ensemble:
+        size = net.input_size
+        if size is not None and size[0] != size[1]:
+            raise UserError(f"self_ensemble=true: the ONNX network was exported for {size[0]}x{size[1]} inputs, which "
+                            "its rotations do not fit; export it at a square size or with dynamic sizes")
+        return Upscaler(partial(self_ensemble, net), net.in_channels, net.scale)
+    return Upscaler(net, net.in_channels, net.scale)
+
+
 @torch.inference_mode()
-def upscale_tensor(module: SRLitModule, image: torch.Tensor, ensemble: bool = False) -> torch.Tensor:
+def upscale_tensor(net: Upscaler, image: torch.Tensor) -> torch.Tensor:
     """(1, C, h, w) float in [0, 1] (C = 1 or 3) -> (1, C, s*h, s*w) float in [0, 1].
 
     Bridges the image's channels and the network's: a Y network on RGB works on Y and
     upscales Cb/Cr with bicubic; an RGB network on grayscale averages its output.
-    ``ensemble``: the network's output is its x8 self-ensemble.
     """
-    net_channels = module.net.in_channels
-    image = image.to(module.device, torch.float32)
-    net = module
-    if ensemble:
-        net = partial(module.forward_ensemble, option="self_ensemble")
-    if net_channels == image.shape[1]:
-        out = net(image)
-    elif net_channels == 1:  # colour image, Y network
+    image = image.to(net.device, torch.float32)
+    if net.channels == image.shape[1]:
+        out = net.fn(image)
+    elif net.channels == 1:  # colour image, Y network
         ycbcr = rgb_to_ycbcr(image)
-        y = net(ycbcr[:, :1])
-        cbcr = imresize(ycbcr[:, 1:], module.scale)
+        y = net.fn(ycbcr[:, :1]).to(image.device)
+        cbcr = imresize(ycbcr[:, 1:], net.scale)
         out = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
     else:  # grayscale image, RGB network
-        out = net(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
+        out = net.fn(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
     return out.clamp(0.0, 1.0)
 
 
-def upscale_file(module: SRLitModule, src: Path, dst: Path, tile: int | None = None, tile_overlap: int = 48,
-                 ensemble: bool = False) -> None:
-    """Upscale one image file into ``dst`` (written atomically); ``ensemble``: x8
-    self-ensemble, tile by tile when tiled (the same as on the whole image when the
-    overlap covers the network's receptive field)."""
+def upscale_file(net: Upscaler, src: Path, dst: Path, tile: int | None = None, tile_overlap: int = 48) -> None:
+    """Upscale one image file into ``dst`` (written atomically), tile by tile when tiled (the
+    same as on the whole image when the overlap covers the network's receptive field)."""
     pixels, alpha, max_value = read_image(src)
     x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).unsqueeze(0)
     levels = 65535 if (max_value == 65535 and pixels.shape[-1] == 1) else 255
 
     def quantized(t: torch.Tensor) -> torch.Tensor:  # the whole pipeline per tile, stored as integers
-        q = torch.round(upscale_tensor(module, t, ensemble) * levels).cpu()
+        q = torch.round(upscale_tensor(net, t) * levels).cpu()
         return q.to(torch.uint8) if levels == 255 else q.to(torch.int32)
 
     # Tile by tile into an integer image: no full-size float copies (bounded memory).
-    sr = tiled_forward(quantized, x, module.scale, tile, tile_overlap)[0].permute(1, 2, 0).numpy()
+    sr = tiled_forward(quantized, x, net.scale, tile, tile_overlap)[0].permute(1, 2, 0).numpy()
     sr = sr if levels == 255 else sr.astype(np.uint16)
     if alpha is not None:
-        alpha = imresize(torch.from_numpy(alpha), module.scale).clamp(0, 1).numpy()
+        alpha = imresize(torch.from_numpy(alpha), net.scale).clamp(0, 1).numpy()
     write_image(dst, sr, alpha, max_value)
     log.info("%s (%dx%d) -> %s (%dx%d)", src, pixels.shape[1], pixels.shape[0], dst, sr.shape[1], sr.shape[0])
 
@@ -83,16 +110,37 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def upscale(cfg: DictConfig) -> list[Path]:
-    """Upscale ``cfg.input`` (a file or a folder) into ``cfg.output``; returns the files written."""
-    src, dst = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
-    if not src.exists():
-        raise FileNotFoundError(f"input='{src}' does not exist; give an image file or a folder of images")
+def _upscaler(cfg: DictConfig, ensemble: bool) -> Upscaler:
+    """The network ``cfg.backend`` names: the checkpoint in PyTorch, or an exported ONNX file."""
+    backend = cfg.get("backend", "pytorch")
+    if backend == "onnx":
+        if cfg.get("device", "auto") not in ("auto", "cpu"):
+            raise UserError(f"backend=onnx runs on the CPU (onnxruntime); drop device={cfg.device} or use "
+                            "backend=pytorch")
+        net = OnnxNet(cfg.ckpt_path)
+        if cfg.get("scale") is not None and int(cfg.scale) != net.scale:
+            raise UserError(f"scale={cfg.scale}: the ONNX network '{cfg.ckpt_path}' upscales x{net.scale} only; "
+                            f"drop scale or export the checkpoint at x{cfg.scale}")
+        return onnx_upscaler(net, ensemble)
+    if backend != "pytorch":
+        raise UserError(f"backend={backend!r} is not one of ('pytorch', 'onnx')")
     trusted = config_trusted_nets(cfg)
     ckpt = read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted)
     overrides = rescale_overrides(ckpt, int(cfg.scale), "scale", trusted) if cfg.get("scale") is not None else {}
     module = SRLitModule.load_from_checkpoint(ckpt, _device(cfg.device), net_overrides=overrides,
                                               trusted_nets=trusted).eval()
+    return pytorch_upscaler(module, ensemble)
+
+
+def upscale(cfg: DictConfig) -> list[Path]:
+    """Upscale ``cfg.input`` (a file or a folder) into ``cfg.output``; returns the files written."""
+    src, dst = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
+    if not src.exists():
+        raise FileNotFoundError(f"input='{src}' does not exist; give an image file or a folder of images")
+    ensemble = cfg.get("self_ensemble", False)
+    if not isinstance(ensemble, bool):
+        raise UserError(f"self_ensemble={ensemble!r} must be true or false")
+    net = _upscaler(cfg, ensemble)
     if src.is_dir():
         files = list_images(src)
         if not files:
@@ -107,12 +155,9 @@ def upscale(cfg: DictConfig) -> list[Path]:
         if not dst.parent.is_dir():
             raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
         pairs = [(src, dst)]
-    ensemble = cfg.get("self_ensemble", False)
-    if not isinstance(ensemble, bool):
-        raise UserError(f"self_ensemble={ensemble!r} must be true or false")
     shown = track(pairs, len(pairs), "upscaling", "image", "images", cfg.get("progress"), show=len(pairs) > 1)
     for f, out in shown:
-        upscale_file(module, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48), ensemble)
+        upscale_file(net, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48))
     return [out for _, out in pairs]
 
 

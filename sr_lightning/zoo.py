@@ -1,14 +1,19 @@
-"""The network zoo as a table: ``python -m sr_lightning.zoo [--markdown] [--write-readme]``.
+"""The network zoo as a table: ``python -m sr_lightning.zoo [--memory] [--latency] [--write-readme]``.
 
 For each registered network (its default configuration, as it runs in evaluation):
 parameters, GFLOPs for a 1-megapixel output at x2/x3/x4, how it upsamples, the scales it supports, its paper.
 FLOPs are counted by ``torch.utils.flop_counter`` on fake tensors (no computation): two
 per multiply-accumulate of convolutions and matrix products (bicubic resizing included).
+``--memory`` adds the peak activation memory of a 1-megapixel x4 output, measured
+(:mod:`sr_lightning.cost`); ``--latency`` prints a second table, measured on this CPU:
+milliseconds to upscale a 640x360 frame at x2 and x4 with PyTorch fp32, bf16, torch.compile
+and onnxruntime, frames per second, and which reach 30 fps (``--save`` keeps it as JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -16,11 +21,17 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from sr_lightning.cost import BACKENDS, FRAME, latency_row, peak_activation_mib
+from sr_lightning.hardware import cpu_model, fast_bf16
 from sr_lightning.nets import SRNet, create_net, get_net_class, list_nets
 
 SCALES = (2, 3, 4)
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARK_START, MARK_END = "<!-- zoo:start -->", "<!-- zoo:end -->"
+LATENCY_START, LATENCY_END = "<!-- zoo-latency:start -->", "<!-- zoo-latency:end -->"
+MEMORY_SCALE = 4
+LATENCY_SCALES = (2, 4)
+REAL_TIME_FPS = 30
 
 
 def gflops_per_megapixel(name: str, scale: int, in_channels: int = 3) -> float | None:
@@ -42,38 +53,103 @@ def net_gflops(net: SRNet) -> float:
     return counter.get_total_flops() / (net.scale * side) ** 2 * 1e6 / 1e9
 
 
-def rows(in_channels: int = 3) -> list[list[str]]:
-    """One row per network: name, parameters, GFLOPs at x2/x3/x4, upsampling, scales, paper."""
+def rows(in_channels: int = 3, memory: bool = False) -> list[list[str]]:
+    """One row per network: name, parameters, GFLOPs at x2/x3/x4, upsampling, scales, paper
+    (and, with ``memory``, the measured peak activation MiB of a 1-megapixel x4 output)."""
     out = []
     for name in list_nets():
         cls = get_net_class(name)
         params = create_net(name, scale=2, in_channels=in_channels).deployed_parameter_count()
         flops = [gflops_per_megapixel(name, s, in_channels) for s in SCALES]
         scales = "any integer >= 2" if cls.scales is None else ", ".join(map(str, cls.scales))
-        out.append([name, f"{params:,}", *("-" if f is None else f"{f:,.1f}" for f in flops), cls.upsampling,
-                    scales, cls.paper])
+        row = [name, f"{params:,}", *("-" if f is None else f"{f:,.1f}" for f in flops)]
+        if memory:
+            mib = peak_activation_mib(name, MEMORY_SCALE, in_channels)
+            row.append("-" if mib is None else f"{mib:,.0f}")
+        out.append([*row, cls.upsampling, scales, cls.paper])
     return out
 
 
-HEADER = ["network", "parameters (x2, RGB)", *(f"GFLOPs/MP x{s}" for s in SCALES), "upsampling", "scales", "paper"]
+def header(memory: bool = False) -> list[str]:
+    gflops = [f"GFLOPs/MP x{s}" for s in SCALES]
+    mem = [f"peak MiB, 1 MP x{MEMORY_SCALE}"] if memory else []
+    return ["network", "parameters (x2, RGB)", *gflops, *mem, "upsampling", "scales", "paper"]
 
 
-def markdown(table: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+def markdown(table: list[list[str]], head: list[str] | None = None) -> str:
+    head = head or header(len(table[0]) > len(header()))
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in table)])
+
+
+def latency_table(results: dict[str, dict]) -> str:
+    """Markdown: per network and scale, ms per frame for each backend, the best fps, and a
+    check mark where the fastest backend reaches :data:`REAL_TIME_FPS`."""
+    head = ["network", "scale", *(f"{b} ms" for b in BACKENDS), "fps (best)", f"{REAL_TIME_FPS} fps"]
+    table = []
+    for name, by_scale in results.items():
+        for scale, cell in by_scale.items():
+            ms = cell["ms"]
+            best = min((v for v in ms.values() if v is not None), default=None)
+            fps = 1000 / best if best else None
+            table.append([name, f"x{scale}", *("-" if ms.get(b) is None else f"{ms[b]:,.0f}" for b in BACKENDS),
+                          "-" if fps is None else f"{fps:.3g}" if fps < 10 else f"{fps:.0f}",
+                          "yes" if fps and fps >= REAL_TIME_FPS else ""])
+    return markdown(table, head)
+
+
+def _replace(text: str, start: str, end: str, block: str) -> str:
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sr_lightning.zoo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write-readme", action="store_true", help=f"replace the zoo table in {README}")
+    parser.add_argument("--memory", action="store_true",
+                        help=f"measure peak activation memory for a 1-megapixel x{MEMORY_SCALE} output (minutes)")
+    parser.add_argument("--latency", action="store_true",
+                        help=f"measure ms per {FRAME[1]}x{FRAME[0]} frame on this CPU for every network (long)")
+    parser.add_argument("--nets", nargs="+", default=None, help="only these networks in the latency table")
+    parser.add_argument("--budget-s", type=float, default=60.0,
+                        help="seconds of timing per network, scale and backend; networks whose fp32 frame "
+                             "takes longer get only that")
+    parser.add_argument("--max-frame-s", type=float, default=None,
+                        help="after a scale whose fp32 frame takes longer than this, skip the larger scales")
+    parser.add_argument("--merge", type=Path, default=None,
+                        help="a --save JSON of an earlier run on this machine: its networks not measured now are kept")
+    parser.add_argument("--save", type=Path, default=None, help="write the latency measurements to this JSON file")
+    parser.add_argument("--write-readme", action="store_true", help=f"replace the zoo table(s) in {README}")
     args = parser.parse_args(argv)
-    table = markdown(rows())
+    unknown = sorted(set(args.nets or ()) - set(list_nets()))
+    if unknown:
+        parser.error(f"--nets: {', '.join(unknown)} not registered; choose from {', '.join(list_nets())}")
+    table = markdown(rows(memory=args.memory))
     print(table)
+    text = README.read_text() if args.write_readme else ""
     if args.write_readme:
-        text = README.read_text()
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        README.write_text(f"{head}{MARK_START}\n{table}\n{MARK_END}{tail}")
+        text = _replace(text, MARK_START, MARK_END, table)
+    if args.latency:
+        bf16 = fast_bf16("cpu")
+        machine = (f"{cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+                   f"{'' if bf16 else ', no bf16 units'}")
+        results = {}
+        if args.merge:
+            earlier = json.loads(args.merge.read_text())
+            if earlier["machine"] != machine:
+                parser.error(f"--merge {args.merge}: measured on {earlier['machine']!r}, not this {machine!r}")
+            results = earlier["results"]
+        for name in args.nets or list_nets():
+            results[name] = latency_row(name, LATENCY_SCALES, args.budget_s, bf16, args.max_frame_s)
+        results = {name: results[name] for name in list_nets() if name in results}
+        block = f"Measured on: {machine}.\n\n{latency_table(results)}"
+        print(f"\n{block}")
+        if args.save:
+            args.save.write_text(json.dumps({"machine": machine, "frame": FRAME, "results": results}, indent=1))
+        if args.write_readme:
+            text = _replace(text, LATENCY_START, LATENCY_END, block)
+    if args.write_readme:
+        README.write_text(text)
         print(f"updated {README}", file=sys.stderr)
     return 0
 

@@ -89,11 +89,13 @@ def test_data_configs(tmp_path, option):
     overrides = [f"data='{option}'"]  # quoted: data=291 is a number to Hydra (the CLI quotes it)
     if option in ("folder", "shards"):
         overrides.append(f"data.train_dir={tmp_path}")
+    if option == "zssr":  # the image to learn from (experiment=zssr sets it from `input`)
+        overrides.append(f"data.internal.image={tmp_path / 'img.png'}")
     cfg = _compose(tmp_path, "train", overrides)
     with open_dict(cfg):
         cfg.paths.data_dir = str(fake_data_dir(tmp_path / "data"))
     dm = instantiate(cfg.data)
-    assert dm.scale == 2 and dm.channels == (3 if option == "div2k" else 1)
+    assert dm.scale == 2 and dm.channels == (3 if option in ("div2k", "zssr") else 1)
 
 
 def test_div2k_layout(tmp_path):
@@ -117,6 +119,7 @@ def test_div2k_layout(tmp_path):
 def test_experiment_configs(tmp_path, option):
     # a file of the user's (random VGG19 here)
     given = {name: ["module.perceptual.weights=null"] for name in ("esrgan_x4", "realesrgan_x4")}
+    given["zssr"] = [f"input={tmp_path / 'img.png'}"]  # the image to learn from
     cfg = _compose(tmp_path, "train", [f"experiment={option}", *RESOLVED_SPEED, *given.get(option, [])])
     with open_dict(cfg):
         cfg.paths.data_dir = str(fake_data_dir(tmp_path / "data"))
@@ -150,6 +153,14 @@ def test_experiment_configs(tmp_path, option):
                                                       "conv5_4": 1.0}
         assert dm.online is not None and dm.patch_sizes == {4: 64} and dm.degradation.source == "rgb_uint8"
         assert cfg.callbacks.ema.decay == 0.999 and cfg.optimizer.lr == 1e-4
+    elif option == "zssr":  # the paper's: 8 layers of 64 on the bicubic image (residual), RGB, L1, Adam 1e-3
+        convs = [m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert module.net.name == "vdsr" and len(convs) == 8 and {c.out_channels for c in convs[:-1]} == {64}
+        assert dm.internal.image == str(tmp_path / "img.png") and dm.internal.crop == 128 and dm.batch_size == 1
+        assert dm.channels == 3 and not dm.train_dirs and dm.val_dir is None and cfg.test is False
+        assert cfg.optimizer.lr == 1e-3 and not cfg.scheduler  # the policy callback sets the learning rate
+        assert cfg.trainer.max_steps == 3000 and cfg.callbacks.zssr_lr.min_lr == 9e-6
+        assert cfg.callbacks.upscale.input == cfg.input
     elif option == "srgan_x4":  # module=srgan: the generator against the SRGAN discriminator
         assert type(module) is SRGANModule and module.net.name == "srresnet" and module.scale == 4
         assert isinstance(module.discriminator, SRGANDiscriminator)
@@ -179,7 +190,9 @@ def test_logger_configs(tmp_path, option, monkeypatch):
 
 @pytest.mark.parametrize("option", options("callbacks"))
 def test_callback_configs(tmp_path, option):
-    callbacks = instantiate_callbacks(_compose(tmp_path, "train", [f"callbacks={option}"]).callbacks)
+    given = {"zssr": ["+input=img.png", "+output=null"]}  # experiment=zssr's keys
+    cfg = _compose(tmp_path, "train", [f"callbacks={option}", *given.get(option, [])])
+    callbacks = instantiate_callbacks(cfg.callbacks)
     assert isinstance(callbacks, list)
 
 
@@ -189,9 +202,11 @@ def test_debug_configs(tmp_path, option):
     assert cfg.trainer.max_steps >= 1
 
 
-@pytest.mark.parametrize("config_name", ["eval", "upscale"])
+@pytest.mark.parametrize("config_name", ["eval", "upscale", "export", "explain"])
 def test_other_entry_configs_compose(tmp_path, config_name):
-    overrides = ["ckpt_path=x.ckpt", "input=a.png", "output=b.png"] if config_name == "upscale" else []
+    overrides = {"upscale": ["ckpt_path=x.ckpt", "input=a.png", "output=b.png"],
+                 "export": ["ckpt_path=x.ckpt", "output=b.onnx"],
+                 "explain": ["ckpt_path=x.ckpt", "input=a.png", "window=[0,0,16]", "output=b.png"]}.get(config_name, [])
     cfg = _compose(tmp_path, config_name, overrides)
     assert cfg is not None
 

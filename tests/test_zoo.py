@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sr_lightning import zoo
+from sr_lightning import cost, zoo
 from sr_lightning.nets import create_net, list_nets
 
 
@@ -25,12 +25,25 @@ def test_readme_zoo_table_has_every_network_and_its_parameters():
 
 @pytest.mark.slow  # FLOPs of every network at three scales: about a minute on 2 AVX2 cores
 def test_table_lists_every_network_and_the_readme_has_it(capsys):
+    """Every computed column as in the README (the measured memory column aside: it is a
+    measurement of one machine, written with --memory)."""
     assert zoo.main([]) == 0
-    printed = capsys.readouterr().out.strip()
-    names = [line.split("|")[1].strip() for line in printed.splitlines()[2:]]
+    printed = capsys.readouterr().out.strip().splitlines()
+    names = [line.split("|")[1].strip() for line in printed[2:]]
     assert names == list_nets()
-    readme = zoo.README.read_text()
-    assert printed in readme, "README's zoo table is stale: run python -m sr_lightning.zoo --write-readme"
+    memory = zoo.header(memory=True).index(f"peak MiB, 1 MP x{zoo.MEMORY_SCALE}")
+    readme = {name: row[:memory] + row[memory + 1:] for name, row in _readme_rows().items()}
+    for line in printed[2:]:
+        row = [c.strip() for c in line.strip().strip("|").split("|")]
+        assert readme[row[0]] == row, "README's zoo table is stale: python -m sr_lightning.zoo --memory --write-readme"
+
+
+def test_memory_is_measured_in_a_fresh_process():
+    """ESPCN x4, 1 MP out: at least its output (3 x 1000 x 1000 float32 = 11.4 MiB) and its
+    widest activation (64 x 250 x 250 float32 = 15.3 MiB), far less than a pre-upsampling net."""
+    espcn = cost.peak_activation_mib("espcn", 4, runs=1)
+    assert 11.4 + 15.3 < espcn < 200
+    assert cost.peak_activation_mib("unet", 5) is None  # not a supported scale
 
 
 def test_flops_per_megapixel():
@@ -38,3 +51,16 @@ def test_flops_per_megapixel():
     macs = 5 * 5 * 3 * 64 + 3 * 3 * 64 * 32 + 3 * 3 * 32 * 12
     assert zoo.gflops_per_megapixel("espcn", 2) == pytest.approx(2 * macs / 4 * 1e6 / 1e9, rel=1e-6)
     assert zoo.gflops_per_megapixel("unet", 5) is None  # not a supported scale
+
+
+def test_latency_backends_and_the_table():
+    net = create_net("espcn", scale=2, in_channels=3)
+    lat = cost.frame_latency(net, backends=("fp32", "bf16", "compile"), budget_s=1e-6, bf16_fast=False)
+    assert lat.ms["fp32"] > 0  # over the budget: the one cold frame is the measurement ...
+    assert lat.ms["bf16"] is None and lat.why["bf16"] == "no bf16 units (AMX) on this CPU"
+    assert lat.ms["compile"] is None and "fp32 over" in lat.why["compile"]  # ... and the rest are left out
+    table = zoo.latency_table({"a": {"2": {"ms": {"fp32": 20.0, "bf16": None, "compile": 40.0, "onnxruntime": 30.0}}},
+                               "b": {"4": {"ms": {"fp32": 250.0, "bf16": None, "compile": None, "onnxruntime": None}}}})
+    rows = [line.split("|")[1:-1] for line in table.splitlines()[2:]]
+    assert [c.strip() for c in rows[0]] == ["a", "x2", "20", "-", "40", "30", "50", "yes"]  # 1000 / 20 ms
+    assert [c.strip() for c in rows[1]] == ["b", "x4", "250", "-", "-", "-", "4", ""]

@@ -30,10 +30,11 @@ DEFAULT_TOLERANCE = {"bicubic": 0.01}
 METHODS = ["bicubic", "srcnn", "vdsr", "imdn"]
 
 
-def _run(args: list[str]) -> None:
+def _run(args: list[str]) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"failed: python {' '.join(args)}\n{proc.stderr[-3000:]}")
+    return proc
 
 
 def _evaluate(out: Path, sets: list[str], scale: int, data_dir: Path, *extra: str) -> dict:

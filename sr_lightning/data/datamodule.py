@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler
 
 from sr_lightning.data.datasets import DiskPairSet, EvalDataset, Pairs, PairSet, PatchBatches
+from sr_lightning.data.internal import InternalOptions, InternalPairs, load_internal_image
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.realesrgan import RealESRGAN
 from sr_lightning.data.shards import ShardOptions, ShardPatches, location_url, read_index
@@ -115,6 +116,9 @@ class SRDataModule(L.LightningDataModule):
             sr_lightning.prepare``, an http(s) URL of one, or a ``pipe:`` command with
             ``{name}``): ``{"patches_per_image", "shuffle_buffer", "timeout_s"}`` (see
             :class:`~sr_lightning.data.shards.ShardPatches`). None: ``train_dir`` is folders.
+        internal: train on one image alone, zero-shot SR (``data=zssr``): ``{"image": path,
+            ...}`` (see :class:`~sr_lightning.data.internal.InternalOptions`); batches of one
+            (LR son, HR father) pair made from the image itself. ``train_dir`` must be null.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class SRDataModule(L.LightningDataModule):
         storage: str = "memory",
         seed: int | None = None,
         shards: Mapping[str, Any] | None = None,
+        internal: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for key, value in (("scale", scale), *(("train_scales", s) for s in train_scales or [])):
@@ -192,8 +197,13 @@ class SRDataModule(L.LightningDataModule):
             if len(self.train_dirs) != 1 or len(self.train_scales) != 1:
                 raise UserError("data=shards trains from one shard location (data.train_dir) at one scale "
                                  "(data.train_scales: null)")
+        self.internal = InternalOptions.from_config(internal) if internal is not None else None
+        if self.internal is not None and (self.train_dirs or self.shards is not None or len(self.train_scales) != 1):
+            raise UserError("data.internal trains on one image at one scale: set data.train_dir=null, data.shards=null "
+                            "and data.train_scales=null")
+        self.internal_image: torch.Tensor | None = None  # (C, H, W), set up for fit with data.internal
         self._pairs: dict[tuple[str, int], Pairs] = {}
-        self._train_set: PatchBatches | ShardPatches | None = None
+        self._train_set: PatchBatches | ShardPatches | InternalPairs | None = None
 
     @property
     def test_set_names(self) -> list[str]:
@@ -224,7 +234,11 @@ class SRDataModule(L.LightningDataModule):
         return self._make_pairs(self.train_dirs, [f"data.train_dir[{i}]" for i in range(len(self.train_dirs))], scale)
 
     def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit"):
+        if stage in (None, "fit") and self.internal is not None:
+            self.internal_image = load_internal_image(self.internal.image, self.channels, self.scale)
+            self._train_set = InternalPairs(self.internal_image, Path(self.internal.image).stem, self.scale,
+                                            self.internal, self.steps_per_epoch, self._stream_seed())
+        elif stage in (None, "fit"):
             if not self.train_dirs:
                 raise UserError("data.train_dir is not set; point it at a folder of HR training images")
             if self.shards is not None:

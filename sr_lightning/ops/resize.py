@@ -198,8 +198,10 @@ def imresize(x: Tensor, scale: float | tuple[float, float] | None = None, *,
     (out_h, out_w), (sh, sw) = _output_size(in_hw, scale, size)
     # Exact arithmetic: uint8 and float64 in float64, other floats in at least float32.
     work = torch.float64 if is_uint8 or x.dtype == torch.float64 else torch.float32
-    bh = bands(in_hw[0], out_h, sh, antialias, border)
-    bw = bands(in_hw[1], out_w, sw, antialias, border)
+    # While torch.compile/torch.export trace, tensors made here are the tracer's: never cache them.
+    make_bands = bands.__wrapped__ if torch.compiler.is_compiling() else bands
+    bh = make_bands(in_hw[0], out_h, sh, antialias, border)
+    bw = make_bands(in_hw[1], out_w, sw, antialias, border)
     passes = [lambda t: _resize_axis(t, -2, bh), lambda t: _resize_axis(t, -1, bw)]
     if sw < sh:  # MATLAB: the dimension with the smaller scale first, height first on ties
         passes.reverse()
