@@ -23,6 +23,7 @@ from sr_lightning.errors import UserError
 from sr_lightning.lam import Attribution, Window, local_attribution, overlay
 from sr_lightning.lit import SRLitModule
 from sr_lightning.ops import imresize, rgb_to_ycbcr
+from sr_lightning.upscale import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,8 @@ def explain(cfg: DictConfig) -> tuple[Attribution, Path]:
     if not isinstance(cfg.from_hr, bool):
         raise UserError(f"from_hr={cfg.from_hr!r} must be true or false")
     trusted = config_trusted_nets(cfg)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if cfg.device == "auto" else cfg.device)
-    module = SRLitModule.load_from_checkpoint(read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted), device,
+    module = SRLitModule.load_from_checkpoint(read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted),
+                                              resolve_device(cfg.device),
                                               trusted_nets=trusted).eval()
     pixels, _, _ = read_image(src)
     lr = network_input(pixels, module.net.in_channels, module.scale, cfg.from_hr).to(module.device)

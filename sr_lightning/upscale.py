@@ -104,7 +104,8 @@ def upscale_file(net: Upscaler, src: Path, dst: Path, tile: int | None = None, t
     log.info("%s (%dx%d) -> %s (%dx%d)", src, pixels.shape[1], pixels.shape[0], dst, sr.shape[1], sr.shape[0])
 
 
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, ``mps``, or ``auto`` (cuda when available, else cpu)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -127,7 +128,7 @@ def _upscaler(cfg: DictConfig, ensemble: bool) -> Upscaler:
     trusted = config_trusted_nets(cfg)
     ckpt = read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted)
     overrides = rescale_overrides(ckpt, int(cfg.scale), "scale", trusted) if cfg.get("scale") is not None else {}
-    module = SRLitModule.load_from_checkpoint(ckpt, _device(cfg.device), net_overrides=overrides,
+    module = SRLitModule.load_from_checkpoint(ckpt, resolve_device(cfg.device), net_overrides=overrides,
                                               trusted_nets=trusted).eval()
     return pytorch_upscaler(module, ensemble)
 
