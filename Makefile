@@ -26,7 +26,8 @@ STAMP := $(VENV)/.installed
 .PHONY: help install train test test-full lint bench clean
 
 help: ## Show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's|$$(TORCH_SPEC)|$(TORCH_SPEC)|g' -e 's|$$(BUDGET)|$(BUDGET)|g' \
+		| awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## Create .venv and install torch ($(TORCH_SPEC)) and the package
 

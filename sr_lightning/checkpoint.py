@@ -5,7 +5,8 @@ What a checkpoint holds: ``state_dict``; ``hyper_parameters`` (the module's
 ``save_hyperparameters``: ``net`` with its registry ``name``, ``loss``, ``optimizer``,
 ``scheduler``, ``evaluation``, ``channels_last``, ``adjustable_clip``, ``compile_net``, and a
 subclass's own); ``sr_lightning`` (the module's ``checkpoint_meta``: the data's
-``degradation``, ``trained_scales``, ``source``); and, when Lightning's ModelCheckpoint wrote it,
+``degradation``, ``trained_scales``, ``source``, the training command's ``overrides`` and
+``max_steps``); and, when Lightning's ModelCheckpoint wrote it,
 the training state (optimizers, loops) that resuming needs.
 
 What reading a checkpoint does and never does (the README's "Security" section):
@@ -126,7 +127,8 @@ def check_checkpoint(ckpt: Mapping[str, Any], source: str = "checkpoint", truste
 
 def _check_meta(meta: Any, source: str) -> None:
     """The ``sr_lightning`` metadata: ``trained_scales`` (ints), ``degradation`` (a :class:`Degradation`),
-    ``source`` (provenance, plain data)."""
+    ``source`` (provenance, plain data), ``overrides`` (the training command's, strings: what
+    resuming replays), ``max_steps`` (the run's planned steps, budget included)."""
     if not isinstance(meta, Mapping):
         raise CheckpointError(f"{source}: the sr_lightning metadata must be a mapping")
     _check_plain(meta, "sr_lightning", source)
@@ -134,6 +136,12 @@ def _check_meta(meta: Any, source: str) -> None:
     if scales is not None and not (isinstance(scales, list | tuple) and all(
             isinstance(s, int) and not isinstance(s, bool) for s in scales)):
         raise CheckpointError(f"{source}: sr_lightning.trained_scales must be a list of integers")
+    overrides = meta.get("overrides")
+    if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        raise CheckpointError(f"{source}: sr_lightning.overrides must be a list of strings")
+    max_steps = meta.get("max_steps")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)):
+        raise CheckpointError(f"{source}: sr_lightning.max_steps must be an integer")
     degradation = meta.get("degradation")
     if degradation is None:
         return

@@ -3,11 +3,13 @@ fixes and plugin checks before Hydra sees a command line, and bad input as one l
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,24 @@ def missing_plugins(argv: list[str]) -> list[str]:
     return out
 
 
+class _DropLightningTips(logging.Filter):
+    """Drops Lightning's advertisement lines ("💡 Tip: ... try installing litlogger")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+def quiet_known_noise() -> None:
+    """Silence what every run printed that says nothing about the run: Lightning's litlogger
+    tip, and the FutureWarning Lightning 2.6's data loader wrapper raises with torch >= 2.10
+    (``isinstance(treespec, LeafSpec)`` is deprecated; Lightning's code, not ours)."""
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropLightningTips) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropLightningTips())
+
+
 def prepare_argv(argv: list[str]) -> list[str]:
     """The entry points' command line before Hydra sees it: numeric choices quoted
     (``data=291``), and a one-line error (exit 2) for a choice whose plugin is missing or
@@ -85,6 +105,7 @@ def prepare_argv(argv: list[str]) -> list[str]:
     if problems:
         print("error: " + "; ".join(problems), file=sys.stderr)
         sys.exit(2)
+    quiet_known_noise()
     return quote_numeric_choices(argv, CONF_DIR)
 
 
@@ -102,6 +123,50 @@ def quote_numeric_choices(argv: list[str], conf_dir: str | Path) -> list[str]:
             arg = f"{key}='{value}'"
         out.append(arg)
     return out
+
+
+@contextlib.contextmanager
+def composed(config_name: str, overrides: Sequence[str], output_dir: str | Path | None = None
+             ) -> Iterator[DictConfig]:
+    """The config an entry point's command line would compose (``train``, ``eval``, ...), for
+    running its function from Python: numeric choices quoted, ``HydraConfig`` set for the
+    block (the overrides; ``hydra.runtime.output_dir`` = ``output_dir``, None: the composed
+    ``hydra.run.dir``; created), without the ``hydra`` node, as ``@hydra.main`` passes it. A
+    Hydra app of the caller's keeps its state."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+    from omegaconf import open_dict
+
+    quiet_known_noise()
+    backup, hydra_cfg = get_gh_backup(), HydraConfig.instance().cfg
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name, overrides=quote_numeric_choices(list(overrides), CONF_DIR),
+                          return_hydra_config=True)
+        out = Path(output_dir if output_dir is not None else cfg.hydra.run.dir).expanduser().resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(out)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        yield cfg
+    finally:
+        restore_gh_from_backup(backup)
+        HydraConfig.instance().cfg = hydra_cfg
+
+
+def require_given(cfg: DictConfig) -> None:
+    """Raise a one-line :class:`UserError` naming the config's ``???`` keys (left to the user) that
+    the command line did not set."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"{', '.join(missing)} must be given (the config leaves it to you, '???'): add "
+                        f"{missing[0]}=... to the command")
 
 
 def overridden_keys() -> set[str]:

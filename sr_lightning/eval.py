@@ -14,11 +14,11 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sr_lightning.callbacks import ProgressLog
 from sr_lightning.checkpoint import adopt_checkpoint_net, config_trusted_nets, read_checkpoint
-from sr_lightning.cli import overridden_keys, prepare_argv, user_errors
+from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
 from sr_lightning.errors import UserError
 from sr_lightning.hardware import resolve_precision, resolve_speed
 from sr_lightning.lit import SRLitModule
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Run the test sets; returns ``(metrics.json content, objects)``."""
     register_resolvers()
+    if OmegaConf.is_missing(cfg.data, "train_dir"):  # data=folder: evaluation trains on nothing
+        with open_dict(cfg):
+            cfg.data.train_dir = None
+    require_given(cfg)
     channels_last = resolve_speed({"channels_last": cfg.channels_last}, cfg.trainer.get("accelerator", "auto"))[
         "channels_last"]
     if cfg.ckpt_path:
@@ -51,7 +55,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
     datamodule = instantiate(cfg.data)
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
     progress = ProgressLog(**cfg.get("progress", {}))
-    trainer: L.Trainer = instantiate(cfg.trainer, devices=1, logger=instantiate_loggers(cfg.get("logger")) or False,
+    trainer: L.Trainer = instantiate(cfg.trainer, devices=1, val_check_interval=None,  # eval never validates
+                                     logger=instantiate_loggers(cfg.get("logger")) or False,
                                      callbacks=[progress], precision=precision, enable_checkpointing=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     results = module.test_results

@@ -1,21 +1,28 @@
 """Loggers and callbacks from config: checks that fail early with what to do, the run's
 name and W&B group (the ``sr.run_name`` / ``sr.sweep_group`` resolvers), the commit it ran
-from, and ending logger runs between the jobs of a multirun."""
+from, ending logger runs between the jobs of a multirun, and continuing them when a run
+is resumed (a CSV that keeps its rows, the same W&B run id)."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import logging
 import os
 import subprocess
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch.loggers
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger, WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sr_lightning.cli import CONF_DIR
 from sr_lightning.errors import UserError
@@ -79,6 +86,58 @@ def close_loggers(loggers: list[Logger], failed: bool) -> None:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:  # only a run that was started
             logger._experiment.finish(exit_code=1 if failed else 0)
             logger._experiment = None
+
+
+def wandb_run_id(run_dir: str | Path) -> str | None:
+    """The id of the newest W&B run written under ``run_dir/wandb`` (folders
+    ``run-<date>_<time>-<id>`` / ``offline-run-...``), or None."""
+    runs = sorted(Path(run_dir).glob("wandb/*run-*-*"), key=lambda p: p.name.split("run-", 1)[1])
+    runs = [p for p in runs if p.is_dir()]
+    return runs[-1].name.rsplit("-", 1)[1] if runs else None
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, keeping the rows an earlier part of the run wrote (its own
+    deletes ``metrics.csv`` when the folder is not empty)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = list(csv.DictReader(file).fieldnames or [])
+
+
+class CSVLogger(lightning.pytorch.loggers.CSVLogger):
+    """Lightning's ``CSVLogger`` (``<save_dir>/<name>/<version>/metrics.csv``); with
+    ``append=True`` (a resumed run: ``resume=...`` sets it) new rows go after the existing
+    ones, the header widened when new metrics appear."""
+
+    def __init__(self, *args: Any, append: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.append = append
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None and self.append:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return super().experiment
+
+
+def continue_logger_runs(logger_cfg: DictConfig | None, run_dir: Path) -> None:
+    """A resumed run logs into the logger runs it started: W&B resumes the run id found in
+    ``run_dir/wandb``, the CSV logger appends to its ``metrics.csv`` (TensorBoard adds an
+    event file beside the first, which it reads as one run)."""
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+    run_id = wandb_run_id(run_dir)
+    for entry in (logger_cfg or {}).values():
+        target = str(entry.get("_target_", "")) if isinstance(entry, DictConfig) else ""
+        with open_dict(entry) if target else contextlib.nullcontext():
+            if target == f"{__name__}.{CSVLogger.__name__}":
+                entry.append = True
+            elif target.endswith("WandbLogger") and run_id and entry.get("id") is None:
+                entry.id, entry.resume = run_id, "allow"
+                log.info("W&B: resuming run %s", run_id)
 
 
 def git_commit() -> str | None:

@@ -1,15 +1,22 @@
-"""The results of a test: the table printed at the end of a run, and ``metrics.json``."""
+"""What a run prints: the composed config at its start, the results table at its end (also
+in the run's log file), and ``metrics.json``."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.syntax import Syntax
 from rich.table import Table
+from rich.tree import Tree
 
 
 def results_table(results: Mapping[str, Mapping[str, float]], title: str) -> Table:
@@ -43,6 +50,42 @@ def report(results: Mapping[str, Mapping[str, float]], output_dir: str | Path, t
     path.write_text(json.dumps(results, indent=2) + "\n")
     console = Console(width=None if sys.stdout.isatty() else 200)  # logs/pipes: do not squeeze the table
     console.print(results_table(results, title))
-    for line in [*(extra_lines or []), f"metrics: {path}"]:
+    lines = [*(extra_lines or []), f"metrics: {path}"]
+    for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
+    # The run's log file (Hydra's <run>/<task>.log) keeps the table too, as plain text.
+    plain = Console(width=200, file=io.StringIO(), color_system=None)
+    plain.print(results_table(results, title))
+    to_log_files(plain.file.getvalue() + "\n".join(lines) + "\n")
     return path
+
+
+def to_log_files(text: str) -> None:
+    """Append ``text`` to the files the root logger writes (Hydra's ``<run>/<task>.log``)
+    without the console seeing it twice."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and handler.stream is not None:
+            with handler.lock or contextlib.nullcontext():
+                handler.stream.write(text)
+                handler.flush()
+
+
+@rank_zero_only
+def print_config(cfg: DictConfig) -> None:
+    """The composed config as a tree at the start of a run (each top-level entry a branch
+    with its YAML, the groups a run is made of first)."""
+    first = ("data", "model", "loss", "optimizer", "scheduler", "trainer", "callbacks", "logger")
+    tree = Tree("config (saved in <run>/.hydra/config.yaml)", guide_style="dim")
+    keys = [k for k in first if k in cfg] + [k for k in cfg if k not in first and k != "module"]
+    scalars = {}
+    for key in keys:
+        node = cfg._get_node(key)
+        if OmegaConf.is_config(node):
+            text = OmegaConf.to_yaml(node, resolve=False)
+            tree.add(str(key), style="bold").add(Syntax(text.rstrip(), "yaml", background_color="default"))
+        else:
+            scalars[key] = cfg._get_node(key)._value()
+    if scalars:
+        tree.add("run", style="bold").add(Syntax(OmegaConf.to_yaml(scalars).rstrip(), "yaml",
+                                                   background_color="default"))
+    Console(width=None if sys.stdout.isatty() else 200).print(tree)

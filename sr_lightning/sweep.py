@@ -2,7 +2,7 @@
 
 Each training job leaves ``job_summary.json`` (its overrides, the optimised metric and the
 test PSNR per set) in its folder; when the multirun ends, :class:`SweepSummary` collects
-them into ``summary.csv`` and ``summary.md`` (best first) in ``hydra.sweep.dir``.
+them into ``summary.csv`` and ``summary.md`` (best first by the optimised metric) in ``hydra.sweep.dir``.
 """
 
 from __future__ import annotations
@@ -14,27 +14,42 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from sr_lightning.errors import UserError
 
 log = logging.getLogger(__name__)
 JOB_FILE = "job_summary.json"
 
 
-def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """The jobs' summaries under ``sweep_dir``, best optimised metric first (missing last)."""
+def collect(sweep_dir: str | Path, direction: str | None = None) -> list[dict[str, Any]]:
+    """The jobs' summaries under ``sweep_dir``, best optimised metric first: the largest for
+    ``direction="maximize"``, the smallest for ``"minimize"`` (None: from the metric's name,
+    :func:`direction_of`); jobs without a value last."""
     jobs = []
     for path in sorted(Path(sweep_dir).glob(f"*/{JOB_FILE}")):
         job = json.loads(path.read_text())
         job["folder"] = path.parent.name
         jobs.append(job)
-    return sorted(jobs, key=lambda j: (j.get("value") is None, -(j.get("value") or 0.0)))
+    direction = (direction or direction_of(str(jobs[0].get("metric", "")))) if jobs else "maximize"
+    if direction not in ("maximize", "minimize"):
+        raise UserError(f"hydra.sweeper.direction={direction!r} is not maximize or minimize")
+    sign = -1.0 if direction == "maximize" else 1.0
+    return sorted(jobs, key=lambda j: (j.get("value") is None, sign * (j.get("value") or 0.0)))
 
 
-def write_summary(sweep_dir: str | Path) -> Path | None:
-    """Write ``summary.csv`` and ``summary.md`` for the jobs under ``sweep_dir`` (overrides shared by
-    every job are left out of the rows); None if there are none."""
+def direction_of(metric: str) -> str:
+    """The better way for a metric named like sr_lightning's: ``minimize`` for losses and
+    errors, else ``maximize`` (PSNR, SSIM)."""
+    return "minimize" if any(w in metric.lower() for w in ("loss", "error", "lpips", "mse")) else "maximize"
+
+
+def write_summary(sweep_dir: str | Path, direction: str | None = None) -> Path | None:
+    """Write ``summary.csv`` and ``summary.md`` for the jobs under ``sweep_dir``, best first (see
+    :func:`collect`); overrides shared by every job are left out of the rows. None if there
+    are no jobs."""
     sweep_dir = Path(sweep_dir)
-    jobs = collect(sweep_dir)
+    jobs = collect(sweep_dir, direction)
     if not jobs:
         return None
     sets = sorted({s for j in jobs for s in j.get("test_psnr", {})})
@@ -58,6 +73,7 @@ class SweepSummary(Callback):
     """Hydra callback: at the end of a multirun, write the sweep summary and log it."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        path = write_summary(config.hydra.sweep.dir)
+        direction = OmegaConf.select(config, "hydra.sweeper.direction")  # Optuna's; grid sweeps: by the name
+        path = write_summary(config.hydra.sweep.dir, str(direction) if isinstance(direction, str) else None)
         if path is not None:
             log.info("sweep summary (best first):\n%s", path.with_suffix(".md").read_text())

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from torch import Tensor
 
 from sr_lightning.errors import UserError
 
+# A tile's core in LR pixels: (y0, x0, y1, x1).
+Box = tuple[int, int, int, int]
+
 
 def tiled_forward(fn: Callable[[Tensor], Tensor], lr: Tensor, scale: int, tile: int | None,
-                  overlap: int = 48) -> Tensor:
+                  overlap: int = 48, progress: Callable[[list[Box]], Iterable[Box]] | None = None) -> Tensor:
     """Apply ``fn`` ((N, C, h, w) -> (N, C, s*h, s*w)) tile by tile.
 
     The LR image is cut into ``tile`` x ``tile`` cores; each is run with ``overlap`` LR pixels
@@ -27,6 +30,8 @@ def tiled_forward(fn: Callable[[Tensor], Tensor], lr: Tensor, scale: int, tile: 
         scale: the upscaling factor of ``fn``.
         tile: the core size in LR pixels, or None.
         overlap: context on each side, in LR pixels.
+        progress: called with the tiles' core boxes ``(y0, x0, y1, x1)``, returns them as it
+            reports progress (e.g. :func:`~sr_lightning.callbacks.track`); only when tiled.
 
     Returns:
         (N, C, s*h, s*w), the dtype ``fn`` returns.
@@ -47,13 +52,12 @@ def tiled_forward(fn: Callable[[Tensor], Tensor], lr: Tensor, scale: int, tile: 
     if tile is None or (h <= tile and w <= tile):
         return fn(lr)
     s, out = scale, None
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-            ya, xa, yb, xb = max(0, y0 - overlap), max(0, x0 - overlap), min(h, y1 + overlap), min(w, x1 + overlap)
-            sr = fn(lr[..., ya:yb, xa:xb])
-            if out is None:
-                out = sr.new_empty(*lr.shape[:-2], s * h, s * w)
-            core = sr[..., s * (y0 - ya): s * (y1 - ya), s * (x0 - xa): s * (x1 - xa)]
-            out[..., s * y0: s * y1, s * x0: s * x1] = core
+    boxes = [(y0, x0, min(y0 + tile, h), min(x0 + tile, w)) for y0 in range(0, h, tile) for x0 in range(0, w, tile)]
+    for y0, x0, y1, x1 in (progress(boxes) if progress is not None else boxes):
+        ya, xa, yb, xb = max(0, y0 - overlap), max(0, x0 - overlap), min(h, y1 + overlap), min(w, x1 + overlap)
+        sr = fn(lr[..., ya:yb, xa:xb])
+        if out is None:
+            out = sr.new_empty(*lr.shape[:-2], s * h, s * w)
+        core = sr[..., s * (y0 - ya): s * (y1 - ya), s * (x0 - xa): s * (x1 - xa)]
+        out[..., s * y0: s * y1, s * x0: s * x1] = core
     return out

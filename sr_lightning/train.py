@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -23,6 +24,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sr_lightning.budget import check_budget, plan, seconds_per_step
+from sr_lightning.callbacks import InterruptCheckpoint
 from sr_lightning.checkpoint import (
     adopt_checkpoint_net,
     config_trusted_nets,
@@ -31,7 +33,7 @@ from sr_lightning.checkpoint import (
     net_config,
     read_checkpoint,
 )
-from sr_lightning.cli import overridden_keys, prepare_argv, user_errors
+from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.hardware import describe_cpu, fast_bf16, resolve_precision, resolve_speed, tune_allocator
@@ -40,12 +42,14 @@ from sr_lightning.loggers import (
     check_tensorboard,
     check_wandb,
     close_loggers,
+    continue_logger_runs,
     git_commit,
     instantiate_callbacks,
     instantiate_loggers,
     register_resolvers,
 )
-from sr_lightning.report import report
+from sr_lightning.report import print_config, report
+from sr_lightning.resume import resume_argv
 from sr_lightning.sweep import JOB_FILE
 from sr_lightning.zoo import net_gflops
 
@@ -62,10 +66,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics.json content), and the datamodule, module, trainer and output folder.
     """
     register_resolvers()
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise UserError(f"{', '.join(missing)} must be given (the config leaves it to you, '???'): add "
-                        f"{missing[0]}=... to the command")
+    require_given(cfg)
     if cfg.test_ckpt not in TEST_CKPTS:
         raise UserError(f"test_ckpt={cfg.test_ckpt!r} is not one of {TEST_CKPTS}: 'last' tests the final weights, "
                          f"'best' the checkpoint with the highest val/psnr")
@@ -75,39 +76,61 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                          "keep one")
     # A checkpoint is data: its network is checked against the registry (and the networks this
     # config names); its loss/optimizer/scheduler are never used (this run's config supplies them).
+    if cfg.get("resume") is not None:
+        raise UserError(f"resume={cfg.resume} is read from the command line (python -m sr_lightning.train "
+                        f"resume=...); in code, pass sr_lightning.resume.plan(overrides).overrides to Hydra")
     trusted = config_trusted_nets(cfg)
-    net_cfg, init_ckpt = cfg.model, None
+    net_cfg, ckpt = cfg.model, None
     if resume:
-        resume_ckpt = read_checkpoint(resume, "ckpt_path", trusted)  # fail now, with a clear message
-        if not is_resumable(resume_ckpt):
+        ckpt = read_checkpoint(resume, "ckpt_path", trusted)  # fail now, with a clear message
+        if is_resumable(ckpt):
+            log.info("resuming from %s at step %d", resume, ckpt.get("global_step", 0))
+        else:
             log.info("ckpt_path=%s holds weights only (no training state): starting a new run from them", resume)
-            resume, init, init_ckpt = None, resume, resume_ckpt
+            resume, init = None, resume
     elif init:
-        init_ckpt = read_checkpoint(init, "init_from", trusted)
-    if init_ckpt is not None:
-        net_cfg = net_config(init_ckpt, adopt_checkpoint_net(cfg, init_ckpt, overridden_keys(), trusted))
+        ckpt = read_checkpoint(init, "init_from", trusted)
+    if ckpt is not None:  # the checkpoint's network (and a resumed run's, whatever the config says)
+        net_cfg = net_config(ckpt, adopt_checkpoint_net(cfg, ckpt, overridden_keys(), trusted))
     apply_speed(cfg)
     check_max_time(cfg.trainer.get("max_time"))
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
     module_cls = module_class(cfg.module)
-    if cfg.get("budget_minutes") is not None:
+    planned = (ckpt or {}).get("sr_lightning", {}).get("max_steps") if resume else None
+    if cfg.get("budget_minutes") is not None and planned and "trainer.max_steps" not in overridden_keys():
+        log.info("budget_minutes=%g: resuming, so the run's own %d steps (its schedule) are kept", cfg.budget_minutes,
+                 planned)
+        with open_dict(cfg):
+            cfg.trainer.max_steps = int(planned)
+    elif cfg.get("budget_minutes") is not None:
         fit_to_budget(cfg, net_cfg, precision, module_cls)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
-    if init_ckpt is not None:
+    if ckpt is not None:
         with open_dict(cfg):
             cfg.module.net = net_cfg  # the checkpoint's network replaces `model`
     module: SRLitModule = instantiate(cfg.module)  # conf/module: built from the run's groups
-    # The evaluation sets' LR protocol, which eval adopts (a realesrgan training degradation is not one).
+    # The evaluation sets' LR protocol, which eval adopts (a realesrgan training degradation is
+    # not one), and the command's overrides, which resuming from the file alone replays.
     degradation = getattr(datamodule, "degradation", None)
     module.checkpoint_meta = {"degradation": asdict(degradation)} if isinstance(degradation, Degradation) else {}
-    if init_ckpt is not None:
-        load_weights(module, init_ckpt["state_dict"])
+    module.checkpoint_meta.update(overrides=command_overrides(), max_steps=int(cfg.trainer.max_steps))
+    if type(module.net).published_on_rgb and module.net.in_channels == 1:
+        log.warning("model: %s was published on RGB (data.channels=3; its tables: data/degradation=benchmark_lr); "
+                    "this run trains it on Y (data.channels=%d), so it compares with Y-channel networks, not with "
+                    "its paper", module.net.name, cfg.data.channels)
+    if init:
+        load_weights(module, ckpt["state_dict"])
         log.info("initialised %s from %s", module.net.name, init)
+    set_validation_interval(cfg, datamodule)
+    if cfg.get("print_config", True):
+        print_config(cfg)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     check_wandb(cfg.get("logger"))
     check_tensorboard(cfg.get("logger"))
+    if resume:
+        continue_logger_runs(cfg.get("logger"), output_dir)
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
     if trainer.loggers:
@@ -122,7 +145,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if cfg.test:
+        stopped = next((c for c in trainer.callbacks if isinstance(c, InterruptCheckpoint) and c.signal_name), None)
+        if stopped is not None:
+            log.warning("interrupted by %s at step %d of %d; go on with: python -m sr_lightning.train resume=%s",
+                        stopped.signal_name, trainer.global_step, trainer.max_steps, output_dir)
+            metrics["interrupted"] = stopped.signal_name
+        elif cfg.test:
             if cfg.test_ckpt == "best" and not best:
                 log.warning("test_ckpt=best but no best checkpoint was saved; testing the final weights")
             use_best = cfg.test_ckpt == "best" and bool(best)
@@ -139,6 +167,41 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     close_loggers(trainer.loggers, failed=False)
     metrics["test"] = module.test_results
     return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer, "output_dir": output_dir}
+
+
+def command_overrides() -> list[str]:
+    """The command line's overrides (Hydra's task overrides; empty outside a Hydra run)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def set_validation_interval(cfg: DictConfig, datamodule: Any) -> None:
+    """Resolve ``trainer.val_check_interval: auto`` (a tenth of ``trainer.max_steps``; with
+    ``check_val_every_n_epoch`` or a run bounded by epochs: once an epoch) and warn, before
+    training, when the run will never validate (``null``: no validation wanted, no warning)."""
+    trainer_cfg, max_steps = cfg.trainer, int(cfg.trainer.get("max_steps") or -1)
+    if trainer_cfg.get("val_check_interval") is None:  # validation left out on purpose (experiment=zssr)
+        return
+    by_epoch = trainer_cfg.get("check_val_every_n_epoch") is not None or max_steps <= 0
+    interval = trainer_cfg.get("val_check_interval")
+    if interval == "auto":
+        interval = 1.0 if by_epoch else max(1, max_steps // 10)
+    with open_dict(cfg):
+        trainer_cfg.val_check_interval = interval
+        if by_epoch and trainer_cfg.get("check_val_every_n_epoch") is None:
+            trainer_cfg.check_val_every_n_epoch = 1
+    never = None
+    if not getattr(datamodule, "val_dir", None):
+        never = "data.val_dir is not set"
+    elif by_epoch and max_steps > 0:
+        steps = int(getattr(datamodule, "steps_per_epoch", 1)) * int(trainer_cfg.check_val_every_n_epoch)
+        never = f"it validates every {steps} steps" if steps > max_steps else None
+    elif isinstance(interval, int) and interval > max_steps > 0:
+        never = f"trainer.val_check_interval={interval}"
+    if never:
+        log.warning("this run never validates (%s, trainer.max_steps=%d): no val/psnr curve, no best checkpoint, no "
+                    "value for sweeps; set trainer.val_check_interval=N (steps) to validate", never, max_steps)
+    elif isinstance(interval, int):
+        log.info("validating every %d steps", interval)
 
 
 def module_class(module_cfg: DictConfig) -> type[SRLitModule]:
@@ -229,15 +292,29 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``cfg.optimized_metric`` for multirun/Optuna."""
     log.info("output folder: %s", HydraConfig.get().runtime.output_dir)
     metrics, objects = train(cfg)
+    if metrics.get("interrupted"):
+        sys.exit(128 + signal.Signals[metrics["interrupted"]].value)  # as a process killed by it (130, 143)
+    value = optimized_value(metrics, cfg.optimized_metric)
     if objects["trainer"].is_global_zero:
-        write_job_summary(cfg, metrics, objects["output_dir"])
-    value = metrics.get(cfg.optimized_metric)
+        write_job_summary(cfg, {**metrics, cfg.optimized_metric: value}, objects["output_dir"])
+    return value
+
+
+def optimized_value(metrics: Mapping[str, Any], name: str) -> float | None:
+    """``metrics[name]``; for a ``*_best`` metric the run never set (no validation improved
+    on it, or too few steps to validate), its last value instead, saying so."""
+    value = metrics.get(name)
+    if value is None and name.endswith("_best") and metrics.get(name.removesuffix("_best")) is not None:
+        value = metrics[name.removesuffix("_best")]
+        log.warning("%s was never recorded; returning the last %s (%.4f)", name, name.removesuffix("_best"), value)
+    elif value is None:
+        log.warning("%s was never logged (did the run validate?); the sweep records no value", name)
     return float(value) if value is not None else None
 
 
 def cli() -> None:
     """``python -m sr_lightning.train`` and the ``sr-train`` console script."""
-    sys.argv = prepare_argv(sys.argv)  # data=291; plugins present
+    sys.argv = resume_argv(prepare_argv(sys.argv))  # data=291; plugins present; a resume's own overrides
     main()
 
 

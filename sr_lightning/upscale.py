@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
@@ -31,7 +32,7 @@ from sr_lightning.lit import SRLitModule
 from sr_lightning.onnx_net import OnnxNet
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
 from sr_lightning.ops.self_ensemble import self_ensemble
-from sr_lightning.tiling import tiled_forward
+from sr_lightning.tiling import Box, tiled_forward
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,26 @@ def upscale_tensor(net: Upscaler, image: torch.Tensor) -> torch.Tensor:
     return out.clamp(0.0, 1.0)
 
 
-def upscale_file(net: Upscaler, src: Path, dst: Path, tile: int | None = None, tile_overlap: int = 48) -> None:
-    """Upscale one image file into ``dst`` (written atomically), tile by tile when tiled (the
-    same as on the whole image when the overlap covers the network's receptive field)."""
-    pixels, alpha, max_value = read_image(src)
+TileProgress = Callable[[list[Box]], Iterable[Box]]
+
+
+def upscale_pixels(net: Upscaler, pixels: np.ndarray, alpha: np.ndarray | None = None, max_value: int = 255,
+                   tile: int | None = None, tile_overlap: int = 48,
+                   progress: TileProgress | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Upscale an image as :func:`~sr_lightning.data.io.read_image` returns it, tile by tile when
+    tiled (the same as on the whole image when the overlap covers the network's receptive
+    field); memory is bounded by the tile, the output kept as integers.
+
+    Args:
+        pixels: (H, W, C) float in [0, 1], C = 1 or 3.
+        alpha: (H, W) float in [0, 1] or None (upscaled with bicubic).
+        max_value: 255 (8-bit) or 65535 (16-bit grayscale: the output keeps 16 bits).
+        progress: reports progress over the tiles (see :func:`tiled_forward`).
+
+    Returns:
+        ``(sr, alpha)``: sr (s*H, s*W, C) uint8 (uint16 for 16-bit grayscale); alpha (s*H, s*W)
+        float in [0, 1] or None.
+    """
     x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).unsqueeze(0)
     levels = 65535 if (max_value == 65535 and pixels.shape[-1] == 1) else 255
 
@@ -95,11 +112,25 @@ def upscale_file(net: Upscaler, src: Path, dst: Path, tile: int | None = None, t
         q = torch.round(upscale_tensor(net, t) * levels).cpu()
         return q.to(torch.uint8) if levels == 255 else q.to(torch.int32)
 
-    # Tile by tile into an integer image: no full-size float copies (bounded memory).
-    sr = tiled_forward(quantized, x, net.scale, tile, tile_overlap)[0].permute(1, 2, 0).numpy()
+    sr = tiled_forward(quantized, x, net.scale, tile, tile_overlap, progress)[0].permute(1, 2, 0).numpy()
     sr = sr if levels == 255 else sr.astype(np.uint16)
     if alpha is not None:
         alpha = imresize(torch.from_numpy(alpha), net.scale).clamp(0, 1).numpy()
+    return sr, alpha
+
+
+def tile_progress(name: str, settings: Mapping[str, Any] | None = None) -> TileProgress:
+    """Progress over one image's tiles: a bar on a terminal, else plain lines (``settings``:
+    ``every_s``, ``when``)."""
+    return lambda boxes: track(boxes, len(boxes), f"upscaling {name}", "tile", "tiles", settings,
+                               show=len(boxes) > 1)
+
+
+def upscale_file(net: Upscaler, src: Path, dst: Path, tile: int | None = None, tile_overlap: int = 48,
+                 progress: TileProgress | None = None) -> None:
+    """Upscale one image file into ``dst`` (written atomically; see :func:`upscale_pixels`)."""
+    pixels, alpha, max_value = read_image(src)
+    sr, alpha = upscale_pixels(net, pixels, alpha, max_value, tile, tile_overlap, progress)
     write_image(dst, sr, alpha, max_value)
     log.info("%s (%dx%d) -> %s (%dx%d)", src, pixels.shape[1], pixels.shape[0], dst, sr.shape[1], sr.shape[0])
 
@@ -111,25 +142,31 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _upscaler(cfg: DictConfig, ensemble: bool) -> Upscaler:
-    """The network ``cfg.backend`` names: the checkpoint in PyTorch, or an exported ONNX file."""
-    backend = cfg.get("backend", "pytorch")
+def load_upscaler(path: str | Path, backend: str = "pytorch", device: str = "auto", scale: int | None = None,
+                  ensemble: bool = False, trusted_nets: Collection[str] = ()) -> Upscaler:
+    """The network a file holds, ready to upscale: a checkpoint run in PyTorch on ``device``,
+    or (``backend="onnx"``) an exported ONNX file run by onnxruntime on the CPU.
+
+    Args:
+        scale: None (the network's) or another scale a scale-agnostic checkpoint was trained for.
+        ensemble: the x8 self-ensemble.
+        trusted_nets: network classes of the user's own a checkpoint may name.
+    """
     if backend == "onnx":
-        if cfg.get("device", "auto") not in ("auto", "cpu"):
-            raise UserError(f"backend=onnx runs on the CPU (onnxruntime); drop device={cfg.device} or use "
+        if device not in ("auto", "cpu"):
+            raise UserError(f"backend=onnx runs on the CPU (onnxruntime); drop device={device} or use "
                             "backend=pytorch")
-        net = OnnxNet(cfg.ckpt_path)
-        if cfg.get("scale") is not None and int(cfg.scale) != net.scale:
-            raise UserError(f"scale={cfg.scale}: the ONNX network '{cfg.ckpt_path}' upscales x{net.scale} only; "
-                            f"drop scale or export the checkpoint at x{cfg.scale}")
+        net = OnnxNet(path)
+        if scale is not None and int(scale) != net.scale:
+            raise UserError(f"scale={scale}: the ONNX network '{path}' upscales x{net.scale} only; "
+                            f"drop scale or export the checkpoint at x{scale}")
         return onnx_upscaler(net, ensemble)
     if backend != "pytorch":
         raise UserError(f"backend={backend!r} is not one of ('pytorch', 'onnx')")
-    trusted = config_trusted_nets(cfg)
-    ckpt = read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted)
-    overrides = rescale_overrides(ckpt, int(cfg.scale), "scale", trusted) if cfg.get("scale") is not None else {}
-    module = SRLitModule.load_from_checkpoint(ckpt, resolve_device(cfg.device), net_overrides=overrides,
-                                              trusted_nets=trusted).eval()
+    ckpt = read_checkpoint(path, "ckpt_path", trusted_nets)
+    overrides = rescale_overrides(ckpt, int(scale), "scale", trusted_nets) if scale is not None else {}
+    module = SRLitModule.load_from_checkpoint(ckpt, resolve_device(device), net_overrides=overrides,
+                                              trusted_nets=trusted_nets).eval()
     return pytorch_upscaler(module, ensemble)
 
 
@@ -141,7 +178,8 @@ def upscale(cfg: DictConfig) -> list[Path]:
     ensemble = cfg.get("self_ensemble", False)
     if not isinstance(ensemble, bool):
         raise UserError(f"self_ensemble={ensemble!r} must be true or false")
-    net = _upscaler(cfg, ensemble)
+    net = load_upscaler(cfg.ckpt_path, cfg.get("backend", "pytorch"), cfg.get("device", "auto"), cfg.get("scale"),
+                        ensemble, config_trusted_nets(cfg))
     if src.is_dir():
         files = list_images(src)
         if not files:
@@ -157,8 +195,9 @@ def upscale(cfg: DictConfig) -> list[Path]:
             raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
         pairs = [(src, dst)]
     shown = track(pairs, len(pairs), "upscaling", "image", "images", cfg.get("progress"), show=len(pairs) > 1)
-    for f, out in shown:
-        upscale_file(net, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48))
+    for f, out in shown:  # one image: progress over its tiles
+        upscale_file(net, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48),
+                     tile_progress(f.name, cfg.get("progress")) if len(pairs) == 1 else None)
     return [out for _, out in pairs]
 
 

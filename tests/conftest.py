@@ -157,32 +157,14 @@ def run_entry(module: str, *args: str) -> Any:
     as the output folder. Returns what the function returns. For runs whose files and
     metrics a test reads; exit codes, printed output and multirun stay with :func:`run_module`
     (each subprocess pays the imports, ~8 s on an AVX2 CPU)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from sr_lightning.cli import CONF_DIR, quote_numeric_choices
+    from sr_lightning.cli import composed
     from sr_lightning.eval import evaluate
     from sr_lightning.train import train
     from sr_lightning.upscale import upscale
 
     task = {"train": train, "eval": evaluate, "upscale": upscale}[ENTRY_POINTS[module]]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(ENTRY_POINTS[module], overrides=quote_numeric_choices(list(args), CONF_DIR),
-                      return_hydra_config=True)
-    output_dir = Path(cfg.hydra.run.dir).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    try:
+    with composed(ENTRY_POINTS[module], args) as cfg:
         return task(cfg)
-    finally:  # later tests of this process must not see this run's command line
-        HydraConfig.instance().cfg = None
 
 
 def _crops(n: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:

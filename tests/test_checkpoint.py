@@ -118,6 +118,8 @@ def test_interpolations_and_objects_are_refused(real_ckpt, tmp_path):
     for plant, key in [(lambda c: c["hyper_parameters"]["net"].update(scale="${oc.env:HOME}"),
                         "hyper_parameters.net.scale"),
                        (lambda c: c["sr_lightning"].update(trained_scales=["2"]), "sr_lightning.trained_scales"),
+                       (lambda c: c["sr_lightning"].update(overrides=[3]), "sr_lightning.overrides"),
+                       (lambda c: c["sr_lightning"].update(max_steps="9"), "sr_lightning.max_steps"),
                        (lambda c: c["sr_lightning"].update(degradation={"source": "y", "border": "x"}),
                         "sr_lightning.degradation.border"),
                        (lambda c: c["hyper_parameters"].update(channels_last="yes"), "channels_last"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from sr_lightning.lit import SRGANModule, SRLitModule
 from sr_lightning.lit.evaluation import Evaluation
 from sr_lightning.loggers import instantiate_callbacks, instantiate_loggers, register_resolvers
 from sr_lightning.nets import list_nets, net_class
+from sr_lightning.train import set_validation_interval
 from tests.conftest import _crops, write_folder
 
 CONF = CONF_DIR
@@ -175,9 +177,10 @@ def test_trainer_configs(tmp_path, option):
     cfg = _compose(tmp_path, "train", [f"trainer={option}"])
     if cfg.trainer.accelerator == "gpu":
         pytest.skip("needs a GPU to instantiate")
+    set_validation_interval(cfg, SimpleNamespace(val_dir="sample:val", steps_per_epoch=100))  # as train does
     trainer = instantiate(cfg.trainer, precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
                           logger=False)
-    assert trainer.max_steps == cfg.trainer.max_steps
+    assert trainer.max_steps == cfg.trainer.max_steps and trainer.val_check_interval == cfg.trainer.max_steps // 10
 
 
 @pytest.mark.parametrize("option", options("logger"))

@@ -15,7 +15,7 @@ from sr_lightning.hardware import SPEED_OPTIONS, resolve_speed
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import list_nets
 from sr_lightning.ops import imresize, rgb_to_ycbcr
-from tests.conftest import run_cli, run_entry, run_module, shallow_overrides, tiny_args, write_folder
+from tests.conftest import ROOT, run_cli, run_entry, run_module, shallow_overrides, tiny_args, write_folder
 
 
 def _metrics(run_dir):
@@ -236,6 +236,49 @@ def test_a_config_dir_that_does_not_exist_is_named(tmp_path):
 def test_unknown_data_lists_the_known_ones(tmp_path):
     proc = run_cli("sr_lightning.train", "data=imagenet", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode != 0 and "folder" in proc.stderr and "sample" in proc.stderr
+
+
+def test_a_run_shows_its_config_data_and_table_without_library_noise(tiny_data, tmp_path, recwarn):
+    """The composed config as a tree at the start, the training images counted, an RGB network
+    on Y warned about, the final table in train.log too; not Lightning's litlogger tip nor its
+    LeafSpec FutureWarning."""
+    proc = run_cli("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=edsr_baseline",
+                                                    *shallow_overrides("edsr")))
+    out = proc.stdout + proc.stderr
+    assert "config (saved in <run>/.hydra/config.yaml)" in out and "_target_: sr_lightning.nets.edsr.EDSR" in out
+    assert "training data: 4 images from" in out and "batches of 4, 4 steps an epoch" in out
+    assert "edsr was published on RGB (data.channels=3" in out
+    assert "litlogger" not in out
+    assert not [w for w in recwarn if "LeafSpec" in str(w.message)]
+    log = (tmp_path / "train.log").read_text()
+    assert "PSNR (dB)" in log and f"metrics: {tmp_path / 'metrics.json'}" in log
+
+
+def test_eval_of_a_folder_needs_no_training_folder(tiny_data, tmp_path):
+    proc = run_cli("sr_lightning.eval", "data=folder", f"data.test_sets=[{tiny_data['test']}]",
+                   f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert _metrics(tmp_path)["test"]["num_images"] == 2
+    proc = run_cli("sr_lightning.train", "data=folder", f"hydra.run.dir={tmp_path / 'train'}", check=False)
+    assert proc.returncode == 2 and "error: data.train_dir must be given" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_make_help_shows_the_values(tmp_path):
+    out = run_module_make("help", "TORCH_SPEC=torch==9.9", "BUDGET=3")
+    assert "install torch (torch==9.9)" in out and "fitted to 3 minutes" in out and "$(" not in out
+
+
+def test_the_package_is_mit_licensed():
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text()
+
+
+def run_module_make(*args: str) -> str:
+    """``make ARGS`` in the checkout; its output."""
+    import subprocess
+
+    return subprocess.run(["make", "-s", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
 def test_missing_data_folder_names_the_key(tmp_path):

@@ -68,6 +68,8 @@ def test_the_wheel_holds_every_config_and_the_console_scripts(wheel):
     assert shipped == {str(p.relative_to(conf)) for p in conf.rglob("*") if p.suffix in (".yaml", ".py")}
     entry_points = next(zipfile.Path(wheel, n) for n in names if n.endswith("entry_points.txt")).read_text()
     assert all(f"{script} = " in entry_points for script in SCRIPTS)
+    metadata = next(zipfile.Path(wheel, n) for n in names if n.endswith(".dist-info/METADATA")).read_text()
+    assert "License-Expression: MIT" in metadata and any(n.endswith("licenses/LICENSE") for n in names)
 
 
 def _train_and_eval(venv: Path, tmp: Path) -> None:

@@ -67,8 +67,7 @@ def test_wandb_runs_of_a_multirun_are_separate_and_grouped(tiny_data, tmp_path):
 def _search_args(tiny, sweep_dir, *extra):
     return ["-m", "hparams_search=vdsr_optuna", "data=folder", f"data.train_dir={tiny['train']}",
             f"data.val_dir={tiny['val']}", f"data.test_sets=[{tiny['test']}]", "data.patch_size=16",
-            "data.steps_per_epoch=2", "trainer.max_steps=2", "trainer.check_val_every_n_epoch=1",
-            "callbacks.progress_bar=null", f"hydra.sweep.dir={sweep_dir}", *extra]
+            "trainer.max_steps=2", "callbacks.progress_bar=null", f"hydra.sweep.dir={sweep_dir}", *extra]
 
 
 def _trials(sweep_dir):
@@ -83,7 +82,7 @@ def test_optuna_study_resumes_from_its_storage(tiny_data, tmp_path):
     assert [t.state.name for t in _trials(sweep)] == ["COMPLETE"] * 3
     first = {t.number: t.params for t in _trials(sweep)}
     proc = run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=5"))
-    assert "3 trial(s) already in" in proc.stdout + proc.stderr
+    assert "3 trial(s) complete or pruned in" in proc.stdout + proc.stderr
     trials = _trials(sweep)
     assert len(trials) == 5 and {t.number: t.params for t in trials[:3]} == first  # resumed, not restarted
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3", "4"]
@@ -94,9 +93,20 @@ def test_optuna_study_resumes_from_its_storage(tiny_data, tmp_path):
 
 def test_a_failed_trial_does_not_end_the_study(tiny_data, tmp_path):
     sweep = tmp_path / "study"
-    space = "hydra.sweeper.params={model.num_layers: 'choice(1)'}"  # vdsr needs >= 2 layers: every trial fails
-    run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2", space))
+    space = "hydra.sweeper.params={model.num_layers: 'choice(2)'}"
+    run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2", space,
+                                                "data.steps_per_epoch=0"))  # a bad option: every trial fails
     assert [t.state.name for t in _trials(sweep)] == ["FAIL", "FAIL"]
+    # Fixed, the same command runs its 2 trials: failed ones do not count toward n_trials.
+    proc = run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2", space))
+    assert "0 trial(s) complete or pruned" in proc.stdout + proc.stderr
+    assert [t.state.name for t in _trials(sweep)] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
+    # Another search space for the same study: one line, naming the way out.
+    other = "hydra.sweeper.params={model.num_layers: 'choice(3)'}"
+    proc = run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=3", other),
+                   check=False)
+    assert proc.returncode == 2 and "give a new hydra.sweeper.study_name" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_search_space_keys_must_exist(tiny_data, tmp_path):
@@ -177,7 +187,8 @@ def test_a_pruned_trial_stops_early_and_the_study_goes_on(tiny_data, tmp_path):
     stops each trial at its first validation and the study records it PRUNED."""
     sweep = tmp_path / "study"
     run_cli("sr_lightning.train", *_search_args(tiny_data, sweep, "hydra.sweeper.n_trials=2",
-                                                "trainer.max_steps=6", "hydra/sweeper/pruner=none",
+                                                "trainer.max_steps=6", "trainer.val_check_interval=2",
+                                                "hydra/sweeper/pruner=none",
                                                 "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
                                                 "+hydra.sweeper.pruner.lower=1e9"))
     trials = _trials(sweep)

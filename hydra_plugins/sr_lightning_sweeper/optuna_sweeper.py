@@ -4,8 +4,10 @@ The config schema is hydra-optuna-sweeper's (``params`` in Hydra's sweep syntax 
 ``search_space`` dict, ``sampler``, ``direction``, ``storage``, ``study_name``, ``n_trials``,
 ``n_jobs``, ``max_failure_rate``) plus ``pruner``. What it does beyond that plugin:
 
-* ``n_trials`` is the study's total: a study interrupted after 3 of 5 trials runs the 2
-  that are missing when the same command is run again; job folders continue the numbering;
+* ``n_trials`` is the study's total of complete and pruned trials: a study interrupted after
+  3 of 5 trials runs the 2 that are missing when the same command is run again, and failed
+  trials do not count, so rerunning after a fix runs them again; one run makes at most
+  ``n_trials`` attempts; job folders continue the numbering;
 * pruning: each trial's job gets ``callbacks.pruning.trial=<number>``, and the
   :class:`~sr_lightning.callbacks.OptunaPruning` callback reports the monitored metric at
   every validation and stops the run when the pruner says so; the trial is told PRUNED;
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Samplers that store pickled state in the study's storage and unpickle it on every trial.
 PICKLING_SAMPLERS = ("optuna.samplers.CmaEsSampler",)
+# The trials that count toward n_trials: a failed one is retried when the command runs again.
+COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # The override that tells a trial's job which trial it is (for the pruning callback).
 TRIAL_KEY = "callbacks.pruning.trial"
 
@@ -176,21 +180,27 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> None:
         distributions, fixed = self._space(arguments)
         study = self._open_study()
-        done = len(study.trials)
-        todo = max(0, self.n_trials - done)
-        if done:
-            log.info("study %s: %d trial(s) already in %s; running %d more", self.study_name, done, self.storage,
-                     todo)
+        before = len(study.trials)
+        counted = sum(t.state in COUNTED for t in study.trials)
+        todo = max(0, self.n_trials - counted)
+        if before:
+            log.info("study %s: %d trial(s) complete or pruned in %s (%d failed or unfinished, not counted); "
+                     "running %d more", self.study_name, counted, self.storage, before - counted, todo)
         failures = 0
         while todo > 0:
-            trials = [study.ask(distributions) for _ in range(min(self.n_jobs, todo))]
+            try:
+                trials = [study.ask(distributions) for _ in range(min(self.n_jobs, todo))]
+            except ValueError as err:  # Optuna: the stored study has another search space
+                print(f"error: study {self.study_name} in {self.storage}: {err} (its trials used another search "
+                      f"space); a study keeps its space: give a new hydra.sweeper.study_name", file=sys.stderr)
+                sys.exit(2)
             jobs = [[*fixed, *(f"{k}={v}" for k, v in t.params.items()),
                      *([f"{TRIAL_KEY}={t.number}"] if self.report else [])] for t in trials]
             returns = self.launcher.launch(jobs, initial_job_idx=trials[0].number)
             for trial, ret in zip(trials, returns, strict=True):
                 failures += not self._tell(study, trial, ret)
-            todo -= len(trials)
-            finished = len(study.trials) - done
+            todo -= len(trials)  # a run makes at most n_trials attempts; the next run retries the failed ones
+            finished = len(study.trials) - before
             if failures / finished > self.max_failure_rate:
                 log.error("study %s: %d of %d trials failed, more than max_failure_rate=%g; stopping",
                           self.study_name, failures, finished, self.max_failure_rate)

@@ -3,10 +3,13 @@
 from sr_lightning.callbacks.clock import TrainingClock
 from sr_lightning.callbacks.ema import EMA
 from sr_lightning.callbacks.image_logger import SRImageLogger
+from sr_lightning.callbacks.interrupt import InterruptCheckpoint
 from sr_lightning.callbacks.lam_logger import LAMImageLogger
 from sr_lightning.callbacks.optuna_pruning import OptunaPruning
+from sr_lightning.callbacks.progress_bar import StepsProgressBar
 from sr_lightning.callbacks.progress_log import PlainProgress, ProgressLog, plain_progress_wanted, track
 from sr_lightning.callbacks.zssr import UpscaleOnFitEnd, ZSSRLearningRate
 
-__all__ = ["EMA", "LAMImageLogger", "OptunaPruning", "PlainProgress", "ProgressLog", "SRImageLogger", "TrainingClock",
-           "UpscaleOnFitEnd", "ZSSRLearningRate", "plain_progress_wanted", "track"]
+__all__ = ["EMA", "InterruptCheckpoint", "LAMImageLogger", "OptunaPruning", "PlainProgress", "ProgressLog",
+           "SRImageLogger", "StepsProgressBar", "TrainingClock", "UpscaleOnFitEnd", "ZSSRLearningRate",
+           "plain_progress_wanted", "track"]

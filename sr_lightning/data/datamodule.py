@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,6 +25,9 @@ from sr_lightning.data.sources import SAMPLE_PREFIX, load_location, location_fil
 from sr_lightning.errors import UserError
 
 STORAGES = ("memory", "disk")
+
+
+log = logging.getLogger(__name__)
 
 
 class FlaggedPaddingSampler(DistributedSampler):
@@ -248,6 +252,9 @@ class SRDataModule(L.LightningDataModule):
                                                patch_sizes=self.patch_sizes, batch_size=self.batch_size,
                                                length=self.steps_per_epoch, seed=self._stream_seed(),
                                                augment=self.augment, sample_by=self.sample_by)
+        if stage in (None, "fit"):
+            log.info("training data: %s; batches of %d, %d steps an epoch", self._describe_training(),
+                     self.batch_size, self.steps_per_epoch)
         if stage in (None, "fit", "validate") and self.val_dir:
             self._pairset(self.val_dir, "data.val_dir")
         if stage in (None, "test"):
@@ -257,10 +264,21 @@ class SRDataModule(L.LightningDataModule):
             for name, location in self.test_dirs.items():
                 self._pairset(location, f"data.test_sets ({name})")
 
+    def _describe_training(self) -> str:
+        """How many training images, from where."""
+        if self.internal is not None:
+            return f"one image, {self.internal.image} (zero-shot)"
+        where = ", ".join(map(str, self.train_dirs))
+        if isinstance(self._train_set, ShardPatches):
+            return f"{self._shard_images} images in the shards at {where}"
+        pairs = next(iter(self._train_set.pairs.values()))
+        return f"{len(pairs.names)} images from {where}"
+
     def _shard_patches(self) -> ShardPatches:
         location, scale = self.train_dirs[0], self.train_scales[0]
         opts = self.shards
         index = read_index(location, "data.train_dir", float(opts.timeout_s))
+        self._shard_images = index.get("images", "?")
         p = self.patch_sizes[scale]
         if p * scale > index["min_side"]:
             raise UserError(

@@ -62,23 +62,27 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def write_image(path: str | Path, pixels: np.ndarray, alpha: np.ndarray | None = None, max_value: int = 255) -> None:
-    """Write (H, W, C) pixels (C = 1 or 3) atomically: no partial file on failure.
-
-    ``pixels`` are float in [0, 1], or already quantised: uint8 (written as is) or uint16
-    (16-bit grayscale). ``max_value=65535`` writes float grayscale as 16-bit PNG (Pillow has
-    no 16-bit RGB writer, so 16-bit colour is written as 8-bit).
-    """
-    path = Path(path)
+def pil_image(pixels: np.ndarray, alpha: np.ndarray | None = None, max_value: int = 255) -> Image.Image:
+    """(H, W, C) pixels (C = 1 or 3) as a Pillow image: float in [0, 1], or already quantised:
+    uint8 (as is) or uint16 (16-bit grayscale). ``max_value=65535`` makes float grayscale
+    16-bit (Pillow has no 16-bit RGB mode, so 16-bit colour becomes 8-bit). ``alpha``: (H, W)
+    float in [0, 1] (8-bit images only)."""
     if pixels.dtype == np.uint16 and pixels.shape[-1] == 1:
-        im = Image.fromarray(pixels[..., 0])
-    elif pixels.dtype != np.uint8 and max_value == 65535 and pixels.shape[-1] == 1:
-        im = Image.fromarray(np.round(np.clip(pixels[..., 0], 0.0, 1.0) * 65535).astype(np.uint16))
-    else:
-        u8 = pixels if pixels.dtype == np.uint8 else np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
-        im = Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)
-        if alpha is not None:
-            im.putalpha(Image.fromarray(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)))
+        return Image.fromarray(pixels[..., 0])
+    if pixels.dtype != np.uint8 and max_value == 65535 and pixels.shape[-1] == 1:
+        return Image.fromarray(np.round(np.clip(pixels[..., 0], 0.0, 1.0) * 65535).astype(np.uint16))
+    u8 = pixels if pixels.dtype == np.uint8 else np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
+    im = Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)
+    if alpha is not None:
+        im.putalpha(Image.fromarray(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)))
+    return im
+
+
+def write_image(path: str | Path, pixels: np.ndarray, alpha: np.ndarray | None = None, max_value: int = 255) -> None:
+    """Write (H, W, C) pixels atomically (no partial file on failure); the pixels as for
+    :func:`pil_image`."""
+    path = Path(path)
+    im = pil_image(pixels, alpha, max_value)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise UserError(f"output '{path}' has no image extension Pillow can write (use e.g. .png)")

@@ -27,6 +27,9 @@ class SRNet(nn.Module):
     # For the zoo table: how the network upsamples, and its paper (short citation).
     upsampling: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    # Published on RGB images (a run on Y, data.channels=1, is warned about: its tables and its
+    # released weights are RGB).
+    published_on_rgb: ClassVar[bool] = False
     # Tiled inference equals one pass when the overlap covers the receptive field (False for
     # networks with image-wide statistics, e.g. global channel attention).
     tiles_exactly: ClassVar[bool] = True

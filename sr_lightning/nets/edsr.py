@@ -27,6 +27,7 @@ class EDSR(SRNet):
     name = "edsr"
     upsampling = "pixel shuffle (x2 steps)"
     paper = "Lim et al., CVPRW 2017"
+    published_on_rgb = True
     scales = (2, 3, 4, 8)
 
     def __init__(

@@ -119,6 +119,7 @@ class HAT(SwinIR):
 
     name = "hat"
     paper = "Chen et al., CVPR 2023"
+    published_on_rgb = True
     tiles_exactly = False
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, embed_dim: int = 180,

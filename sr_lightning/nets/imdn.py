@@ -57,6 +57,7 @@ class IMDN(SRNet):
     name = "imdn"
     upsampling = "pixel shuffle"
     paper = "Hui et al., ACM MM 2019"
+    published_on_rgb = True
     tiles_exactly = False
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 6,

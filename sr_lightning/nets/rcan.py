@@ -55,6 +55,7 @@ class RCAN(SRNet):
     name = "rcan"
     upsampling = "pixel shuffle (x2 steps)"
     paper = "Zhang et al., ECCV 2018"
+    published_on_rgb = True
     scales = (2, 3, 4, 8)
     tiles_exactly = False
 

@@ -61,6 +61,7 @@ class RRDBNet(SRNet):
     name = "rrdbnet"
     upsampling = "nearest + conv (x2 steps)"
     paper = "Wang et al., ECCVW 2018 (ESRGAN)"
+    published_on_rgb = True
     scales = (2, 4)
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 23,

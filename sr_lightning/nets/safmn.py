@@ -90,6 +90,7 @@ class SAFMN(SRNet):
     name = "safmn"
     upsampling = "pixel shuffle"
     paper = "Sun et al., ICCV 2023"
+    published_on_rgb = True
     tiles_exactly = False
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, dim: int = 36, num_blocks: int = 8,

@@ -76,6 +76,7 @@ class SPAN(SRNet):
     name = "span"
     upsampling = "pixel shuffle"
     paper = "Wan et al., CVPRW 2024"
+    published_on_rgb = True
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 48, num_blocks: int = 6,
                  img_range: float = 255.0, rgb_mean: tuple[float, float, float] | None = SPAN_RGB_MEAN) -> None:

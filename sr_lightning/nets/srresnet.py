@@ -26,6 +26,7 @@ class SRResNet(SRNet):
     name = "srresnet"
     upsampling = "pixel shuffle (x2 steps)"
     paper = "Ledig et al., CVPR 2017"
+    published_on_rgb = True
     scales = (2, 3, 4, 8)
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 16) -> None:

@@ -165,6 +165,7 @@ class SwinIR(SRNet):
     name = "swinir"
     upsampling = "pixel shuffle (x2 steps)"
     paper = "Liang et al., ICCVW 2021"
+    published_on_rgb = True
     scales = (2, 3, 4, 8)
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, embed_dim: int = 180,

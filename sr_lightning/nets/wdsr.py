@@ -32,6 +32,7 @@ class WDSR(SRNet):
     name = "wdsr"
     upsampling = "pixel shuffle"
     paper = "Yu et al., arXiv 2018"
+    published_on_rgb = True
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, num_features: int = 32, num_blocks: int = 16,
                  expansion: int = 4, res_scale: float = 1.0,

@@ -49,3 +49,23 @@ def test_entry_points_log_progress_lines_into_a_pipe(tiny_data, tmp_path, caplog
     run_entry("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src}", f"output={tmp_path / 'up'}",
               "progress.every_s=0")
     assert "image 1/2 (50%)" in caplog.text and "image 2/2 (100%)" in caplog.text
+
+
+def test_one_large_image_shows_progress_over_its_tiles(trained_srcnn, tmp_path, caplog):
+    src = write_folder(tmp_path / "in", 1, (40, 52)) / "img00.png"
+    caplog.set_level("INFO")
+    run_entry("sr_lightning.upscale", f"ckpt_path={trained_srcnn / 'checkpoints/last.ckpt'}", f"input={src}",
+              f"output={tmp_path / 'up.png'}", "tile=16", "progress.every_s=0")
+    assert [int(n) for n in re.findall(r"tile (\d+)/12 \(", caplog.text)] == list(range(1, 13))
+
+
+def test_the_progress_bar_counts_the_epochs_a_run_bounded_by_steps_takes():
+    from types import SimpleNamespace
+
+    from sr_lightning.callbacks import StepsProgressBar
+
+    bar = StepsProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=-1, max_steps=1752, num_training_batches=100)
+    assert bar._get_train_description(3).strip() == "Epoch 3/17"  # Lightning: "Epoch 3/-2"
+    bar._trainer = SimpleNamespace(max_epochs=5, max_steps=-1, num_training_batches=100)
+    assert bar._get_train_description(3).strip() == "Epoch 3/4"
