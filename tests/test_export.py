@@ -75,6 +75,7 @@ def test_upscale_backend_onnx_equals_pytorch_tiled(espcn_ckpt, tmp_path):
     assert_same_after_uint8(onnx_png, torch_png, levels=True)
 
 
+@pytest.mark.slow  # 17 s; test_export_of_a_checkpoint_runs_at_any_size[onnx] checks onnxruntime == PyTorch in every run
 def test_released_imdn_in_onnxruntime_matches_pytorch_on_set5(sr_data, tmp_path):
     """The issue's check: a released network, a real image, float within 1e-4, uint8 identical."""
     ckpt, onnx_file = tmp_path / "imdn.ckpt", tmp_path / "imdn.onnx"

@@ -102,6 +102,7 @@ def _train_and_eval(venv: Path, tmp: Path) -> None:
     assert "| vdsr |" in zoo and "| srcnn |" in zoo
 
 
+@pytest.mark.slow  # 117 s on a 2-core EPYC; the wheel's contents are checked in every run (above)
 def test_console_scripts_train_and_evaluate_from_an_installed_wheel(wheel, tmp_path):
     _train_and_eval(_venv(tmp_path, wheel, deps_from_here=True), tmp_path)
 

@@ -12,7 +12,7 @@ from torch import nn
 from sr_lightning.errors import UserError
 from sr_lightning.lam import Window, blur_path, diffusion_index, gini, gradient_detector, local_attribution
 from sr_lightning.nets import create_net
-from tests.conftest import _crops, run_cli, run_module, tiny_args, write_folder
+from tests.conftest import _crops, run_cli, tiny_args, write_folder
 
 
 def _image(h: int, w: int, seed: int = 4) -> torch.Tensor:
@@ -124,9 +124,9 @@ def test_explain_command_writes_the_map_and_prints_the_index(espcn_rgb_ckpt, tmp
 def test_lam_callback_logs_the_map_and_the_index(tiny_data, tmp_path):
     from tests.wandb_files import read_run
 
-    run_module("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=espcn", "logger=wandb",
-                                                 "trainer.max_steps=4", "test=false",
-                                                 "callbacks.lam.window=[16,16,16]", "callbacks.lam.steps=4"))
+    run_cli("sr_lightning.train", *tiny_args(tiny_data, tmp_path, "model=espcn", "logger=wandb",
+                                              "trainer.max_steps=4", "test=false",
+                                              "callbacks.lam.window=[16,16,16]", "callbacks.lam.steps=4"))
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     history = read_run(run_dir)["history"]
     maps = [h for h in history if "val/lam/_type" in h]

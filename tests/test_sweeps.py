@@ -130,7 +130,8 @@ def test_a_sampler_that_unpickles_its_storage_is_refused(tmp_path):
     assert not (tmp_path / "sweep").exists()
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+# joblib in every run; submitit_local (29 s on a 2-core EPYC) with the slow tests.
+@pytest.mark.parametrize("launcher", ["joblib", pytest.param("submitit_local", marks=pytest.mark.slow)])
 def test_launchers(tiny_data, tmp_path, launcher):
     sweep = tmp_path / "sweep"
     run_module("sr_lightning.train", *_sweep_args(tiny_data, sweep, f"hydra/launcher={launcher}", "model=srcnn",
