@@ -197,6 +197,10 @@ def resume_argv(argv: list[str]) -> list[str]:
     """``sys.argv`` of ``sr_lightning.train`` with a resume expanded (see :func:`plan`); the
     plan is printed to stderr. Multirun (``-m``) commands are left as they are."""
     if any(a in ("-m", "--multirun") for a in argv[1:]):
+        if any(a.split("=", 1)[0].lstrip("+~") == "resume" for a in argv[1:]):
+            print("error: resume= continues one run; a multirun's jobs resume one by one (resume=<job folder>), "
+                  "and an Optuna study resumes by running its command again", file=sys.stderr)
+            sys.exit(2)
         return argv
     flags, overrides, args = [], [], iter(argv[1:])
     for a in args:

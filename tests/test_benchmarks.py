@@ -11,13 +11,13 @@ import sys
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, run_entry, run_module
+from tests.conftest import ROOT, run_cli, run_entry
 from tests.test_configs import fake_data_dir
 
 
 def _eval(tmp_path, name, *args, check=True):
     if not check:  # the exit code and message, as the user sees them
-        return run_module("sr_lightning.eval", *args, f"hydra.run.dir={tmp_path / name}", check=False)
+        return run_cli("sr_lightning.eval", *args, f"hydra.run.dir={tmp_path / name}", check=False)
     run_entry("sr_lightning.eval", *args, f"hydra.run.dir={tmp_path / name}")
     return json.loads((tmp_path / name / "metrics.json").read_text())
 

@@ -282,8 +282,8 @@ def run_module_make(*args: str) -> str:
 
 
 def test_missing_data_folder_names_the_key(tmp_path):
-    proc = run_module("sr_lightning.train", "data=folder", f"data.train_dir={tmp_path / 'nope'}",
-                      f"hydra.run.dir={tmp_path}", check=False)
+    proc = run_cli("sr_lightning.train", "data=folder", f"data.train_dir={tmp_path / 'nope'}",
+                   f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode == 2
     assert f"error: data.train_dir: folder '{tmp_path / 'nope'}' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr

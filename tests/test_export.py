@@ -91,6 +91,7 @@ def test_released_imdn_in_onnxruntime_matches_pytorch_on_set5(sr_data, tmp_path)
     assert_same_after_uint8(onnx_sr, torch_sr)
 
 
+@pytest.mark.slow  # 21 s; test_vdsr_names_the_op_and_exports_at_a_fixed_size checks a refused export in every run
 def test_a_size_dependent_graph_is_refused_and_not_kept(tmp_path):
     net = create_net("swinir", scale=2, in_channels=3, **SHALLOW["swinir"])
     with pytest.raises(UserError, match=r"does not run at another input size \(RuntimeError: shape .* is invalid"):

@@ -100,11 +100,13 @@ def test_sigterm_and_resume_auto_continue_the_same_logger_runs(tiny_data, tmp_pa
     assert again.returncode == 2 and "no unfinished run" in again.stderr  # that run finished
 
 
-def test_resume_refuses_a_folder_without_a_checkpoint_and_two_sources(tmp_path):
+def test_bad_resume_options_get_one_line(tmp_path):
     proc = run_cli("sr_lightning.train", f"resume={tmp_path}", check=False)
     assert proc.returncode == 2 and "has no checkpoints/last.ckpt" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("sr_lightning.train", f"resume={tmp_path}", "ckpt_path=x.ckpt", check=False)
     assert proc.returncode == 2 and "keep one" in proc.stderr
+    proc = run_cli("sr_lightning.train", "-m", "resume=auto", check=False)
+    assert proc.returncode == 2 and "resume= continues one run" in proc.stderr
 
 
 def test_a_budgeted_run_resumes_with_the_steps_it_planned(tiny_data, tmp_path):

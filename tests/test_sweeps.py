@@ -39,6 +39,7 @@ def test_grid_runs_every_job_and_writes_a_summary(tiny_data, tmp_path):
     assert (sweep / "summary.md").read_text().startswith("| job | overrides | val/psnr_best |")
 
 
+@pytest.mark.slow  # 38 s on a 2-core EPYC; DDP (test_ddp_sim_matches_single_process_metrics) and grids run in every run
 def test_ddp_inside_a_multirun_runs_exactly_the_jobs(tiny_data, tmp_path):
     """Lightning re-launches DDP workers; with Hydra they must join their job, not re-run the sweep."""
     sweep = tmp_path / "sweep"

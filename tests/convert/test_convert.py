@@ -115,6 +115,7 @@ def test_released_srcnn_reproduces_set5(sr_data, tmp_path):
     assert m["ssim"] == pytest.approx(0.9090, abs=0.001)
 
 
+@pytest.mark.slow  # 27 s; the released SRCNN's Set5 row is checked in every run
 def test_released_vdsr_is_one_network_for_all_scales(sr_data, tmp_path):
     convert_main(["--format", "vdsr-mat", "--scale", "2", str(sr_data / "weights/vdsr_official/vdsr_official.mat"),
                   str(tmp_path / "vdsr.ckpt")])
