@@ -197,6 +197,9 @@ def test_shards_stream_over_http(hr_folder, tmp_path):
         server.shutdown()
 
 
+# 31 s: with the slow tests; DDP in every run: test_ddp_sim_matches_single_process_metrics, and the
+# ranks' turns in the stream: test_processes_take_turns_in_one_stream.
+@pytest.mark.slow
 def test_ddp_on_shards_each_rank_trains_its_own_patches(hr_folder, tiny_data, tmp_path):
     """The issue's command on 2 CPU processes: trainer=ddp_sim from shards."""
     _prepare(hr_folder, tmp_path / "s", crop=96, step=48, shard_size_mb=0.02)

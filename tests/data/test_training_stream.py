@@ -46,7 +46,7 @@ def test_a_batch_depends_only_on_the_seed_and_its_index(tiny_data):
     assert patch_hashes(reseeded[0]) != first[0]
 
 
-@pytest.mark.slow  # 55 s; test_shards.py::test_ddp_on_shards_each_rank_trains_its_own_patches in every run
+@pytest.mark.slow  # 55 s; test_processes_take_turns_in_one_stream (the ranks' indices) runs in every run
 def test_ddp_processes_train_different_patches_whatever_num_workers(tiny_data, tmp_path):
     """trainer=ddp_sim (2 processes), num_workers 0 and 2: no patch is trained by both ranks,
     and the same seed makes the same batches in both runs. (Before the stream, every rank
