@@ -125,26 +125,36 @@ def quote_numeric_choices(argv: list[str], conf_dir: str | Path) -> list[str]:
     return out
 
 
-@contextlib.contextmanager
-def composed(config_name: str, overrides: Sequence[str], output_dir: str | Path | None = None
-             ) -> Iterator[DictConfig]:
-    """The config an entry point's command line would compose (``train``, ``eval``, ...), for
-    running its function from Python: numeric choices quoted, ``HydraConfig`` set for the
-    block (the overrides; ``hydra.runtime.output_dir`` = ``output_dir``, None: the composed
-    ``hydra.run.dir``; created), without the ``hydra`` node, as ``@hydra.main`` passes it. A
-    Hydra app of the caller's keeps its state."""
+def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """The config an entry point's command line would compose (``train``, ``eval``, ...), with
+    its ``hydra`` node: numeric choices quoted. A Hydra app of the caller's keeps its state."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
-    from omegaconf import open_dict
 
-    quiet_known_noise()
-    backup, hydra_cfg = get_gh_backup(), HydraConfig.instance().cfg
+    backup = get_gh_backup()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name, overrides=quote_numeric_choices(list(overrides), CONF_DIR),
-                          return_hydra_config=True)
+            return compose(config_name, overrides=quote_numeric_choices(list(overrides), CONF_DIR),
+                           return_hydra_config=True)
+    finally:
+        restore_gh_from_backup(backup)
+
+
+@contextlib.contextmanager
+def composed(config_name: str, overrides: Sequence[str], output_dir: str | Path | None = None
+             ) -> Iterator[DictConfig]:
+    """:func:`compose_config` for running the entry point's function from Python: ``HydraConfig``
+    set for the block (the overrides; ``hydra.runtime.output_dir`` = ``output_dir``, None: the
+    composed ``hydra.run.dir``; created), without the ``hydra`` node, as ``@hydra.main``
+    passes it."""
+    from omegaconf import open_dict
+
+    quiet_known_noise()
+    hydra_cfg = HydraConfig.instance().cfg
+    cfg = compose_config(config_name, overrides)
+    try:
         out = Path(output_dir if output_dir is not None else cfg.hydra.run.dir).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
         with open_dict(cfg):
@@ -154,7 +164,6 @@ def composed(config_name: str, overrides: Sequence[str], output_dir: str | Path 
             del cfg["hydra"]
         yield cfg
     finally:
-        restore_gh_from_backup(backup)
         HydraConfig.instance().cfg = hydra_cfg
 
 

@@ -3,11 +3,12 @@
 ``python -m sr_lightning.train ckpt_path=RUN/checkpoints/last.ckpt`` (or ``resume=RUN``, or
 ``resume=auto``: the newest unfinished run of the same experiment) becomes, before Hydra
 composes anything, the run's original command: the overrides it was started with (its
-``.hydra/overrides.yaml``, or those the checkpoint records when it has no run folder), then
-this command's (which win, and are reported), ``ckpt_path`` set to the checkpoint and
-``hydra.run.dir`` to the run folder, so curves, checkpoints and logs continue in one place.
-A weights-only checkpoint (``sr_lightning.convert``) is not a run: ``ckpt_path=`` then starts
-a new run from its weights, as before.
+``.hydra/overrides.yaml``), then this command's (which win, and are reported),
+``ckpt_path`` set to the checkpoint and ``hydra.run.dir`` to the run folder, so curves,
+checkpoints and logs continue in one place. A checkpoint away from its run folder resumes
+with its network from the file; the options it records are listed, not run (a file is
+data: README "Security"). A weights-only checkpoint (``sr_lightning.convert``) is not a
+run: ``ckpt_path=`` then starts a new run from its weights, as before.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Plan:
         """Lines for the user: where the run continues, with which overrides."""
         if self.checkpoint is None:
             return []
-        where = f"resuming {self.run_dir}" if self.run_dir else f"resuming from {self.checkpoint} (no run folder)"
+        where = f"resuming {self.run_dir}"
         replayed = " ".join(self.replayed) or "(none)"
         lines = [f"{where} from {self.checkpoint.name}, with the run's overrides: {replayed}"]
         if self.changed:
@@ -98,22 +99,28 @@ def run_folder_of(checkpoint: Path) -> Path | None:
     return run if checkpoint.resolve().parent.name == "checkpoints" and (run / OVERRIDES).is_file() else None
 
 
-def recorded_overrides(run_dir: Path | None, checkpoint: Path) -> list[str] | None:
-    """The command-line overrides the run was started with: its ``.hydra/overrides.yaml``, else
-    the list the checkpoint records (``sr_lightning.overrides``); None for a checkpoint that
-    is not a resumable run (weights only, or one of another tool)."""
+def recorded_overrides(run_dir: Path) -> list[str]:
+    """The command-line overrides the run was started with (its ``.hydra/overrides.yaml``)."""
+    listed = OmegaConf.to_container(OmegaConf.load(run_dir / OVERRIDES))
+    if not (isinstance(listed, list) and all(isinstance(o, str) for o in listed)):
+        raise UserError(f"'{run_dir / OVERRIDES}' is not a list of overrides; resume with ckpt_path=... and "
+                        f"the run's options")
+    return listed
+
+
+def file_only(checkpoint: Path, overrides: list[str]) -> Plan:
+    """A checkpoint away from its run folder: train takes its network from the file (checked
+    data); the options it records are shown, never run (a file's options could name code:
+    ``_target_``, a ``pipe:`` data location), so the user repeats those they want."""
     from sr_lightning.checkpoint import is_resumable, read_checkpoint
 
-    if run_dir is not None:
-        listed = OmegaConf.to_container(OmegaConf.load(run_dir / OVERRIDES))
-        if not (isinstance(listed, list) and all(isinstance(o, str) for o in listed)):
-            raise UserError(f"'{run_dir / OVERRIDES}' is not a list of overrides; resume with ckpt_path=... and "
-                            f"the run's options")
-        return listed
     ckpt = read_checkpoint(checkpoint, "ckpt_path")
-    if not is_resumable(ckpt):
-        return None
-    return list(ckpt.get("sr_lightning", {}).get("overrides", []))
+    if is_resumable(ckpt):
+        recorded = " ".join(o for o in ckpt.get("sr_lightning", {}).get("overrides", [])
+                            if key_of(o) not in NOT_REPLAYED) or "(none)"
+        print(f"ckpt_path='{checkpoint}' is not in its run folder: its network comes from the file; it was trained "
+              f"with {recorded} (repeat the options you want: options from a file are never run)", file=sys.stderr)
+    return Plan(overrides)
 
 
 def newest_run(runs_dir: Path, experiment: str | None) -> Path:
@@ -135,20 +142,11 @@ def newest_run(runs_dir: Path, experiment: str | None) -> Path:
 
 def runs_folder(overrides: list[str]) -> Path:
     """Where this command's runs go: the parent of the ``hydra.run.dir`` it composes to."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from sr_lightning.cli import CONF_DIR
+    from sr_lightning.cli import compose_config
     from sr_lightning.loggers import register_resolvers
 
     register_resolvers()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
-        return Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).parent
-    finally:
-        GlobalHydra.instance().clear()
+    return Path(str(OmegaConf.select(compose_config("train", overrides), "hydra.run.dir"))).parent
 
 
 def plan(overrides: list[str]) -> Plan:
@@ -178,13 +176,11 @@ def plan(overrides: list[str]) -> Plan:
         if not checkpoint.is_file():  # train names the missing file, with the rest of its checks
             return Plan(overrides)
         run_dir = run_folder_of(checkpoint)
-    old = recorded_overrides(run_dir, checkpoint)
-    if old is None:  # weights only: a new run from them (train says so)
-        return Plan(overrides)
+    if run_dir is None:
+        return file_only(checkpoint, overrides)
+    old = recorded_overrides(run_dir)
     merged, changes = merge(old, rest)
-    merged.append(f"ckpt_path={quoted(checkpoint.resolve())}")
-    if run_dir is not None:
-        merged.append(f"hydra.run.dir={quoted(run_dir)}")
+    merged += [f"ckpt_path={quoted(checkpoint.resolve())}", f"hydra.run.dir={quoted(run_dir)}"]
     replayed = [o for o in old if key_of(o) not in NOT_REPLAYED]
     return Plan(merged, run_dir, checkpoint.resolve(), replayed, changes)
 

@@ -14,7 +14,7 @@ import lightning as L
 import pytest
 import torch
 
-from sr_lightning.resume import merge, plan
+from sr_lightning.resume import merge
 from tests.conftest import run_cli, tiny_args
 
 
@@ -69,10 +69,15 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tiny_data, tmp_p
     assert _steps(cut) == _steps(whole)  # one curve, in the run's own folder, no step twice
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut", "whole"]
 
-    moved = tmp_path / "elsewhere.ckpt"  # no run folder: the overrides the checkpoint records
+    moved = tmp_path / "elsewhere.ckpt"  # no run folder: the network from the file, its options only shown
     moved.write_bytes((cut / "checkpoints/last.ckpt").read_bytes())
-    p = plan([f"ckpt_path={moved}"])
-    assert "model=espcn" in p.overrides and p.run_dir is None and not any("hydra.run.dir" in o for o in p.overrides)
+    elsewhere = run_cli("sr_lightning.train", f"ckpt_path={moved}", f"hydra.run.dir={tmp_path / 'again'}",
+                        "trainer.max_steps=12", "data=folder", f"data.train_dir={tiny_data['train']}",
+                        "data.val_dir=null", "test=false")
+    shown = elsewhere.stderr.split("it was trained with ", 1)[1]
+    assert "model=espcn" in shown and "options from a file are never run" in shown and "ckpt_path" not in shown
+    assert torch.load(tmp_path / "again/checkpoints/last.ckpt", weights_only=True)["hyper_parameters"]["net"][
+        "_target_"].endswith("ESPCN")
 
 
 def test_sigterm_and_resume_auto_continue_the_same_logger_runs(tiny_data, tmp_path, monkeypatch):
