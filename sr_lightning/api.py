@@ -37,7 +37,6 @@ class SRModel:
     upscaler: Upscaler
     path: Path
     backend: str
-    scale_override: int | None = None
 
     @property
     def scale(self) -> int:
@@ -108,12 +107,12 @@ class SRModel:
         if self.backend != "pytorch":
             raise UserError(f"evaluate() runs checkpoints; '{self.path}' is an {self.backend} file (evaluate the "
                             f"checkpoint it was exported from)")
-        from sr_lightning.cli import composed
+        from sr_lightning.cli import composed, quoted
         from sr_lightning.eval import evaluate
 
         sets = [test_sets] if isinstance(test_sets, str) else list(test_sets)
-        args = [f"ckpt_path={_quoted(self.path)}", f"data.test_sets=[{','.join(_quoted(s) for s in sets)}]",
-                *([f"data.scale={self.scale_override}"] if self.scale_override else []), *overrides]
+        args = [f"ckpt_path={quoted(self.path)}", f"data.test_sets=[{','.join(quoted(s) for s in sets)}]",
+                f"data.scale={self.scale}", *overrides]
         quiet = contextlib.nullcontext() if show_table else contextlib.redirect_stdout(io.StringIO())
         with tempfile.TemporaryDirectory() as tmp, composed("eval", args, output_dir or tmp) as cfg, quiet:
             results, _ = evaluate(cfg)
@@ -135,12 +134,7 @@ def load(path: str | Path, *, device: str = "auto", scale: int | None = None, se
     path = Path(path).expanduser()
     backend = "onnx" if path.suffix.lower() == ".onnx" else "pytorch"
     upscaler = load_upscaler(path, backend, device, scale, self_ensemble, list(trusted_nets))
-    return SRModel(upscaler, path.resolve(), backend, scale)
-
-
-def _quoted(value: str | Path) -> str:
-    """A value for a Hydra override list, quoted."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return SRModel(upscaler, path.resolve(), backend)
 
 
 def _array_image(a: np.ndarray) -> Image.Image:

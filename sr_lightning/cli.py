@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -123,6 +124,13 @@ def quote_numeric_choices(argv: list[str], conf_dir: str | Path) -> list[str]:
             arg = f"{key}='{value}'"
         out.append(arg)
     return out
+
+
+def quoted(value: str | Path) -> str:
+    """A value (a path, a test set's name) as a Hydra override value, quoted when it holds
+    characters Hydra's grammar treats specially."""
+    text = str(value)
+    return text if re.fullmatch(r"[\w./:@%-]+", text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:

@@ -10,7 +10,6 @@ import csv
 import logging
 import os
 import subprocess
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,6 @@ def continue_logger_runs(logger_cfg: DictConfig | None, run_dir: Path) -> None:
     """A resumed run logs into the logger runs it started: W&B resumes the run id found in
     ``run_dir/wandb``, the CSV logger appends to its ``metrics.csv`` (TensorBoard adds an
     event file beside the first, which it reads as one run)."""
-    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
     run_id = wandb_run_id(run_dir)
     for entry in (logger_cfg or {}).values():
         target = str(entry.get("_target_", "")) if isinstance(entry, DictConfig) else ""

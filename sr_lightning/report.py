@@ -4,7 +4,6 @@ in the run's log file), and ``metrics.json``."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import sys
@@ -48,15 +47,12 @@ def report(results: Mapping[str, Mapping[str, float]], output_dir: str | Path, t
     path = Path(output_dir) / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    console = Console(width=None if sys.stdout.isatty() else 200)  # logs/pipes: do not squeeze the table
+    # logs/pipes: do not squeeze the table; recorded for the run's log file (Hydra's <run>/<task>.log)
+    console = Console(width=None if sys.stdout.isatty() else 200, record=True)
     console.print(results_table(results, title))
-    lines = [*(extra_lines or []), f"metrics: {path}"]
-    for line in lines:
+    for line in [*(extra_lines or []), f"metrics: {path}"]:
         console.print(line, highlight=False, soft_wrap=True)
-    # The run's log file (Hydra's <run>/<task>.log) keeps the table too, as plain text.
-    plain = Console(width=200, file=io.StringIO(), color_system=None)
-    plain.print(results_table(results, title))
-    to_log_files(plain.file.getvalue() + "\n".join(lines) + "\n")
+    to_log_files(console.export_text())
     return path
 
 
@@ -76,16 +72,15 @@ def print_config(cfg: DictConfig) -> None:
     with its YAML, the groups a run is made of first)."""
     first = ("data", "model", "loss", "optimizer", "scheduler", "trainer", "callbacks", "logger")
     tree = Tree("config (saved in <run>/.hydra/config.yaml)", guide_style="dim")
-    keys = [k for k in first if k in cfg] + [k for k in cfg if k not in first and k != "module"]
-    scalars = {}
-    for key in keys:
-        node = cfg._get_node(key)
-        if OmegaConf.is_config(node):
-            text = OmegaConf.to_yaml(node, resolve=False)
-            tree.add(str(key), style="bold").add(Syntax(text.rstrip(), "yaml", background_color="default"))
-        else:
-            scalars[key] = cfg._get_node(key)._value()
+    plain = OmegaConf.to_container(cfg, resolve=False)  # interpolations shown as written
+    groups = {k: v for k, v in plain.items() if isinstance(v, dict) and k != "module"}
+    for key in sorted(groups, key=lambda k: first.index(k) if k in first else len(first)):
+        tree.add(str(key), style="bold").add(_yaml(groups[key]))
+    scalars = {k: v for k, v in plain.items() if not isinstance(v, dict)}
     if scalars:
-        tree.add("run", style="bold").add(Syntax(OmegaConf.to_yaml(scalars).rstrip(), "yaml",
-                                                   background_color="default"))
+        tree.add("run", style="bold").add(_yaml(scalars))
     Console(width=None if sys.stdout.isatty() else 200).print(tree)
+
+
+def _yaml(data: dict) -> Syntax:
+    return Syntax(OmegaConf.to_yaml(data).rstrip(), "yaml", background_color="default")

@@ -13,13 +13,13 @@ run: ``ckpt_path=`` then starts a new run from its weights, as before.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from sr_lightning.cli import compose_config, quoted
 from sr_lightning.errors import UserError
 
 # What a run folder holds that resuming reads.
@@ -65,12 +65,6 @@ def value_of(overrides: list[str], key: str) -> str | None:
         if "=" in o and key_of(o) == key:
             found = o.split("=", 1)[1].strip("'\"")
     return found
-
-
-def quoted(value: str | Path) -> str:
-    """A path as a Hydra override value (quoted when it holds characters the grammar treats specially)."""
-    text = str(value)
-    return text if re.fullmatch(r"[\w./:@%-]+", text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def merge(old: list[str], new: list[str]) -> tuple[list[str], list[str]]:
@@ -142,10 +136,6 @@ def newest_run(runs_dir: Path, experiment: str | None) -> Path:
 
 def runs_folder(overrides: list[str]) -> Path:
     """Where this command's runs go: the parent of the ``hydra.run.dir`` it composes to."""
-    from sr_lightning.cli import compose_config
-    from sr_lightning.loggers import register_resolvers
-
-    register_resolvers()
     return Path(str(OmegaConf.select(compose_config("train", overrides), "hydra.run.dir"))).parent
 
 

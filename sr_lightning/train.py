@@ -11,6 +11,7 @@ import logging
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -129,7 +130,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     check_wandb(cfg.get("logger"))
     check_tensorboard(cfg.get("logger"))
-    if resume:
+    if resume:  # the run's own folder: its checkpoints are expected there
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
         continue_logger_runs(cfg.get("logger"), output_dir)
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
