@@ -31,6 +31,18 @@ def shallow_overrides(name: str) -> list[str]:
     return [f"model.{k}={str(v).replace(' ', '')}" for k, v in SHALLOW.get(name, {}).items()]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` skip, with the reason, where CUDA is absent."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (marked gpu): run on a GPU machine, see experiments/gpu/README.md")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
+
+
 def data_dir() -> Path | None:
     """``$SR_DATA_DIR`` if it is a folder, else None."""
     d = os.environ.get("SR_DATA_DIR")

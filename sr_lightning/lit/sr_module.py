@@ -24,6 +24,7 @@ from sr_lightning.errors import UserError
 from sr_lightning.lit.evaluation import Evaluation, crop_pixels
 from sr_lightning.metrics import GMSD, PSNR, SSIM, quantize
 from sr_lightning.nets import NETS, build_net
+from sr_lightning.ops.precision import exact_float32
 from sr_lightning.ops.resize import imresize
 from sr_lightning.ops.self_ensemble import check_rotatable, self_ensemble
 
@@ -245,10 +246,10 @@ class SRLitModule(L.LightningModule):
         """SR and bicubic for an LR batch (N, C, h, w) in [0, 1]: (N, C, s*h, s*w) float32,
         clamped (and quantised if configured); ``ensemble``: the SR is the x8 self-ensemble.
 
-        The network runs in float32 here whatever the training precision, so reported
-        numbers do not depend on it.
+        The network runs in float32 here whatever the training precision (and on CUDA
+        without TF32), so reported numbers do not depend on it.
         """
-        with torch.autocast(device_type=lr.device.type, enabled=False):
+        with exact_float32(lr.device):
             sr = (self.forward_ensemble(lr.float()) if ensemble else self(lr.float())).clamp(0.0, 1.0)
         bicubic = imresize(lr.float(), self.scale, border=self.bicubic_border).clamp(0.0, 1.0)
         if self.quantize:

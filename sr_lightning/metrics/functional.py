@@ -23,10 +23,9 @@ from sr_lightning.ops.color import rgb_to_luma, rgb_to_y
 
 
 def _to_y(x: Tensor, gray: Tensor | None) -> Tensor:
+    """Y of (N, 3, H, W) RGB, luma for the images flagged ``gray`` (no host sync: GPU-friendly)."""
     y = rgb_to_y(x)
-    if gray is not None and bool(gray.any()):
-        y[gray] = rgb_to_luma(x[gray])
-    return y
+    return y if gray is None else torch.where(gray.view(-1, 1, 1, 1), rgb_to_luma(x), y)
 
 
 def _prepare(sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool,

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sr_lightning.ops.precision import full_precision
+
 Border = Literal["clamp", "symmetric"]
 BORDERS: tuple[str, ...] = ("clamp", "symmetric")
 
@@ -205,7 +207,7 @@ def imresize(x: Tensor, scale: float | tuple[float, float] | None = None, *,
     passes = [lambda t: _resize_axis(t, -2, bh), lambda t: _resize_axis(t, -1, bw)]
     if sw < sh:  # MATLAB: the dimension with the smaller scale first, height first on ties
         passes.reverse()
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with full_precision(x.device):
         out = x.to(work)
         for resize_axis in passes:
             out = resize_axis(out)

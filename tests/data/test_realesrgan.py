@@ -198,3 +198,19 @@ def test_realesrgan_needs_rgb(tiny_data):
 def test_bad_options_are_named(change, message):
     with pytest.raises(UserError, match=r"^data\.degradation\.realesrgan\." + message):
         _options(**change)
+
+
+@pytest.mark.gpu
+def test_training_batches_are_degraded_on_the_gpu_they_were_moved_to(tiny_data):
+    """On CUDA the draws come from a CUDA generator: the batch stays there, 8-bit levels,
+    the same batch index gives the same LR, another index another."""
+    dm = _datamodule(tiny_data, seed=0)
+    dm.setup("fit")
+    batch = {k: v.to("cuda") if torch.is_tensor(v) else v for k, v in next(iter(dm.train_dataloader())).items()}
+    dm.trainer = _fake_trainer(True, 1)
+    lr = dm.on_after_batch_transfer(dict(batch), 0)["lr"]
+    assert lr.device.type == "cuda" and lr.shape == (4, 3, 16, 16)
+    assert lr.min() >= 0 and lr.max() <= 1 and torch.equal(torch.round(lr * 255) / 255, lr)
+    assert torch.equal(dm.on_after_batch_transfer(dict(batch), 0)["lr"], lr)
+    dm.trainer = _fake_trainer(True, 2)
+    assert not torch.equal(dm.on_after_batch_transfer(dict(batch), 0)["lr"], lr)
