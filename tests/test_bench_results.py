@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 
 import pytest
 
@@ -16,6 +17,7 @@ BENCH = ROOT / "experiments" / "benchmarks"
 def _run_py():
     spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -70,3 +72,51 @@ def test_frontier_plot_is_drawn_from_the_measured_latency(tmp_path, monkeypatch)
     from PIL import Image
 
     assert Image.open(tmp_path / "f.png").size[0] > 600
+
+
+def _gpu_bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import gpu_bench
+
+    return gpu_bench
+
+
+def test_the_gpu_benchmark_needs_cuda_in_one_line(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("sys.argv", ["run.py", "--device", "cuda"])
+    with pytest.raises(SystemExit) as exit_info:
+        _run_py().main()
+    assert str(exit_info.value).startswith("error: --device cuda: torch.cuda.is_available() is False here")
+
+
+@pytest.mark.slow  # 30 s on a 2-core EPYC; the CUDA check above runs in every run
+def test_the_gpu_benchmark_measures_and_renders_every_section(sr_data, tmp_path, monkeypatch):
+    """The GPU benchmark's code, dry-run on the CPU in this process at small sizes (two networks,
+    one compiled; 16x16 LR patches; 0 and 1 loader workers on Set5; Set5): every section is measured and rendered, and
+    the loader's verdict is the first worker count whose batches/s reach the consumer's."""
+    from types import SimpleNamespace
+
+    gpu = _gpu_bench(monkeypatch)
+    for name, value in (("CONSUMERS", ("espcn",)), ("LOADER_WORKERS", (0, 1)), ("LOADER_BATCHES", (4,)),
+                        ("EVAL_SETS", ("Set5",)), ("LR_PATCH", 16),
+                        ("LOADER_SET", "benchmark/Set5")):
+        monkeypatch.setattr(gpu, name, value)
+    monkeypatch.setattr("sys.argv", ["run.py", "--device", "cuda"])
+    result = gpu.bench(SimpleNamespace(steps=1, nets="espcn,edsr_quick", compile="espcn"), device="cpu",
+                       measure=lambda kind, steps, device, *extra: gpu.MEASURES[kind](steps, device, *extra),
+                       results=(tmp_path / "r.json", tmp_path / "r.md"))
+    assert set(result["roof TFLOP/s"]) >= {"matmul bf16", "conv3x3 bf16", "conv3x3 fp32", "conv3x3 bf16 fwd+bwd"}
+    rows = {row["net"]: row for row in result["train step"]}
+    assert rows["espcn"]["channels"] == 1 and rows["edsr_quick"]["channels"] == 3  # each at its paper's colour
+    assert all(isinstance(rows["espcn"][k], float) for k in ("plain", "defaults", "compile"))
+    assert "compile" not in rows["edsr_quick"]
+    assert [(r["mode"], r["batch"]) for r in result["loader"]] == [("memory", 4), ("disk", 4), ("shards", 4)]
+    assert list(result["evaluation s"]) == ["Set5"] and result["evaluation s"]["Set5"]["cpu"] > 0
+    md = (tmp_path / "r.md").read_text()
+    assert json.loads((tmp_path / "r.json").read_text())["gpus"] == {result["device"]["gpu"]: result}
+    need = result["consumption batches/s"]["espcn, batch 4"]
+    for row in result["loader"]:
+        enough = [w for w in ("0", "1") if row[w] >= need]
+        verdict = f"espcn: {enough[0]} workers" if enough else "espcn: none"
+        assert f"| {row['mode']} | 4 | {row['0']:.1f} | {row['1']:.1f} | {verdict} |" in md
+    assert "| espcn | 1 |" in md and "img/s" in md

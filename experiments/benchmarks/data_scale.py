@@ -61,18 +61,22 @@ def build_set(source: Path, n: int, out: Path) -> Path:
     return out
 
 
-def measure(mode: str, location: str, steps: int) -> dict[str, float]:
-    """One mode on one set, in this (fresh) process."""
+def measure(mode: str, location: str, steps: int, workers_counts: tuple[int, ...] = WORKERS, batch: int = 16,
+            patch: int = 24, channels: int = 1) -> dict[str, float]:
+    """One mode on one set, in this (fresh) process: batches of ``batch`` ``patch`` x ``patch``
+    LR patches, x2, Y (``channels=1``) or RGB from the uint8 RGB HR (``channels=3``)."""
     from sr_lightning.data import SRDataModule
 
     kw = {"shards": {}} if mode == "shards" else {"storage": mode}
+    if channels == 3:
+        kw["degradation"] = {"source": "rgb_uint8", "border": "clamp"}
     base = rss_mb()
-    dm = SRDataModule(train_dir=location, val_dir=None, patch_size=24, batch_size=16, steps_per_epoch=steps,
-                      cache_dir=None, seed=0, **kw)
+    dm = SRDataModule(train_dir=location, val_dir=None, patch_size=patch, batch_size=batch, channels=channels,
+                      steps_per_epoch=steps, cache_dir=None, seed=0, **kw)
     t0 = time.perf_counter()
     dm.setup("fit")
     row = {"setup s": time.perf_counter() - t0, "RSS after setup MB": rss_mb(), "imports MB": base}
-    for workers in WORKERS:
+    for workers in workers_counts:
         dm.num_workers = workers
         loader = iter(dm.train_dataloader())
         for _ in range(min(10, steps // 4)):  # start-up: workers, a shard stream's buffer

@@ -15,6 +15,7 @@ and writes experiments/benchmarks/results.md and results.json, where each machin
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -86,55 +88,102 @@ def roof(steps: int) -> dict[str, float]:
     return out
 
 
-def model_config(name: str) -> DictConfig:
-    """``sr_lightning/conf/model/<name>.yaml`` as the default training config composes it (x2, Y), resolved."""
+@dataclass(frozen=True)
+class StepShape:
+    """The batch a timed training step runs: ``batch`` LR patches of ``lr_patch`` pixels a
+    side, ``channels`` (1: Y, 3: RGB), x``scale``. The default is the CPU benchmark's
+    reference step (batch 16, 48x48 HR patches, x2, Y)."""
+
+    batch: int = BATCH
+    lr_patch: int = HR_PATCH // SCALE
+    channels: int = 1
+    scale: int = SCALE
+
+    def arg(self) -> str:
+        """The shape as one command-line word (``16x24x1x2``), for a measurement's process."""
+        return f"{self.batch}x{self.lr_patch}x{self.channels}x{self.scale}"
+
+    @classmethod
+    def parse(cls, word: str) -> StepShape:
+        return cls(*map(int, word.split("x")))
+
+
+REFERENCE = StepShape()
+
+
+def model_config(name: str, shape: StepShape = REFERENCE) -> DictConfig:
+    """``sr_lightning/conf/model/<name>.yaml`` as the default training config composes it for
+    ``shape`` (x2, Y by default), resolved."""
+    return OmegaConf.create(_composed_model(name, shape.scale, shape.channels))
+
+
+@functools.cache  # a Hydra composition takes ~1 s; a fresh DictConfig is made from the copy
+def _composed_model(name: str, scale: int, channels: int) -> dict:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}", f"data.scale={SCALE}", "data.channels=1"])
-    return OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
+        cfg = compose("train", overrides=[f"model={name}", f"data.scale={scale}", f"data.channels={channels}"])
+    return OmegaConf.to_container(cfg.model, resolve=True)
 
 
-def plain_step(name: str, steps: int) -> float:
-    """Seconds per hand-written fp32 NCHW training step (Adam, L1) of ``model=name``."""
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; the CPU needs nothing)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_step(name: str, steps: int, device: str = "cpu", shape: StepShape = REFERENCE) -> float:
+    """Seconds per hand-written fp32 NCHW training step (Adam, L1) of ``model=name`` on
+    ``device`` with PyTorch's default settings."""
     torch.manual_seed(0)
-    net = instantiate(model_config(name))
+    dev = torch.device(device)
+    net = instantiate(model_config(name, shape)).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    lr, hr = torch.rand(BATCH, 1, HR_PATCH // SCALE, HR_PATCH // SCALE), torch.rand(BATCH, 1, HR_PATCH, HR_PATCH)
+    side = shape.lr_patch
+    lr = torch.rand(shape.batch, shape.channels, side, side, device=dev)
+    hr = torch.rand(shape.batch, shape.channels, side * shape.scale, side * shape.scale, device=dev)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         F.l1_loss(net(lr), hr).backward()
         opt.step()
+        synchronize(dev)
 
     return time_calls(step, steps)
 
 
 class _StepTimer(L.Callback):
+    """Each training step's wall time, the device's queued work included."""
+
     def __init__(self) -> None:
         self.times: list[float] = []
 
-    def on_train_batch_start(self, *args: object) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        synchronize(trainer.strategy.root_device)
         self._t0 = time.perf_counter()
 
-    def on_train_batch_end(self, *args: object) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        synchronize(trainer.strategy.root_device)
         self.times.append(time.perf_counter() - self._t0)
 
 
 def project_step(name: str, steps: int, channels_last: bool = True, compile_net: bool = False,
-                 precision: str = "auto") -> float:
+                 precision: str = "auto", device: str = "cpu", shape: StepShape = REFERENCE) -> float:
     """Seconds per training step of ``model=name`` through Lightning with the project's
     defaults (precision auto, channels_last, gradient clipping 1.0, the tuned allocator) or
-    with one of them changed; same batch shape; data loading is outside the timed span."""
+    with one of them changed, on ``device`` (``cpu`` or ``cuda``); data loading is outside the
+    timed span."""
     torch.manual_seed(0)
     warmup = 4 if compile_net else 2
-    dm = SRDataModule(train_dir="sample:train", val_dir=None, scale=SCALE, patch_size=HR_PATCH // SCALE,
-                      batch_size=BATCH, steps_per_epoch=steps + warmup)
-    module = SRLitModule(net=model_config(name), loss={"_target_": "torch.nn.L1Loss"},
+    dm = SRDataModule(train_dir="sample:train", val_dir=None, scale=shape.scale, patch_size=shape.lr_patch,
+                      batch_size=shape.batch, channels=shape.channels, steps_per_epoch=steps + warmup,
+                      degradation={"source": "rgb_uint8", "border": "clamp"} if shape.channels == 3 else None)
+    module = SRLitModule(net=model_config(name, shape), loss={"_target_": "torch.nn.L1Loss"},
                          optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4},
                          channels_last=channels_last, compile_net=compile_net)
     timer = _StepTimer()
-    trainer = L.Trainer(accelerator="cpu", devices=1, precision=resolve_precision(precision, "cpu"),
+    accelerator = "gpu" if device == "cuda" else device
+    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=resolve_precision(precision, accelerator),
                         max_steps=steps + warmup, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[timer], num_sanity_val_steps=0, gradient_clip_val=1.0)
     trainer.fit(module, datamodule=dm)
@@ -257,12 +306,16 @@ def tiled_inference() -> dict[str, float]:
 MEASURES: dict[str, Callable[..., object]] = {
     "machine": lambda steps: machine(),
     "roof": lambda steps: roof(steps),
-    "plain": lambda steps, name: plain_step(name, steps),
-    "defaults": lambda steps, name: project_step(name, steps),
+    # device and shape (StepShape.arg()) are given by the GPU benchmark (gpu_bench.py)
+    "plain": lambda steps, name, device="cpu", shape=REFERENCE.arg(): plain_step(name, steps, device,
+                                                                                  StepShape.parse(shape)),
+    "defaults": lambda steps, name, device="cpu", shape=REFERENCE.arg(): project_step(
+        name, steps, device=device, shape=StepShape.parse(shape)),
     "NCHW": lambda steps, name: project_step(name, steps, channels_last=False),
     "1 thread": lambda steps, name: one_thread(name, steps),
     "glibc allocator": lambda steps, name: project_step(name, steps),  # not in TUNED: glibc's defaults
-    "compile": lambda steps, name: project_step(name, steps, compile_net=True),
+    "compile": lambda steps, name, device="cpu", shape=REFERENCE.arg(): project_step(
+        name, steps, compile_net=True, device=device, shape=StepShape.parse(shape)),
     "other precision": lambda steps, name: other_precision(name, steps),
     "data": lambda steps: data_batches_per_second(5 * steps),
     "imresize": lambda steps: imresize_speed(steps),
@@ -282,9 +335,10 @@ class MeasurementFailed(RuntimeError):
     """A measurement's process failed; the message is its last error line."""
 
 
-def measure(kind: str, steps: int, env: dict[str, str], *args: str) -> object:
-    """Run one measurement in a fresh process (with ``env`` added) and return its result."""
-    cmd = [sys.executable, __file__, "--steps", str(steps), "--measure", kind, *args]
+def measure(kind: str, steps: int, env: dict[str, str], *args: str, script: str = __file__) -> object:
+    """Run one measurement of ``script`` (this file or the GPU benchmark) in a fresh process
+    (with ``env`` added) and return its result."""
+    cmd = [sys.executable, script, "--steps", str(steps), "--measure", kind, *args]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     if out.returncode != 0:
         errors = [line for line in out.stderr.splitlines() if "Error" in line] or out.stderr.splitlines()[-1:]
@@ -293,11 +347,11 @@ def measure(kind: str, steps: int, env: dict[str, str], *args: str) -> object:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def variant_ms(kind: str, steps: int, env: dict[str, str], name: str) -> float | str:
+def variant_ms(kind: str, steps: int, env: dict[str, str], name: str, *args: str) -> float | str:
     """ms per step of a variant, or ``"fails: <error>"`` where that setting breaks the step
     (recorded in the table rather than ending the benchmark)."""
     try:
-        return measure(kind, steps, env, name) * 1e3
+        return measure(kind, steps, env, name, *args) * 1e3
     except MeasurementFailed as e:
         return f"fails: {e}"
 
@@ -457,8 +511,21 @@ def main() -> None:
                         help=f"defaults changed one at a time per network, of {', '.join(VARIANTS)} ('' for none)")
     parser.add_argument("--isa", default="native",
                         help=f"limit torch to an instruction set: native (none), {', '.join(ISA_LIMITS)}")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="cuda: the GPU benchmark (gpu_bench.py) into results_cuda.md")
+    parser.add_argument("--compile", default="edsr_baseline,rcan,vdsr,swinir_light",
+                        help="with --device cuda: the networks also timed with compile=true")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
     args = parser.parse_args()
+    if args.device == "cuda" and not args.measure:
+        if str(HERE) not in sys.path:  # run.py loaded from elsewhere (the tests)
+            sys.path.insert(0, str(HERE))
+        import gpu_bench
+
+        if args.nets == ",".join(DEFAULT_NETS):  # on a GPU the full EDSR is seconds, not minutes
+            args.nets = ",".join(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem != "bicubic"))
+        gpu_bench.bench(args)
+        return
     if args.measure:
         kind, *rest = args.measure
         if kind in TUNED:
