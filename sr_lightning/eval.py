@@ -20,7 +20,7 @@ from sr_lightning.callbacks import ProgressLog
 from sr_lightning.checkpoint import adopt_checkpoint_net, config_trusted_nets, read_checkpoint
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
 from sr_lightning.errors import UserError
-from sr_lightning.hardware import resolve_precision, resolve_speed
+from sr_lightning.hardware import check_accelerator, resolve_precision, resolve_speed
 from sr_lightning.lit import SRLitModule
 from sr_lightning.loggers import instantiate_loggers, register_resolvers
 from sr_lightning.published import PACKAGED, PublishedRow, find_published, read_published, variants
@@ -36,6 +36,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, An
         with open_dict(cfg):
             cfg.data.train_dir = None
     require_given(cfg)
+    check_accelerator(cfg.trainer.get("accelerator", "auto"))
     channels_last = resolve_speed({"channels_last": cfg.channels_last}, cfg.trainer.get("accelerator", "auto"))[
         "channels_last"]
     if cfg.ckpt_path:

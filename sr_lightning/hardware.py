@@ -123,6 +123,16 @@ def _warn_emulated_bf16() -> None:
                 "precision=auto picks 32-true here", describe_cpu())
 
 
+def check_accelerator(accelerator: str) -> None:
+    """Refuse ``trainer.accelerator=gpu`` (or ``cuda``) where torch finds no CUDA GPU, in one
+    line naming the build, instead of Lightning's error from inside the trainer's constructor."""
+    if str(accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise UserError(f"trainer.accelerator={accelerator}: torch {torch.__version__} ({build}) finds no CUDA GPU "
+                        f"here; use trainer.accelerator=auto (the GPU when there is one) or cpu, or install a CUDA "
+                        f"build of torch (README: make install PIP_TORCH_ARGS=...)")
+
+
 def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
     """The Lightning precision for ``precision`` (returned as is unless it is ``"auto"``).
 

@@ -37,7 +37,14 @@ from sr_lightning.checkpoint import (
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
-from sr_lightning.hardware import describe_cpu, fast_bf16, resolve_precision, resolve_speed, tune_allocator
+from sr_lightning.hardware import (
+    check_accelerator,
+    describe_cpu,
+    fast_bf16,
+    resolve_precision,
+    resolve_speed,
+    tune_allocator,
+)
 from sr_lightning.lit import SRLitModule
 from sr_lightning.loggers import (
     check_tensorboard,
@@ -93,6 +100,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         ckpt = read_checkpoint(init, "init_from", trusted)
     if ckpt is not None:  # the checkpoint's network (and a resumed run's, whatever the config says)
         net_cfg = net_config(ckpt, adopt_checkpoint_net(cfg, ckpt, overridden_keys(), trusted))
+    check_accelerator(cfg.trainer.get("accelerator", "auto"))
     apply_speed(cfg)
     check_max_time(cfg.trainer.get("max_time"))
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))

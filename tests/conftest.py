@@ -73,6 +73,13 @@ def _lr_cache_in_tmp(tmp_path_factory) -> None:
     os.environ["SR_CACHE_DIR"] = str(tmp_path_factory.mktemp("sr_cache"))
 
 
+@pytest.fixture
+def wandb_installed() -> None:
+    """For tests that log to W&B: skipped where wandb is not installed (the GPU check,
+    experiments/gpu, carries no wandb; it is a dependency everywhere else)."""
+    pytest.importorskip("wandb", reason="wandb is not installed here (experiments/gpu/README.md: not carried)")
+
+
 @pytest.fixture(scope="session")
 def sr_data() -> Path:
     """The benchmark data folder; tests using it skip when it is absent."""

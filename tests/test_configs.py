@@ -175,8 +175,8 @@ def test_experiment_configs(tmp_path, option):
 @pytest.mark.parametrize("option", options("trainer"))
 def test_trainer_configs(tmp_path, option):
     cfg = _compose(tmp_path, "train", [f"trainer={option}"])
-    if cfg.trainer.accelerator == "gpu":
-        pytest.skip("needs a GPU to instantiate")
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA to instantiate")
     set_validation_interval(cfg, SimpleNamespace(val_dir="sample:val", steps_per_epoch=100))  # as train does
     trainer = instantiate(cfg.trainer, precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
                           logger=False)
@@ -184,7 +184,9 @@ def test_trainer_configs(tmp_path, option):
 
 
 @pytest.mark.parametrize("option", options("logger"))
-def test_logger_configs(tmp_path, option, monkeypatch):
+def test_logger_configs(tmp_path, option, monkeypatch, request):
+    if option == "wandb":
+        request.getfixturevalue("wandb_installed")
     monkeypatch.setenv("WANDB_MODE", "offline")
     register_resolvers()  # as the entry points do
     loggers = instantiate_loggers(_compose(tmp_path, "train", [f"logger={option}"]).logger)

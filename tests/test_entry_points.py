@@ -142,6 +142,7 @@ def test_train_debug_fdr_and_loggers(tiny_data, tmp_path):
     assert _metrics(tmp_path / "tb")["tiny"]["num_images"] == 2
 
 
+@pytest.mark.usefixtures("wandb_installed")
 def test_train_wandb_offline_run_reads_back(tiny_data, tmp_path):
     """Config (resolved cfg, parameters, FLOPs, git commit), metrics, the validation panel and
     the per-image test table are all in the offline run's files."""

@@ -121,6 +121,7 @@ def test_explain_command_writes_the_map_and_prints_the_index(espcn_rgb_ckpt, tmp
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.usefixtures("wandb_installed")
 def test_lam_callback_logs_the_map_and_the_index(tiny_data, tmp_path):
     from tests.wandb_files import read_run
 

@@ -80,6 +80,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tiny_data, tmp_p
         "_target_"].endswith("ESPCN")
 
 
+@pytest.mark.usefixtures("wandb_installed")
 def test_sigterm_and_resume_auto_continue_the_same_logger_runs(tiny_data, tmp_path, monkeypatch):
     """SLURM preemption (SIGTERM) at step 2, then `resume=auto` with a longer schedule: the
     same folder, CSV file and W&B run id; the new option is reported and wins."""

@@ -55,6 +55,7 @@ def test_ddp_inside_a_multirun_runs_exactly_the_jobs(tiny_data, tmp_path):
 
 
 @pytest.mark.slow  # 31 s; a W&B run read back from its files: test_train_wandb_offline_run_reads_back in every run
+@pytest.mark.usefixtures("wandb_installed")
 def test_wandb_runs_of_a_multirun_are_separate_and_grouped(tiny_data, tmp_path):
     from tests.wandb_files import read_run
 
@@ -174,6 +175,7 @@ def test_tensorboard_missing_says_what_to_install(monkeypatch):
     check_tensorboard({"csv": {"_target_": "lightning.pytorch.loggers.CSVLogger"}})
 
 
+@pytest.mark.usefixtures("wandb_installed")
 def test_wandb_without_login_says_how_to_go_offline(tiny_data, tmp_path):
     import os
     import subprocess

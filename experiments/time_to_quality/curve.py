@@ -16,6 +16,8 @@ import json
 import re
 from pathlib import Path
 
+import yaml
+
 README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- curve -->", "<!-- /curve -->"
 
@@ -39,8 +41,17 @@ def curve(run_dir: Path) -> list[dict[str, float]]:
     return out
 
 
-def table(rows: list[dict[str, float]], test: dict | None) -> str:
-    lines = ["| training time (min) | step | Set5 x3 PSNR (dB) | SSIM |", "|---|---|---|---|"]
+def validation_label(run_dir: Path) -> str:
+    """What the run validated on, from its recorded config (``Set5 x3``); ``validation`` without one."""
+    config = run_dir / ".hydra" / "config.yaml"
+    if not config.is_file():
+        return "validation"
+    data = yaml.safe_load(config.read_text()).get("data", {})
+    return f"{Path(str(data.get('val_dir'))).name} x{data.get('scale')}"
+
+
+def table(rows: list[dict[str, float]], test: dict | None, label: str = "validation") -> str:
+    lines = [f"| training time (min) | step | {label} PSNR (dB) | SSIM |", "|---|---|---|---|"]
     lines += [f"| {r['train_s'] / 60:.1f} | {r['step']} | {r['psnr']:.3f} | {r.get('ssim', float('nan')):.4f} |"
               for r in rows]
     if test:
@@ -57,7 +68,8 @@ def main() -> None:
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     metrics = args.run_dir / "metrics.json"
-    text = table(curve(args.run_dir), json.loads(metrics.read_text()) if metrics.is_file() else None)
+    text = table(curve(args.run_dir), json.loads(metrics.read_text()) if metrics.is_file() else None,
+                 validation_label(args.run_dir))
     print(text)
     if args.write_readme:
         readme = README.read_text()
