@@ -47,7 +47,7 @@ test: install ## Run the test suite (without tests marked slow)
 test-full: install ## Run every test, slow ones included
 	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
 
-bench: install ## Speed benchmark of this machine's class into experiments/benchmarks/results.md (ARGS="--isa avx2" emulates a commodity CPU)
+bench: install ## Speed benchmark of this machine's class into experiments/benchmarks/results.md (ARGS="--isa avx2" emulates a commodity CPU; ARGS="--device cuda": results_cuda.md)
 	$(BIN)/python experiments/benchmarks/run.py $(ARGS)
 
 lint: install ## ruff
