@@ -99,14 +99,6 @@ class StepShape:
     channels: int = 1
     scale: int = SCALE
 
-    def arg(self) -> str:
-        """The shape as one command-line word (``16x24x1x2``), for a measurement's process."""
-        return f"{self.batch}x{self.lr_patch}x{self.channels}x{self.scale}"
-
-    @classmethod
-    def parse(cls, word: str) -> StepShape:
-        return cls(*map(int, word.split("x")))
-
 
 REFERENCE = StepShape()
 
@@ -306,16 +298,12 @@ def tiled_inference() -> dict[str, float]:
 MEASURES: dict[str, Callable[..., object]] = {
     "machine": lambda steps: machine(),
     "roof": lambda steps: roof(steps),
-    # device and shape (StepShape.arg()) are given by the GPU benchmark (gpu_bench.py)
-    "plain": lambda steps, name, device="cpu", shape=REFERENCE.arg(): plain_step(name, steps, device,
-                                                                                  StepShape.parse(shape)),
-    "defaults": lambda steps, name, device="cpu", shape=REFERENCE.arg(): project_step(
-        name, steps, device=device, shape=StepShape.parse(shape)),
+    "plain": lambda steps, name: plain_step(name, steps),
+    "defaults": lambda steps, name: project_step(name, steps),
     "NCHW": lambda steps, name: project_step(name, steps, channels_last=False),
     "1 thread": lambda steps, name: one_thread(name, steps),
     "glibc allocator": lambda steps, name: project_step(name, steps),  # not in TUNED: glibc's defaults
-    "compile": lambda steps, name, device="cpu", shape=REFERENCE.arg(): project_step(
-        name, steps, compile_net=True, device=device, shape=StepShape.parse(shape)),
+    "compile": lambda steps, name: project_step(name, steps, compile_net=True),
     "other precision": lambda steps, name: other_precision(name, steps),
     "data": lambda steps: data_batches_per_second(5 * steps),
     "imresize": lambda steps: imresize_speed(steps),
@@ -347,11 +335,11 @@ def measure(kind: str, steps: int, env: dict[str, str], *args: str, script: str 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def variant_ms(kind: str, steps: int, env: dict[str, str], name: str, *args: str) -> float | str:
+def variant_ms(kind: str, steps: int, env: dict[str, str], name: str) -> float | str:
     """ms per step of a variant, or ``"fails: <error>"`` where that setting breaks the step
     (recorded in the table rather than ending the benchmark)."""
     try:
-        return measure(kind, steps, env, name, *args) * 1e3
+        return measure(kind, steps, env, name) * 1e3
     except MeasurementFailed as e:
         return f"fails: {e}"
 
