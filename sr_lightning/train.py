@@ -22,6 +22,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sr_lightning.budget import check_budget, plan, seconds_per_step
@@ -142,7 +143,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
         continue_logger_runs(cfg.get("logger"), output_dir)
     loggers = instantiate_loggers(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
+    # callbacks.progress_bar=null means no bar (Lightning would add its own, which counts
+    # epochs of an open-ended run: "Epoch 0/-2"); trainer.enable_progress_bar=true keeps it.
+    bar = {} if "enable_progress_bar" in cfg.trainer else {
+        "enable_progress_bar": any(isinstance(c, ProgressBar) for c in callbacks)}
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision,
+                                     **bar)
     if trainer.loggers:
         run_info = {"cfg": OmegaConf.to_container(cfg, resolve=True),
                     "num_params": sum(p.numel() for p in module.net.parameters()),

@@ -69,3 +69,17 @@ def test_the_progress_bar_counts_the_epochs_a_run_bounded_by_steps_takes():
     assert bar._get_train_description(3).strip() == "Epoch 3/17"  # Lightning: "Epoch 3/-2"
     bar._trainer = SimpleNamespace(max_epochs=5, max_steps=-1, num_training_batches=100)
     assert bar._get_train_description(3).strip() == "Epoch 3/4"
+
+
+def test_progress_bar_null_means_no_bar_unless_the_trainer_asks_for_one(tiny_data, tmp_path):
+    """callbacks.progress_bar=null: no bar (not Lightning's own, which counts "Epoch 0/-2" in
+    a run bounded by steps); trainer.enable_progress_bar=true brings Lightning's back."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    def bars(*extra):
+        _, objects = run_entry("sr_lightning.train", *tiny_args(tiny_data, tmp_path / str(len(extra)),
+                                                                 "trainer.max_steps=2", "model=srcnn", *extra))
+        return [type(c).__name__ for c in objects["trainer"].callbacks if isinstance(c, ProgressBar)]
+
+    assert bars() == []  # tiny_args sets callbacks.progress_bar=null
+    assert bars("+trainer.enable_progress_bar=true") in (["RichProgressBar"], ["TQDMProgressBar"])  # Lightning's
