@@ -110,6 +110,7 @@ def test_a_failed_trial_does_not_end_the_study(tiny_data, tmp_path):
                    check=False)
     assert proc.returncode == 2 and "give a new hydra.sweeper.study_name" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert [t.state.name for t in _trials(sweep)] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]  # no trial left RUNNING
 
 
 def test_search_space_keys_must_exist(tiny_data, tmp_path):

@@ -186,14 +186,10 @@ class OptunaSweeper(Sweeper):
         if before:
             log.info("study %s: %d trial(s) complete or pruned in %s (%d failed or unfinished, not counted); "
                      "running %d more", self.study_name, counted, self.storage, before - counted, todo)
+        self._check_space(study, distributions)
         failures = 0
         while todo > 0:
-            try:
-                trials = [study.ask(distributions) for _ in range(min(self.n_jobs, todo))]
-            except ValueError as err:  # Optuna: the stored study has another search space
-                print(f"error: study {self.study_name} in {self.storage}: {err} (its trials used another search "
-                      f"space); a study keeps its space: give a new hydra.sweeper.study_name", file=sys.stderr)
-                sys.exit(2)
+            trials = [study.ask(distributions) for _ in range(min(self.n_jobs, todo))]
             jobs = [[*fixed, *(f"{k}={v}" for k, v in t.params.items()),
                      *([f"{TRIAL_KEY}={t.number}"] if self.report else [])] for t in trials]
             returns = self.launcher.launch(jobs, initial_job_idx=trials[0].number)
@@ -214,6 +210,21 @@ class OptunaSweeper(Sweeper):
         log.info("study %s: best trial %d, value %.4f, params %s (%d complete, %d pruned, %d failed)",
                  self.study_name, best.number, best.value, best.params, len(complete), pruned,
                  sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials))
+
+    def _check_space(self, study: optuna.Study, distributions: dict[str, Any]) -> None:
+        """Refuse, in one line and before any trial is asked (Optuna would leave that trial
+        RUNNING in the storage), a search space the stored study's trials cannot share."""
+        for trial in study.get_trials(deepcopy=False):
+            for key, old in trial.distributions.items():
+                if key not in distributions:
+                    continue
+                try:
+                    optuna.distributions.check_distribution_compatibility(old, distributions[key])
+                except ValueError as err:
+                    print(f"error: study {self.study_name} in {self.storage}: {key}: {str(err).rstrip('.')} (its trials used "
+                          f"another search space); a study keeps its space: give a new hydra.sweeper.study_name",
+                          file=sys.stderr)
+                    sys.exit(2)
 
     @staticmethod
     def _tell(study: optuna.Study, trial: optuna.Trial, ret: Any) -> bool:
