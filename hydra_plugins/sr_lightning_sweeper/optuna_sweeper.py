@@ -221,7 +221,8 @@ class OptunaSweeper(Sweeper):
                 try:
                     optuna.distributions.check_distribution_compatibility(old, distributions[key])
                 except ValueError as err:
-                    print(f"error: study {self.study_name} in {self.storage}: {key}: {str(err).rstrip('.')} (its trials used "
+                    reason = str(err).rstrip(".")
+                    print(f"error: study {self.study_name} in {self.storage}: {key}: {reason} (its trials used "
                           f"another search space); a study keeps its space: give a new hydra.sweeper.study_name",
                           file=sys.stderr)
                     sys.exit(2)
