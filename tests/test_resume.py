@@ -127,3 +127,25 @@ def test_a_budgeted_run_resumes_with_the_steps_it_planned(tiny_data, tmp_path):
     resumed = run_cli("sr_lightning.train", f"resume={run}")
     assert f"resuming, so the run's own {planned} steps (its schedule) are kept" in resumed.stdout + resumed.stderr
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == planned
+
+
+def test_a_resumed_tensorboard_run_continues_in_its_folder(tiny_data, tmp_path):
+    """logger=tensorboard, stopped at step 2 and resumed: the resumed training writes a new
+    event file beside the first, in the same folder (TensorBoard reads them as one run), whose
+    steps go on from the stop (the test metrics have a file of their own, as in any run)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    args = tiny_args(tiny_data, run, "model=srcnn", "logger=tensorboard", *_killer(2, "SIGINT"))
+    assert run_cli("sr_lightning.train", *args, check=False).returncode == 130
+    run_cli("sr_lightning.train", f"resume={run}")
+    events = sorted((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert {e.parent for e in events} == {run / "tensorboard"}
+    steps = []
+    for event_file in events:
+        scalars = EventAccumulator(str(event_file))
+        scalars.Reload()
+        if "train/loss" in scalars.Tags()["scalars"]:
+            steps.append([e.step for e in scalars.Scalars("train/loss")])
+    assert len(steps) == 2 and max(steps[0]) < min(steps[1])  # continued, not restarted
+    assert sorted(steps[0] + steps[1]) == list(range(8))
