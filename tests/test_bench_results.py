@@ -120,3 +120,22 @@ def test_the_gpu_benchmark_measures_and_renders_every_section(sr_data, tmp_path,
         verdict = f"espcn: {enough[0]} workers" if enough else "espcn: none"
         assert f"| {row['mode']} | 4 | {row['0']:.1f} | {row['1']:.1f} | {verdict} |" in md
     assert "| espcn | 1 |" in md and "img/s" in md
+
+
+def test_results_cuda_md_is_the_rendering_of_results_cuda_json(monkeypatch):
+    results = BENCH / "results_cuda.json"
+    if not results.is_file():
+        pytest.skip("no GPU benchmark recorded yet (experiments/gpu/README.md)")
+    gpus = json.loads(results.read_text())["gpus"]
+    assert (BENCH / "results_cuda.md").read_text() == _gpu_bench(monkeypatch).markdown(gpus), \
+        "results_cuda.md is stale: make bench ARGS=\"--device cuda\" rewrites both"
+
+
+def test_a_gpu_run_stopped_early_renders_what_it_measured(monkeypatch):
+    """A benchmark stopped at its time limit after the roof: that section, and which were not measured."""
+    gpu = _gpu_bench(monkeypatch)
+    run = {"date": "2026-12-02", "command": "make bench", "device": {"gpu": "X"},
+           "roof TFLOP/s": {"matmul bf16": 700.0, "conv3x3 bf16": 400.0}}
+    md = gpu.markdown({"X": run})
+    assert "| conv3x3 bf16 | 400.0 |" in md and "### Training step" not in md
+    assert "Not measured (the run stopped before): train step, evaluation s, consumption batches/s, loader." in md

@@ -214,56 +214,80 @@ def _ms_cell(value: float | str | None, batch: int) -> str:
     return f"{value:.1f} ({batch * 1e3 / value:,.0f} img/s)"
 
 
+def _roof_md(r: dict) -> list[str]:
+    return ["### Roof (TFLOP/s)", "", "| operation | TFLOP/s |", "|---|---|",
+            *(f"| {k} | {v:.1f} |" for k, v in r["roof TFLOP/s"].items()), ""]
+
+
+def _steps_md(r: dict) -> list[str]:
+    roof = r["roof TFLOP/s"]["conv3x3 bf16"]
+    md = ["### Training step", "",
+          f"Batch 16 of {LR_PATCH}x{LR_PATCH} LR patches, x2; RGB networks on RGB, the others on Y. plain: a "
+          "hand-written fp32 NCHW loop (Adam, L1) with PyTorch's defaults; defaults: SRLitModule through "
+          "Lightning (precision auto, channels_last, gradient clipping); compile: the defaults with "
+          "compile=true (after 4 warm-up steps). ms per step (images/s); % roof: the defaults' FLOPs "
+          "(3 x forward) per second over the bf16 conv3x3 roof.", "",
+          "| network | channels | plain | defaults | compile | defaults vs plain | % roof |",
+          "|---|---|---|---|---|---|---|"]
+    for row in r["train step"]:
+        plain, dflt = row.get("plain"), row.get("defaults")
+        ratio = f"{plain / dflt:.2f}x" if isinstance(plain, float) and isinstance(dflt, float) else "-"
+        share = f"{100 * row['GFLOP'] / dflt / roof:.1f} %" if isinstance(dflt, float) else "-"
+        md.append(f"| {row['net']} | {row['channels']} | {_ms_cell(plain, 16)} | {_ms_cell(dflt, 16)} | "
+                  f"{_ms_cell(row.get('compile'), 16)} | {ratio} | {share} |")
+    return [*md, ""]
+
+
+def _loader_md(r: dict) -> list[str]:
+    workers = [w for w in r["loader"][0] if w not in ("mode", "batch")]
+    need = r["consumption batches/s"]
+    md = ["### Data loading against what the GPU consumes", "",
+          f"Training DataLoader on {LOADER_SET} (RGB, x2, {LR_PATCH}x{LR_PATCH} LR patches, LR cache off), "
+          "batches/s by DataLoader workers. Consumed by the defaults: " +
+          ", ".join(f"{k} {v:.1f}/s" for k, v in need.items()) + ".", "",
+          "| storage | batch | " + " | ".join(f"{w} workers" for w in workers) + " | keeps up with |",
+          "|---|---|" + "---|" * len(workers) + "---|"]
+    for row in r["loader"]:
+        verdicts = []
+        for consumer in CONSUMERS:
+            rate = need[f"{consumer}, batch {row['batch']}"]
+            enough = [w for w in workers if row[w] >= rate]
+            verdicts.append(f"{consumer}: {enough[0]} workers" if enough else f"{consumer}: none")
+        md.append(f"| {row['mode']} | {row['batch']} | " + " | ".join(f"{row[w]:.1f}" for w in workers)
+                  + f" | {'; '.join(verdicts)} |")
+    return [*md, ""]
+
+
+def _evaluation_md(r: dict) -> list[str]:
+    return ["### Evaluation: float64 bicubic and metrics on the GPU vs the CPU", "",
+            "`python -m sr_lightning.eval model=bicubic data.test_sets=[SET] trainer.accelerator=...`, seconds "
+            "(LR cache warm; the LR images are made on the CPU either way).", "",
+            "| set | CPU (s) | GPU (s) | speedup |", "|---|---|---|---|",
+            *(f"| {s} | {t['cpu']:.2f} | {t['device']:.2f} | {t['cpu'] / t['device']:.1f}x |"
+              for s, t in r["evaluation s"].items()), ""]
+
+
+# Each section of results_cuda.md and the keys it is drawn from (absent: not measured, e.g. a
+# run stopped at its time limit).
+SECTIONS = ((_roof_md, ("roof TFLOP/s",)), (_steps_md, ("roof TFLOP/s", "train step")),
+            (_evaluation_md, ("evaluation s",)), (_loader_md, ("consumption batches/s", "loader")))
+
+
 def markdown(gpus: dict[str, dict]) -> str:
-    """results_cuda.md: every GPU model measured, one section each."""
+    """results_cuda.md: every GPU model measured, one part each, with the sections measured."""
     md = ["# GPU benchmark results", "",
           "`make bench ARGS=\"--device cuda\"` (experiments/benchmarks/gpu_bench.py) on each GPU model; the CPU "
           "classes are in results.md. Times are the fastest (roof) or median (steps) after warm-up, the GPU "
           "synchronised around each.", ""]
     for name, r in sorted(gpus.items()):
-        d = r["device"]
-        roof = r["roof TFLOP/s"]
         md += [f"## {name}", "",
-               "; ".join(f"{k}: {v}" for k, v in d.items()) + f". {r['date']}, `{r['command']}`.", "",
-               "### Roof (TFLOP/s)", "", "| operation | TFLOP/s |", "|---|---|",
-               *(f"| {k} | {v:.1f} |" for k, v in roof.items()), "",
-               "### Training step", "",
-               f"Batch 16 of {LR_PATCH}x{LR_PATCH} LR patches, x2; RGB networks on RGB, the others on Y. plain: a "
-               "hand-written fp32 NCHW loop (Adam, L1) with PyTorch's defaults; defaults: SRLitModule through "
-               "Lightning (precision auto, channels_last, gradient clipping); compile: the defaults with "
-               "compile=true (after 4 warm-up steps). ms per step (images/s); % roof: the defaults' FLOPs "
-               "(3 x forward) per second over the bf16 conv3x3 roof.", "",
-               "| network | channels | plain | defaults | compile | defaults vs plain | % roof |",
-               "|---|---|---|---|---|---|---|"]
-        for row in r["train step"]:
-            plain, dflt = row.get("plain"), row.get("defaults")
-            ratio = f"{plain / dflt:.2f}x" if isinstance(plain, float) and isinstance(dflt, float) else "-"
-            share = (f"{100 * row['GFLOP'] / dflt / roof['conv3x3 bf16']:.1f} %" if isinstance(dflt, float)
-                     else "-")
-            md.append(f"| {row['net']} | {row['channels']} | {_ms_cell(plain, 16)} | {_ms_cell(dflt, 16)} | "
-                      f"{_ms_cell(row.get('compile'), 16)} | {ratio} | {share} |")
-        workers = [w for w in r["loader"][0] if w not in ("mode", "batch")]
-        need = r["consumption batches/s"]
-        md += ["", "### Data loading against what the GPU consumes", "",
-               f"Training DataLoader on B100's 100 photos (RGB, x2, {LR_PATCH}x{LR_PATCH} LR patches, LR cache "
-               "off), batches/s by DataLoader workers. Consumed by the defaults: " +
-               ", ".join(f"{k} {v:.1f}/s" for k, v in need.items()) + ".", "",
-               "| storage | batch | " + " | ".join(f"{w} workers" for w in workers) + " | keeps up with |",
-               "|---|---|" + "---|" * len(workers) + "---|"]
-        for row in r["loader"]:
-            verdicts = []
-            for consumer in CONSUMERS:
-                rate = need[f"{consumer}, batch {row['batch']}"]
-                enough = [w for w in workers if row[w] >= rate]
-                verdicts.append(f"{consumer}: {enough[0]} workers" if enough else f"{consumer}: none")
-            md.append(f"| {row['mode']} | {row['batch']} | " + " | ".join(f"{row[w]:.1f}" for w in workers)
-                      + f" | {'; '.join(verdicts)} |")
-        md += ["", "### Evaluation: float64 bicubic and metrics on the GPU vs the CPU", "",
-               "`python -m sr_lightning.eval model=bicubic data.test_sets=[SET] trainer.accelerator=...`, seconds "
-               "(LR cache warm; the LR images are made on the CPU either way).", "",
-               "| set | CPU (s) | GPU (s) | speedup |", "|---|---|---|---|",
-               *(f"| {s} | {t['cpu']:.2f} | {t['device']:.2f} | {t['cpu'] / t['device']:.1f}x |"
-                 for s, t in r["evaluation s"].items()), ""]
+               "; ".join(f"{k}: {v}" for k, v in r["device"].items()) + f". {r['date']}, `{r['command']}`.", ""]
+        missing = [key for _, keys in SECTIONS for key in keys if key not in r]
+        if missing:
+            md += [f"Not measured (the run stopped before): {', '.join(dict.fromkeys(missing))}.", ""]
+        for render, keys in SECTIONS:
+            if all(key in r for key in keys):
+                md += render(r)
     return "\n".join(md)
 
 
@@ -292,23 +316,29 @@ def bench(args: Any, device: str = "cuda", measure: Callable[..., Any] = in_fres
 
     command = "make bench ARGS=\"" + " ".join(sys.argv[1:]) + "\""
     result: dict[str, Any] = {"date": str(date.today()), "command": command, "device": one("device")}
-    print(result["device"], file=sys.stderr, flush=True)
-    result["roof TFLOP/s"] = one("roof")
-    times = {kind: one("steps", kind, ",".join(subset))
-             for kind, subset in (("plain", nets), ("defaults", nets), ("compile", compiled)) if subset}
-    result["train step"] = [
-        {"net": name, "channels": shape_of(name).channels,
-         "GFLOP": 3 * net_gflops(instantiate(run.model_config(name, shape_of(name))))
-         * 16 * (2 * LR_PATCH) ** 2 / 1e6,
-         **{kind: times[kind][name] for kind in times if name in times[kind]}} for name in nets]
-    result["consumption batches/s"] = one("consumption")
-    result["loader"] = one("loader", data_dir)
-    result["evaluation s"] = one("evaluation")
     json_file, md_file = results
     gpus = json.loads(json_file.read_text())["gpus"] if json_file.is_file() else {}
-    gpus[result["device"]["gpu"]] = result
-    json_file.write_text(json.dumps({"gpus": gpus}, indent=2) + "\n")
-    md_file.write_text(markdown(gpus))
+
+    def save(key: str, value: Any) -> None:
+        """Record a section and rewrite both files: a run stopped at a time limit keeps what it measured."""
+        result[key] = value
+        gpus[result["device"]["gpu"]] = result
+        json_file.write_text(json.dumps({"gpus": gpus}, indent=2) + "\n")
+        md_file.write_text(markdown(gpus))
+        print(key, value, file=sys.stderr, flush=True)
+
+    save("roof TFLOP/s", one("roof"))
+    rows = [{"net": name, "channels": shape_of(name).channels,
+             "GFLOP": 3 * net_gflops(instantiate(run.model_config(name, shape_of(name)))) * 16 * (2 * LR_PATCH) ** 2
+             / 1e6} for name in nets]
+    for kind, subset in (("plain", nets), ("defaults", nets), ("compile", compiled)):
+        if subset:
+            times = one("steps", kind, ",".join(subset))
+            save("train step", [row | ({kind: times[row["net"]]} if row["net"] in times else {}) for row in rows])
+            rows = result["train step"]
+    save("evaluation s", one("evaluation"))
+    save("consumption batches/s", one("consumption"))
+    save("loader", one("loader", data_dir))
     print(markdown(gpus))
     return result
 
