@@ -2,8 +2,8 @@
 # Fill .gpu/ (git-ignored) with what the GPU machine lacks, for the device tool's `carry`:
 #   .gpu/wheels: the Python 3.12 x86-64 wheels of our dependencies missing from its image
 #                (versions as installed in .venv here; W&B left out, see README.md)
-#   .gpu/data:   the benchmark data subset the check reads (~44 MB): benchmark/{Set5,Set14,B100},
-#                train/T91, reference/ (the MATLAB imresize vectors)
+#   .gpu/data:   the benchmark data subset the check reads (~50 MB): benchmark/{Set5,Set14,B100},
+#                train/T91, reference/ (the MATLAB imresize vectors), weights/ (the released models)
 # Needs SR_DATA_DIR (or ../shared/data) and pip access to the package registry.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,5 +23,5 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
 python3 -m pip wheel -q --no-deps -w .gpu/wheels "antlr4-python3-runtime==$(version antlr4-python3-runtime)"
 cp -r "$data/benchmark/Set5" "$data/benchmark/Set14" "$data/benchmark/B100" .gpu/data/benchmark/
 cp -r "$data/train/T91" .gpu/data/train/
-cp -r "$data/reference" .gpu/data/
+cp -r "$data/reference" "$data/weights" .gpu/data/
 du -sh .gpu/wheels .gpu/data
