@@ -115,7 +115,8 @@ def test_every_network_on_cuda_gives_the_cpu_output(name):
 @pytest.mark.gpu
 def test_training_on_cuda_runs_in_bf16_and_evaluates_like_the_cpu(tiny_data, tmp_path, caplog):
     """A run on the GPU with the defaults (precision auto: bf16-mixed from compute capability
-    8.0), and with compile=true; its bicubic baseline is the CPU evaluation's, to 1e-9 dB."""
+    8.0), and with compile=true; their bicubic baseline is the CPU evaluation's to 1e-9 dB,
+    and the first run's test PSNR the CPU's for its checkpoint to 0.01 dB."""
     caplog.set_level("INFO")
     common = ["model=edsr", "model.num_blocks=2", "model.num_features=16", "trainer.max_steps=8"]
     for name, extra in (("gpu", []), ("gpu_compiled", ["compile=true"])):
@@ -129,6 +130,9 @@ def test_training_on_cuda_runs_in_bf16_and_evaluates_like_the_cpu(tiny_data, tmp
         on_gpu = json.loads((tmp_path / name / "metrics.json").read_text())["tiny"]
         assert on_gpu["psnr_bicubic"] == pytest.approx(cpu["test"]["psnr_bicubic"], abs=1e-9)
         assert 15 < on_gpu["psnr"] < 60
+    # the same weights tested on the GPU (exact float32) and on the CPU: uint8 rounding apart, equal
+    gpu_test = json.loads((tmp_path / "gpu" / "metrics.json").read_text())["tiny"]
+    assert gpu_test["psnr"] == pytest.approx(cpu["test"]["psnr"], abs=0.01)
 
 
 @pytest.mark.gpu
