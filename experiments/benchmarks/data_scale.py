@@ -62,9 +62,10 @@ def build_set(source: Path, n: int, out: Path) -> Path:
 
 
 def measure(mode: str, location: str, steps: int, workers_counts: tuple[int, ...] = WORKERS, batch: int = 16,
-            patch: int = 24, channels: int = 1) -> dict[str, float]:
+            patch: int = 24, channels: int = 1, cache_dir: str | None = None) -> dict[str, float]:
     """One mode on one set, in this (fresh) process: batches of ``batch`` ``patch`` x ``patch``
-    LR patches, x2, Y (``channels=1``) or RGB from the uint8 RGB HR (``channels=3``)."""
+    LR patches, x2, Y (``channels=1``) or RGB from the uint8 RGB HR (``channels=3``); the LR
+    cache off, or in ``cache_dir``."""
     from sr_lightning.data import SRDataModule
 
     kw = {"shards": {}} if mode == "shards" else {"storage": mode}
@@ -72,7 +73,7 @@ def measure(mode: str, location: str, steps: int, workers_counts: tuple[int, ...
         kw["degradation"] = {"source": "rgb_uint8", "border": "clamp"}
     base = rss_mb()
     dm = SRDataModule(train_dir=location, val_dir=None, patch_size=patch, batch_size=batch, channels=channels,
-                      steps_per_epoch=steps, cache_dir=None, seed=0, **kw)
+                      steps_per_epoch=steps, cache_dir=cache_dir, seed=0, **kw)
     t0 = time.perf_counter()
     dm.setup("fit")
     row = {"setup s": time.perf_counter() - t0, "RSS after setup MB": rss_mb(), "imports MB": base}
