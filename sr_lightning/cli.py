@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig
 
 from sr_lightning.errors import UserError
@@ -30,11 +30,16 @@ USER_ERRORS = (UserError, FileNotFoundError)
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
+class JobFailed(CompactHydraException):
+    """A multirun job's bad input, raised to the sweeper: it records the job as failed and goes
+    on; if Hydra reports it at the end of the sweep, it prints the one line, no traceback."""
+
+
 def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Print a bad-input error as one line (``error: ...``) and exit with status 2,
     instead of a stack trace. ``HYDRA_FULL_ERROR=1`` re-raises for debugging. In a
-    multirun the error is logged and re-raised, so the sweeper records a failed job and
-    goes on (a process exit would end the whole sweep)."""
+    multirun the error is logged and raised again as :class:`JobFailed`, so the sweeper
+    records a failed job and goes on (a process exit would end the whole sweep)."""
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> Any:
@@ -48,7 +53,7 @@ def user_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             print(f"error: {cause}", file=sys.stderr)
             if HydraConfig.initialized() and str(HydraConfig.get().mode).endswith("MULTIRUN"):
                 log.error("job %s failed: %s", HydraConfig.get().job.num, cause)
-                raise
+                raise JobFailed(str(cause)) from None
             sys.exit(2)
 
     return wrapper

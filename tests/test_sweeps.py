@@ -39,6 +39,19 @@ def test_grid_runs_every_job_and_writes_a_summary(tiny_data, tmp_path):
     assert (sweep / "summary.md").read_text().startswith("| job | overrides | val/psnr_best |")
 
 
+def test_a_grid_whose_jobs_get_bad_input_runs_them_all_and_ends_in_one_line_each(tmp_path):
+    """Every job's bad option is its one line (and a logged failure); the sweep still runs the
+    second job, and Hydra's report at the end is the first job's line, no traceback."""
+    proc = run_cli("sr_lightning.train", "-m", "data.scale=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                   check=False)
+    assert proc.returncode == 1
+    for scale in (0, 1):
+        assert f"error: data.scale={scale} is not supported: use an integer >= 2" in proc.stderr
+    assert "Error executing job with overrides: ['data.scale=0']" in proc.stdout + proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-3] == "data.scale=0 is not supported: use an integer >= 2"
+    assert "Traceback" not in proc.stderr and "full_key" not in proc.stderr
+
+
 @pytest.mark.slow  # 38 s on a 2-core EPYC; DDP (test_ddp_sim_matches_single_process_metrics) and grids run in every run
 def test_ddp_inside_a_multirun_runs_exactly_the_jobs(tiny_data, tmp_path):
     """Lightning re-launches DDP workers; with Hydra they must join their job, not re-run the sweep."""
