@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -67,10 +68,11 @@ def measure(mode: str, location: str, steps: int, workers_counts: tuple[int, ...
     LR patches, x2, Y (``channels=1``) or RGB from the uint8 RGB HR (``channels=3``); the LR
     cache off, or in ``cache_dir``."""
     from sr_lightning.data import SRDataModule
+    from sr_lightning.data.pairs import BENCHMARK_LR
 
     kw = {"shards": {}} if mode == "shards" else {"storage": mode}
     if channels == 3:
-        kw["degradation"] = {"source": "rgb_uint8", "border": "clamp"}
+        kw["degradation"] = asdict(BENCHMARK_LR)
     base = rss_mb()
     dm = SRDataModule(train_dir=location, val_dir=None, patch_size=patch, batch_size=batch, channels=channels,
                       steps_per_epoch=steps, cache_dir=cache_dir, seed=0, **kw)

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ import data_scale  # noqa: E402  (experiments/benchmarks is not a package)
 import run  # noqa: E402
 
 from sr_lightning.budget import time_calls  # noqa: E402
+from sr_lightning.data.pairs import BENCHMARK_LR  # noqa: E402
 from sr_lightning.hardware import resolve_precision  # noqa: E402
 from sr_lightning.nets import net_class  # noqa: E402
 from sr_lightning.zoo import net_gflops  # noqa: E402
@@ -51,7 +53,6 @@ LR_PATCH = 48  # EDSR's and RCAN's training patch
 LOADER_SET = "benchmark/B100"
 CONSUMERS = ("edsr_baseline", "rcan")  # the networks the loader must keep fed
 EVAL_SETS = ("Set5", "Set14", "B100")
-
 RESULTS_JSON, RESULTS_MD = HERE / "results_cuda.json", HERE / "results_cuda.md"
 
 
@@ -163,7 +164,7 @@ def loader(steps: int, data_dir: str) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         cache = str(Path(tmp) / "lr")
         SRDataModule(train_dir=str(photos), val_dir=None, patch_size=LR_PATCH, channels=3, cache_dir=cache,
-                     degradation={"source": "rgb_uint8", "border": "clamp"}).setup("fit")  # fills the cache
+                     degradation=asdict(BENCHMARK_LR)).setup("fit")  # fills the cache
         shards = Path(tmp) / "shards"
         subprocess.run([sys.executable, "-m", "sr_lightning.prepare", f"input={photos}", f"output={shards}"],
                        check=True, capture_output=True)

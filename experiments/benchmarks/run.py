@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from sr_lightning.budget import time_calls
 from sr_lightning.cli import CONF_DIR
 from sr_lightning.data import SRDataModule
-from sr_lightning.data.pairs import Degradation, degradation_input, make_lr
+from sr_lightning.data.pairs import BENCHMARK_LR, Degradation, degradation_input, make_lr
 from sr_lightning.hardware import (
     ISA_LIMITS,
     cpu_model,
@@ -169,7 +169,7 @@ def project_step(name: str, steps: int, channels_last: bool = True, compile_net:
     warmup = 4 if compile_net else 2
     dm = SRDataModule(train_dir="sample:train", val_dir=None, scale=shape.scale, patch_size=shape.lr_patch,
                       batch_size=shape.batch, channels=shape.channels, steps_per_epoch=steps + warmup,
-                      degradation={"source": "rgb_uint8", "border": "clamp"} if shape.channels == 3 else None)
+                      degradation=asdict(BENCHMARK_LR) if shape.channels == 3 else None)
     module = SRLitModule(net=model_config(name, shape), loss={"_target_": "torch.nn.L1Loss"},
                          optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4},
                          channels_last=channels_last, compile_net=compile_net)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from torch import Tensor
 
 from sr_lightning.convert.imported import Imported
 from sr_lightning.convert.mat import WeightFormatError
+from sr_lightning.data.pairs import BENCHMARK_LR
 from sr_lightning.errors import UserError
 from sr_lightning.nets import build_net, net_class
 
@@ -209,8 +211,7 @@ def load(path: str | Path, scale: int | None, net: str) -> Imported:
                         f"({first_problem}); use --scale {found_scale}")
     tensors = {k: v.float() for k, (_, v) in state.items()}
     # RGB releases take the standard LR files (benchmark_lr); Y ones the MATLAB Y pipeline (Imported's default).
-    rgb = {"degradation": {"source": "rgb_uint8", "border": "clamp", "antialias": True}} if cfg["in_channels"] == 3 \
-        else {}
+    rgb = {"degradation": asdict(BENCHMARK_LR)} if cfg["in_channels"] == 3 else {}
     return Imported(net=cfg, state_dict=tensors, trained_scales=[found_scale], **rgb,
                     source={"format": "pth", "net": net, "file": path.name,
                             "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})

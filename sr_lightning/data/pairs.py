@@ -51,6 +51,10 @@ class Degradation:
             raise UserError(f"data.degradation.border={self.border!r} is not one of {BORDERS}")
 
 
+# data/degradation=benchmark_lr: the standard benchmark LR files, bit-exactly (RGB networks' setting).
+BENCHMARK_LR = Degradation(source="rgb_uint8", border="clamp")
+
+
 def modcrop(pixels: np.ndarray, scale: int) -> np.ndarray:
     """Crop bottom/right so H and W are multiples of ``scale``; (H, W, C) -> (H', W', C)."""
     h, w = pixels.shape[:2]
