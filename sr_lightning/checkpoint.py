@@ -26,6 +26,7 @@ What reading a checkpoint does and never does (the README's "Security" section):
 
 from __future__ import annotations
 
+import io
 from collections.abc import Collection, Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -33,10 +34,11 @@ from typing import Any
 
 import lightning
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import open_dict
 from torch import Tensor, nn
 
-from sr_lightning.atomic import write_atomically
+from sr_lightning.atomic import write_bytes_atomically
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.nets import NETS, class_path, file_net_class
@@ -297,8 +299,35 @@ def weights_checkpoint(module: lightning.LightningModule) -> dict[str, Any]:
 
 
 def save_checkpoint(ckpt: Mapping[str, Any], path: str | Path) -> Path:
-    """Save atomically (written to a temporary file beside it, then renamed: no partial file
-    on failure); parent folders are created. Returns the path."""
+    """The one checkpoint writer (train's last/best/interrupt checkpoints through
+    :class:`AtomicCheckpointIO`, convert, export): serialised in memory, then written
+    atomically beside its destination (:func:`~sr_lightning.atomic.write_atomically`: the
+    previous file stays whole until the new one is, and no partial file is left); parent
+    folders are created. Returns the path.
+
+    Raises:
+        DiskFullError: no room for it (the message names the file, its size and the space free).
+    """
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomically(path, lambda tmp: torch.save(dict(ckpt), tmp))
+    buffer = io.BytesIO()
+    torch.save(dict(ckpt), buffer)
+    return write_bytes_atomically(path, buffer.getbuffer())
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO with :func:`save_checkpoint` as the writer.
+
+    Lightning's own writes to a temporary file in ``$TMPDIR`` and moves it: across file
+    systems (tmpfs ``/tmp``, runs on NFS) the move copies over the old file in place, and a
+    kill during it leaves a truncated ``last.ckpt``. Local paths only (a URL is refused).
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        """Write ``checkpoint`` to ``path`` with :func:`save_checkpoint`."""
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        if "://" in str(path):
+            raise UserError(f"checkpoint path '{path}' is a URL: sr_lightning writes checkpoints to local "
+                             f"(or mounted) folders; set paths.output_dir to one")
+        save_checkpoint(checkpoint, path)

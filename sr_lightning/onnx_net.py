@@ -10,6 +10,7 @@ a network exported at a fixed size). Anything else is refused in one line.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +68,15 @@ class OnnxNet:
         if f"{META}scale" not in meta or f"{META}channels" not in meta:
             raise UserError(f"{option}='{path}' carries no sr_lightning metadata (scale, channels); {fix}")
         self.name = meta.get(f"{META}net", path.stem)
-        self.scale, self.in_channels = int(meta[f"{META}scale"]), int(meta[f"{META}channels"])
+        self.scale = _meta_int(meta, "scale", (1, 16), option, path, fix)
+        self.in_channels = _meta_int(meta, "channels", (1, 3), option, path, fix)
         shape = inputs[0].shape
         if len(shape) != 4 or shape[1] != self.in_channels:
             raise UserError(f"{option}='{path}': input 'lr' has shape {shape}, not (1, {self.in_channels}, h, w) "
                             f"as its metadata says; {fix}")
         size = meta.get(f"{META}input_size")
+        if size and not re.fullmatch(r"\d{1,6},\d{1,6}", size):
+            raise UserError(f"{option}='{path}': metadata {META}input_size={size!r} is not 'h,w'; {fix}")
         self.input_size = tuple(int(v) for v in size.split(",")) if size else None
 
     def __call__(self, lr: Tensor) -> Tensor:
@@ -91,3 +95,12 @@ class OnnxNet:
             x = F.pad(x, pad, mode="reflect" if fw - w < w and fh - h < h else "replicate")
         out = self.session.run(None, {"lr": np.ascontiguousarray(x.numpy())})[0]
         return torch.from_numpy(out)[..., : self.scale * h, : self.scale * w]
+
+
+def _meta_int(meta: dict[str, str], key: str, bounds: tuple[int, int], option: str, path: Path, fix: str) -> int:
+    """An integer of the export's metadata (``sr_lightning.<key>``), within ``bounds``."""
+    value = meta[f"{META}{key}"]
+    if not re.fullmatch(r"\d{1,3}", value) or not bounds[0] <= int(value) <= bounds[1]:
+        raise UserError(f"{option}='{path}': metadata {META}{key}={value!r} is not an integer in "
+                        f"{bounds[0]}..{bounds[1]}; {fix}")
+    return int(value)

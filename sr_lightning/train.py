@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from sr_lightning.budget import check_budget, plan, seconds_per_step
 from sr_lightning.callbacks import InterruptCheckpoint
 from sr_lightning.checkpoint import (
+    AtomicCheckpointIO,
     adopt_checkpoint_net,
     config_trusted_nets,
     is_resumable,
@@ -147,8 +148,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     # epochs of an open-ended run: "Epoch 0/-2"); trainer.enable_progress_bar=true keeps it.
     bar = {} if "enable_progress_bar" in cfg.trainer else {
         "enable_progress_bar": any(isinstance(c, ProgressBar) for c in callbacks)}
+    # Checkpoints written by the project's one writer (beside their destination, renamed in place).
+    plugins = [AtomicCheckpointIO(), *(instantiate(cfg.trainer.get("plugins")) or [])]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision,
-                                     **bar)
+                                     plugins=plugins, **bar)
     if trainer.loggers:
         run_info = {"cfg": OmegaConf.to_container(cfg, resolve=True),
                     "num_params": sum(p.numel() for p in module.net.parameters()),

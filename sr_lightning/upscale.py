@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -23,10 +24,18 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from sr_lightning.atomic import DiskFullError
 from sr_lightning.callbacks import track
 from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint, rescale_overrides
 from sr_lightning.cli import prepare_argv, user_errors
-from sr_lightning.data.io import list_images, read_image, write_image
+from sr_lightning.data.io import (
+    MAX_IMAGE_PIXELS,
+    check_max_pixels,
+    check_writable,
+    list_images,
+    read_image,
+    write_image,
+)
 from sr_lightning.errors import UserError
 from sr_lightning.lit import SRLitModule
 from sr_lightning.onnx_net import OnnxNet
@@ -127,12 +136,71 @@ def tile_progress(name: str, settings: Mapping[str, Any] | None = None) -> TileP
 
 
 def upscale_file(net: Upscaler, src: Path, dst: Path, tile: int | None = None, tile_overlap: int = 48,
-                 progress: TileProgress | None = None) -> None:
-    """Upscale one image file into ``dst`` (written atomically; see :func:`upscale_pixels`)."""
-    pixels, alpha, max_value = read_image(src)
-    sr, alpha = upscale_pixels(net, pixels, alpha, max_value, tile, tile_overlap, progress)
+                 progress: TileProgress | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Upscale one image file into ``dst`` (written atomically; see :func:`upscale_pixels`).
+
+    Raises:
+        ImageReadError: ``src`` is not an image, or is over ``max_pixels``.
+        UserError: ``dst``'s format cannot hold the result (alpha or 16 bits in a JPEG), or
+            the one pass of ``tile=null`` runs out of memory (the message says to tile).
+    """
+    pixels, alpha, max_value = read_image(src, max_pixels)
+    check_writable(dst, pixels.shape[-1], alpha is not None, max_value)
+    try:
+        sr, alpha = upscale_pixels(net, pixels, alpha, max_value, tile, tile_overlap, progress)
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
+        if tile is not None or not is_out_of_memory(err):
+            raise
+        h, w = pixels.shape[:2]
+        raise UserError(f"out of memory upscaling '{src}' ({w}x{h}) in one pass (tile=null): set tile=256 "
+                        f"(or smaller) to run it tile by tile with the same result") from None
     write_image(dst, sr, alpha, max_value)
     log.info("%s (%dx%d) -> %s (%dx%d)", src, pixels.shape[1], pixels.shape[0], dst, sr.shape[1], sr.shape[0])
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an allocation failure (the CPU's or a GPU's)."""
+    text = str(err)
+    return isinstance(err, torch.OutOfMemoryError | MemoryError) or any(
+        s in text for s in ("can't allocate memory", "not enough memory", "out of memory", "Cannot allocate memory"))
+
+
+def output_pairs(src: Path, dst: Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """The (input, output) files of an upscale, checked so that nothing is lost: no output is
+    an input, no two inputs share an output, no existing file is replaced unless
+    ``overwrite``. A folder's outputs are ``<stem>.png`` in ``dst``; inputs sharing a stem
+    (``photo.jpg``, ``photo.png``) are written as ``<stem>_<ext>.png``.
+
+    Raises:
+        FileNotFoundError: no images, or no output folder.
+        UserError: an output that is an input, shared, or existing without ``overwrite``.
+    """
+    if src.is_dir():
+        files = list_images(src)
+        if not files:
+            raise FileNotFoundError(f"input='{src}' contains no images")
+        if dst.exists() and not dst.is_dir():
+            raise UserError(f"output='{dst}' is a file but input is a folder; give a folder as output")
+        stems = Counter(f.stem.lower() for f in files)
+        pairs = [(f, dst / (f"{f.stem}.png" if stems[f.stem.lower()] == 1 else f"{f.stem}_{f.suffix[1:]}.png"))
+                 for f in files]
+    else:
+        if dst.is_dir():
+            dst = dst / f"{src.stem}.png"
+        if not dst.parent.is_dir():
+            raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
+        pairs = [(src, dst)]
+    inputs = {f.resolve() for f, _ in pairs}
+    outputs = Counter(out.resolve() for _, out in pairs)
+    for _, out in pairs:
+        if out.resolve() in inputs:
+            raise UserError(f"output '{out}' is an input image, which upscale never replaces; give another output "
+                            f"file or folder")
+        if outputs[out.resolve()] > 1:
+            raise UserError(f"two inputs would be written to '{out}'; rename one of them")
+        if out.exists() and not overwrite:
+            raise UserError(f"output '{out}' exists; set overwrite=true to replace it, or give another output")
+    return pairs
 
 
 def resolve_device(name: str) -> torch.device:
@@ -163,6 +231,8 @@ def load_upscaler(path: str | Path, backend: str = "pytorch", device: str = "aut
         return onnx_upscaler(net, ensemble)
     if backend != "pytorch":
         raise UserError(f"backend={backend!r} is not one of ('pytorch', 'onnx')")
+    if Path(path).suffix.lower() == ".onnx":
+        raise UserError(f"ckpt_path='{path}' is an ONNX file: add backend=onnx to run it with onnxruntime")
     ckpt = read_checkpoint(path, "ckpt_path", trusted_nets)
     overrides = rescale_overrides(ckpt, int(scale), "scale", trusted_nets) if scale is not None else {}
     module = SRLitModule.load_from_checkpoint(ckpt, resolve_device(device), net_overrides=overrides,
@@ -180,24 +250,29 @@ def upscale(cfg: DictConfig) -> list[Path]:
         raise UserError(f"self_ensemble={ensemble!r} must be true or false")
     net = load_upscaler(cfg.ckpt_path, cfg.get("backend", "pytorch"), cfg.get("device", "auto"), cfg.get("scale"),
                         ensemble, config_trusted_nets(cfg))
+    overwrite = cfg.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise UserError(f"overwrite={overwrite!r} must be true or false")
+    max_pixels = check_max_pixels(cfg.get("max_image_pixels", MAX_IMAGE_PIXELS), "max_image_pixels")
+    pairs = output_pairs(src, dst, overwrite)
     if src.is_dir():
-        files = list_images(src)
-        if not files:
-            raise FileNotFoundError(f"input='{src}' contains no images")
-        if dst.exists() and not dst.is_dir():
-            raise UserError(f"output='{dst}' is a file but input is a folder; give a folder as output")
         dst.mkdir(parents=True, exist_ok=True)
-        pairs = [(f, dst / f"{f.stem}.png") for f in files]
-    else:
-        if dst.is_dir():
-            dst = dst / f"{src.stem}.png"
-        if not dst.parent.is_dir():
-            raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
-        pairs = [(src, dst)]
     shown = track(pairs, len(pairs), "upscaling", "image", "images", cfg.get("progress"), show=len(pairs) > 1)
+    failed: list[str] = []
     for f, out in shown:  # one image: progress over its tiles
-        upscale_file(net, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48),
-                     tile_progress(f.name, cfg.get("progress")) if len(pairs) == 1 else None)
+        try:
+            upscale_file(net, f, out, cfg.get("tile"), cfg.get("tile_overlap", 48),
+                         tile_progress(f.name, cfg.get("progress")) if len(pairs) == 1 else None, max_pixels)
+        except DiskFullError:
+            raise
+        except UserError as err:
+            if len(pairs) == 1:
+                raise
+            log.error("failed: %s", err)
+            failed.append(f"{f.name} ({err})")
+    if failed:
+        raise UserError(f"{len(failed)} of {len(pairs)} image(s) failed, the other {len(pairs) - len(failed)} "
+                        f"written to '{dst}': {'; '.join(failed)}")
     return [out for _, out in pairs]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,20 @@ def read_mat(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"weights file '{path}' does not exist")
+    with open(path, "rb") as f:
+        head = f.read(128)
+    if zipfile.is_zipfile(path):
+        raise WeightFormatError(f"'{path}' is a zip archive (a PyTorch torch.save file?), not a MATLAB .mat file; "
+                                f"for a PyTorch state dict use --format pth --net NAME")
+    if head[:1] == b"\x80":
+        raise WeightFormatError(f"'{path}' is a Python pickle, not a MATLAB .mat file; sr_lightning never unpickles "
+                                f"files (for a PyTorch state dict use --format pth --net NAME)")
     try:
         data = loadmat(str(path))
     except NotImplementedError:  # scipy's answer to v7.3 files
         raise WeightFormatError(f"'{path}' is a MATLAB v7.3 (HDF5) file, which is not supported; re-save it in "
                                 f"MATLAB with save(name, '-struct', ..., '-v7')") from None
-    except (MatReadError, ValueError, TypeError, OSError) as err:
+    except (MatReadError, ValueError, TypeError, OSError, IndexError, KeyError, EOFError) as err:  # garbage
         raise WeightFormatError(f"'{path}' is not a readable MATLAB .mat file ({err})") from None
     return {k: v for k, v in data.items() if not k.startswith("__")}
 

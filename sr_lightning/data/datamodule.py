@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from sr_lightning.data.datasets import DiskPairSet, EvalDataset, Pairs, PairSet, PatchBatches
 from sr_lightning.data.internal import InternalOptions, InternalPairs, load_internal_image
+from sr_lightning.data.io import MAX_IMAGE_PIXELS, check_max_pixels
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.realesrgan import RealESRGAN
 from sr_lightning.data.shards import ShardOptions, ShardPatches, location_url, read_index
@@ -106,7 +107,10 @@ class SRDataModule(L.LightningDataModule):
             on the model's device by :class:`~sr_lightning.data.realesrgan.RealESRGAN`
             (evaluation sets keep the bicubic LR), and marked ``"degraded": True``.
         cache_dir: where LR images are cached on disk (None: memory only).
-        skip_bad_images: skip unreadable image files with a warning.
+        skip_bad_images: skip bad image files with a warning (unreadable, truncated, over
+            ``max_image_pixels``, or a side shorter than the scale).
+        max_image_pixels: the largest image read, in pixels (a header claiming more is refused
+            before decoding: a decompression bomb).
         augment: random flips and 90-degree rotations of training patches.
         sample_by: draw training patches from every image equally often (``"image"``) or
             in proportion to image area (``"area"``).
@@ -144,6 +148,7 @@ class SRDataModule(L.LightningDataModule):
         degradation: Mapping | None = None,
         cache_dir: str | None = None,
         skip_bad_images: bool = False,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
         augment: bool = True,
         sample_by: str = "image",
         storage: str = "memory",
@@ -191,6 +196,7 @@ class SRDataModule(L.LightningDataModule):
         self.batch_size, self.steps_per_epoch, self.num_workers = batch_size, steps_per_epoch, num_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.skip_bad_images, self.augment, self.sample_by = skip_bad_images, augment, sample_by
+        self.max_image_pixels = check_max_pixels(max_image_pixels, "data.max_image_pixels")
         self.seed = seed
         if storage not in STORAGES:
             raise UserError(f"data.storage={storage!r} is not one of {STORAGES}: memory keeps the decoded set, "
@@ -218,12 +224,13 @@ class SRDataModule(L.LightningDataModule):
         kw = {"scale": scale, "channels": self.channels, "degradation": self.degradation, "cache_dir": self.cache_dir}
         if self.storage == "disk" and not any(loc.startswith(SAMPLE_PREFIX) for loc in locations):
             files = [f for loc, key in zip(locations, keys, strict=True) for f in location_files(loc, key)]
-            pairs = DiskPairSet(files, skip_bad_images=self.skip_bad_images, **kw)
+            pairs = DiskPairSet(files, skip_bad_images=self.skip_bad_images, max_pixels=self.max_image_pixels, **kw)
             if not len(pairs):
                 raise FileNotFoundError(f"{', '.join(keys)}: no readable image in {', '.join(locations)}")
             return pairs
         images = [img for loc, key in zip(locations, keys, strict=True)
-                  for img in load_location(loc, key, skip_bad_images=self.skip_bad_images)]
+                  for img in load_location(loc, key, skip_bad_images=self.skip_bad_images, min_side=scale,
+                                           max_pixels=self.max_image_pixels)]
         return PairSet(images, **kw)
 
     def _pairset(self, location: str, key: str, scale: int | None = None) -> Pairs:

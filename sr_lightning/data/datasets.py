@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from sr_lightning.data.io import MAX_IMAGE_PIXELS
 from sr_lightning.data.pairs import Degradation, degradation_input, make_lr, modcrop, to_channels
 from sr_lightning.data.sources import HRImage, load_file, read_header
 from sr_lightning.errors import UserError
@@ -23,7 +24,7 @@ def make_pair(img: HRImage, scale: int, degradation: Degradation,
     hr = modcrop(img.pixels, scale)
     if min(hr.shape[:2]) < scale:
         h, w = img.pixels.shape[:2]
-        raise UserError(f"image '{img.name}' ({w}x{h}) is too small for x{scale}")
+        raise UserError(f"image '{img.source or img.name}' ({w}x{h}) is too small for x{scale}")
     x = degradation_input(hr, degradation)
     return x, make_lr(x, scale, degradation, cache_dir)
 
@@ -96,25 +97,28 @@ class PairSet(Pairs):
 class DiskPairSet(Pairs):
     """:class:`Pairs` over image files, read on demand (``data.storage=disk``).
 
-    Setup reads only the files' headers (size, grayscale); :meth:`pair` and :meth:`crop`
+    Setup reads only the files' headers (size, grayscale; with ``skip_bad_images`` each file
+    is decoded once too, so that a bad one is skipped then); :meth:`pair` and :meth:`crop`
     decode the image and make its pair then, in whichever process asks (the DataLoader
     workers), with the same degradation and LR cache, so memory does not grow with the set.
     """
 
     def __init__(self, files: Sequence[Path], *, scale: int, channels: int, degradation: Degradation,
-                 cache_dir: str | Path | None = None, skip_bad_images: bool = False) -> None:
+                 cache_dir: str | Path | None = None, skip_bad_images: bool = False,
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.scale, self.channels, self.degradation, self.cache_dir = scale, channels, degradation, cache_dir
+        self.max_pixels = max_pixels
         self.files: list[Path] = []
         self.names: list[str] = []
         self.gray: list[bool] = []
         self._lr_sizes: list[tuple[int, int]] = []
         for f in files:
-            header = read_header(f, skip_bad_images)
+            # Skipping bad images means knowing them now: each is decoded once (a truncated
+            # file's header reads; its data would fail mid-training).
+            header = read_header(f, skip_bad_images, min_side=scale, max_pixels=max_pixels, decode=skip_bad_images)
             if header is None:
                 continue
             (w, h), gray = header
-            if min(h, w) < scale:
-                raise UserError(f"image '{f.stem}' ({w}x{h}) is too small for x{scale}")
             self.files.append(f)
             self.names.append(f.stem)
             self.gray.append(gray)
@@ -125,7 +129,7 @@ class DiskPairSet(Pairs):
         return self._lr_sizes[i]
 
     def _stored(self, i: int) -> tuple[Tensor, Tensor]:
-        return make_pair(load_file(self.files[i]), self.scale, self.degradation, self.cache_dir)
+        return make_pair(load_file(self.files[i], self.max_pixels), self.scale, self.degradation, self.cache_dir)
 
 
 class EvalDataset(Dataset):

@@ -4,9 +4,9 @@ MATLAB-bicubic downscaling, and an optional on-disk cache of the LR images."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sr_lightning.atomic import write_bytes_atomically
 from sr_lightning.errors import UserError
 from sr_lightning.ops.color import rgb_to_y
 from sr_lightning.ops.resize import BORDERS, imresize
@@ -126,10 +127,11 @@ def make_lr(x: Tensor, scale: int, degradation: Degradation, cache_dir: str | Pa
         lr = lr.to(torch.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A name of its own per writer: DDP ranks and data workers may make the same entry at once.
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem, suffix=".tmp", delete=False) as f:
-            torch.save(lr, f)
-        Path(f.name).replace(path)
+        # Each writer has a temporary file of its own: DDP ranks and data workers may make the
+        # same entry at once; a full disk leaves none.
+        buffer = io.BytesIO()
+        torch.save(lr, buffer)
+        write_bytes_atomically(path, buffer.getbuffer())
     return lr
 
 

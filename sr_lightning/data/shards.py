@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shlex
 import subprocess
 import urllib.error
 import urllib.request
@@ -66,13 +68,57 @@ class ShardOptions:
         return cls(**config)
 
 
+# A shard's name as an index may give it: a plain file name in the shard folder (what prepare
+# writes is ``shard-000000.tar``). No separator, no ``..``, no scheme, no character a shell reads.
+SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.tar")
+
+
 def location_url(location: str, name: str) -> str:
-    """The URL (or path) of file ``name`` at a shard location."""
+    """The URL (or path) of file ``name`` at a shard location.
+
+    ``name`` is data (read from an index): it must be a plain file name (:data:`SHARD_NAME`),
+    and in a ``pipe:`` command it is shell-quoted, so no character of it reaches a shell.
+    A folder location gives an absolute path, so nothing in it reads as a URL scheme.
+
+    Raises:
+        ValueError: ``name`` is not a plain file name.
+    """
+    if name != INDEX and not SHARD_NAME.fullmatch(name):
+        raise UserError(f"shard name {name!r} is not a plain .tar file name in the shard folder")
     if location.startswith("pipe:"):
-        return location.replace("{name}", name)
+        return location.replace("{name}", shlex.quote(name))
     if location.startswith(("http://", "https://")):
         return f"{location.rstrip('/')}/{name}"
-    return str(Path(location).expanduser() / name)
+    return str(Path(location).expanduser().resolve() / name)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_index(index: dict[str, Any], url: str, key: str) -> None:
+    """Refuse an index whose entries sr_lightning would misread: every shard a mapping with a
+    plain ``name`` (:data:`SHARD_NAME`, each once), ``min_side`` a positive integer, ``crop``
+    a positive integer or null. The message names the index and the entry.
+
+    Raises:
+        ValueError: a malformed entry.
+    """
+    how = "re-run python -m sr_lightning.prepare to write the index again"
+    if not isinstance(index["shards"], list):
+        raise UserError(f"{key}: '{url}': \"shards\" is not a list; {how}")
+    seen: set[str] = set()
+    for i, shard in enumerate(index["shards"]):
+        name = shard.get("name") if isinstance(shard, dict) else None
+        if not isinstance(name, str) or not SHARD_NAME.fullmatch(name) or name in seen:
+            raise UserError(f"{key}: '{url}': shards[{i}].name={name!r} is not a plain .tar file name in the "
+                             f"shard folder (letters, digits, '_', '-', '.'; no path, scheme or shell character; "
+                             f"each once); {how}")
+        seen.add(name)
+    if not _positive_int(index.get("min_side")):
+        raise UserError(f"{key}: '{url}': min_side={index.get('min_side')!r} is not a positive integer; {how}")
+    if index.get("crop") is not None and not _positive_int(index["crop"]):
+        raise UserError(f"{key}: '{url}': crop={index['crop']!r} is not a positive integer or null; {how}")
 
 
 def read_index(location: str, key: str = "data.train_dir", timeout_s: float = 30.0) -> dict[str, Any]:
@@ -120,6 +166,7 @@ def read_index(location: str, key: str = "data.train_dir", timeout_s: float = 30
         raise UserError(f"{key}: '{url}' is not a JSON index of shards; {how}") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT or not index.get("shards"):
         raise UserError(f"{key}: '{url}' is not an index written by sr_lightning.prepare; {how}")
+    check_index(index, url, key)
     return index
 
 

@@ -12,9 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, image_pixels, list_images, read_image
+from sr_lightning.data.io import (
+    IMAGE_EXTENSIONS,
+    MAX_IMAGE_PIXELS,
+    ImageReadError,
+    image_pixels,
+    list_images,
+    open_header,
+    open_image,
+    oriented_size,
+    read_image,
+)
 from sr_lightning.errors import UserError
 
 # The fixed split of the bundled sample images (scikit-image's ``skimage.data``).
@@ -28,10 +37,12 @@ SAMPLE_PREFIX = "sample:"
 
 @dataclass(frozen=True)
 class HRImage:
-    """One HR image: ``pixels`` uint8 (H, W, C) with C = 1 (grayscale) or 3."""
+    """One HR image: ``pixels`` uint8 (H, W, C) with C = 1 (grayscale) or 3; ``source``: the
+    file (or shard sample) it came from, for messages."""
 
     name: str
     pixels: np.ndarray
+    source: str = ""
 
 
 def _sample_image(name: str) -> np.ndarray:
@@ -46,40 +57,55 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.round(pixels * 255.0).astype(np.uint8)
 
 
-def load_file(path: Path) -> HRImage:
-    """One HR image file (named after its stem), uint8.
+SKIP_HINT = "remove it or set data.skip_bad_images=true to skip it"
+
+
+def load_file(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> HRImage:
+    """One HR image file (named after its stem), uint8, upright (see :func:`read_image`).
 
     Raises:
         ImageReadError: the file cannot be read as an image (the message names it).
     """
-    pixels, _, _ = read_image(path)
-    return HRImage(path.stem, _to_uint8(pixels))
+    pixels, _, _ = read_image(path, max_pixels)
+    return HRImage(path.stem, _to_uint8(pixels), str(path))
 
 
-def decode_image(name: str, data: bytes) -> HRImage:
+def decode_image(name: str, data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> HRImage:
     """An HR image from an encoded file's bytes (a shard sample), uint8, as :func:`load_file`."""
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        pixels, _, _ = image_pixels(im)
-    return HRImage(name, _to_uint8(pixels))
+    with open_image(io.BytesIO(data), name, max_pixels) as im:
+        pixels, _, _ = image_pixels(im, name)
+    return HRImage(name, _to_uint8(pixels), name)
 
 
-def read_header(path: Path, skip_bad_images: bool = False) -> tuple[tuple[int, int], bool] | None:
-    """``((width, height), grayscale)`` of an image file from its header (nothing decoded);
-    None for an unreadable file when ``skip_bad_images`` (with a warning).
+def skipped(err: ImageReadError, skip_bad_images: bool, hint: str = SKIP_HINT) -> None:
+    """Warn that a bad image is skipped, or raise its error with ``hint`` (how to skip it)."""
+    if not skip_bad_images:
+        raise ImageReadError(f"{err}; {hint}") from None
+    warnings.warn(f"skipping {err}", stacklevel=3)
+
+
+def read_header(path: Path, skip_bad_images: bool = False, min_side: int = 1, max_pixels: int = MAX_IMAGE_PIXELS,
+                decode: bool = False) -> tuple[tuple[int, int], bool] | None:
+    """``((width, height), grayscale)`` of an image file from its header, upright (EXIF
+    orientation applied); None for a bad file when ``skip_bad_images`` (with a warning).
+
+    A file is bad when it cannot be read, when it is over ``max_pixels`` pixels, when a side
+    is shorter than ``min_side`` (e.g. the scale), or, with ``decode``, when its data do not
+    decode (a truncated file whose header reads).
 
     Raises:
-        ImageReadError: an unreadable file, without ``skip_bad_images``.
+        ImageReadError: a bad file, without ``skip_bad_images``.
     """
     try:
-        with Image.open(path) as im:
-            return im.size, im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L")
-    except (OSError, SyntaxError, ValueError) as err:
-        message = f"cannot read '{path}' as an image ({err})"
-        if not skip_bad_images:
-            raise ImageReadError(f"{message}; remove it or set data.skip_bad_images=true to skip it") from None
-        warnings.warn(f"skipping {message}", stacklevel=2)
-        return None
+        with open_header(path, str(path), max_pixels) as im:
+            (w, h), gray = oriented_size(im), im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L")
+        if min(w, h) < min_side:
+            raise ImageReadError(f"image '{path}' ({w}x{h}) is too small: a side under {min_side} pixels")
+        if decode:
+            read_image(path, max_pixels)
+    except ImageReadError as err:
+        return skipped(err, skip_bad_images)
+    return (w, h), gray
 
 
 def location_files(location: str, key: str) -> list[Path]:
@@ -99,13 +125,17 @@ def location_files(location: str, key: str) -> list[Path]:
     return files
 
 
-def load_location(location: str, key: str, *, skip_bad_images: bool = False) -> list[HRImage]:
+def load_location(location: str, key: str, *, skip_bad_images: bool = False, min_side: int = 1,
+                  max_pixels: int = MAX_IMAGE_PIXELS) -> list[HRImage]:
     """Load every HR image of a location.
 
     Args:
         location: a folder path, or ``sample:train|val|test``.
         key: the config key it came from (named in errors), e.g. ``data.train_dir``.
-        skip_bad_images: skip unreadable files with a warning instead of failing.
+        skip_bad_images: skip bad files (unreadable, over ``max_pixels``, a side under
+            ``min_side``) with a warning instead of failing.
+        min_side: the shortest side an image may have (the scale: smaller ones have no LR).
+        max_pixels: the pixel limit (``data.max_image_pixels``).
     """
     if location.startswith(SAMPLE_PREFIX):
         split = location[len(SAMPLE_PREFIX):]
@@ -116,11 +146,13 @@ def load_location(location: str, key: str, *, skip_bad_images: bool = False) -> 
     images = []
     for f in location_files(location, key):
         try:
-            images.append(load_file(f))
+            image = load_file(f, max_pixels)
+            h, w = image.pixels.shape[:2]
+            if min(h, w) < min_side:
+                raise ImageReadError(f"image '{f}' ({w}x{h}) is too small: a side under {min_side} pixels")
+            images.append(image)
         except ImageReadError as err:
-            if not skip_bad_images:
-                raise ImageReadError(f"{err}; remove it or set data.skip_bad_images=true to skip it") from None
-            warnings.warn(f"skipping {err}", stacklevel=2)
+            skipped(err, skip_bad_images)
     if not images:
         raise FileNotFoundError(f"{key}: no readable image in '{Path(location).expanduser()}'")
     return images

@@ -172,7 +172,8 @@ def test_bad_files_and_options(tmp_path, capsys):
     assert "notes.mat' is not a readable MATLAB .mat file" in err
     torch.save(TouchOnUnpickle(tmp_path / "marker"), tmp_path / "pickled_x2.mat")  # a pickle is never run
     err = _convert_error(capsys, "--format", "srcnn-mat", str(tmp_path / "pickled_x2.mat"), str(tmp_path / "o.ckpt"))
-    assert "pickled_x2.mat' is not a readable MATLAB .mat file" in err and not (tmp_path / "marker").exists()
+    assert "pickled_x2.mat' is a zip archive (a PyTorch torch.save file?), not a MATLAB .mat file" in err
+    assert not (tmp_path / "marker").exists()
     err = _convert_error(capsys, "--format", "vdsr-mat", "--scale", "2", str(tmp_path / "x3.mat"),
                          str(tmp_path / "o.ckpt"))
     assert "is not a VDSR MatConvNet model: found biases_conv1 (8, 1)" in err and "expected a struct `model`" in err

@@ -33,7 +33,7 @@ def test_disk_makes_the_same_batches_and_pairs_as_memory(tiny_data, channels):
 def test_disk_decodes_nothing_at_setup(tiny_data, monkeypatch):
     decoded = []
     load_file = datasets.load_file
-    monkeypatch.setattr(datasets, "load_file", lambda path: decoded.append(path) or load_file(path))
+    monkeypatch.setattr(datasets, "load_file", lambda path, *a: decoded.append(path) or load_file(path, *a))
     dm = _dm(tiny_data, "disk")
     dm.setup("fit")
     assert decoded == [] and len(dm._train_set.pairs[2]) == 4
