@@ -52,8 +52,11 @@ def _pillow_limit_off() -> Iterator[None]:
 
 
 def oriented_size(im: Image.Image) -> tuple[int, int]:
-    """(width, height) of an open image as shown, after its EXIF orientation (header only)."""
-    orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    """(width, height) of an open image as shown, after its EXIF orientation (header only: a
+    PNG's EXIF is read when it comes before the pixel data, where Pillow writes it; one
+    stored after them would need the image decoded)."""
+    header_exif = im.format != "PNG" or "exif" in im.info
+    orientation = im.getexif().get(_EXIF_ORIENTATION, 1) if header_exif else 1
     return (im.height, im.width) if orientation in _SWAPPED else im.size
 
 

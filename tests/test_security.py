@@ -1,0 +1,231 @@
+"""Issue 29's payloads: a file given to sr_lightning is data (nothing in it runs or chooses a
+path), and a save that fails leaves the previous file whole and no partial file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_lightning.atomic import DiskFullError, write_atomically
+from sr_lightning.checkpoint import AtomicCheckpointIO, save_checkpoint
+from sr_lightning.data.io import MAX_IMAGE_PIXELS, ImageReadError, read_image
+from sr_lightning.data.shards import location_url, read_index
+from sr_lightning.data.sources import load_location, read_header
+from sr_lightning.errors import UserError
+from sr_lightning.prepare import prepare
+from sr_lightning.safe_load import load_tensors
+from sr_lightning.upscale import output_pairs
+from tests.conftest import write_folder
+
+PREPARE = {"crop": None, "step": None, "shard_size_mb": 256, "workers": 1, "skip_bad_images": False,
+           "overwrite": False, "progress": {"every_s": 30, "when": "never"}}
+
+
+@pytest.fixture(scope="module")
+def shard_folder(tmp_path_factory) -> Path:
+    from omegaconf import OmegaConf
+
+    hr = write_folder(tmp_path_factory.mktemp("hr"), 3, (64, 64), seed=2)
+    out = tmp_path_factory.mktemp("shards") / "s"
+    prepare(OmegaConf.create({**PREPARE, "input": str(hr), "output": str(out)}))
+    return out
+
+
+def _with_names(folder: Path, dst: Path, *names: str) -> Path:
+    index = json.loads((folder / "index.json").read_text())
+    index["shards"] = [{**index["shards"][0], "name": n} for n in names]
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "index.json").write_text(json.dumps(index))
+    return dst
+
+
+@pytest.mark.parametrize("name", ["shard-000000.tar; touch {marker}; #", "pipe:touch {marker}", "../../evil.tar",
+                                  "/etc/passwd.tar", "$(touch {marker}).tar", "a b.tar", "shard`id`.tar"])
+def test_s1_s2_shard_names_from_an_index_are_refused_and_never_run(shard_folder, tmp_path, name):
+    marker = tmp_path / "ran"
+    index_dir = _with_names(shard_folder, tmp_path / "idx", name.format(marker=marker))
+    for location in (str(index_dir), f"pipe:cat {index_dir}/{{name}}"):
+        with pytest.raises(UserError, match=r"index.json': shards\[0\].name=.*not a plain .tar file name"):
+            read_index(location)
+    assert not marker.exists()
+
+
+def test_s2_a_folder_given_as_dot_gives_absolute_paths_and_pipe_names_are_quoted(shard_folder, monkeypatch):
+    monkeypatch.chdir(shard_folder)
+    assert location_url(".", "shard-000000.tar") == str(shard_folder.resolve() / "shard-000000.tar")
+    assert location_url("pipe:cat /d/{name}", "shard-000000.tar") == "pipe:cat /d/shard-000000.tar"
+    with pytest.raises(UserError, match="not a plain .tar file name"):
+        location_url("pipe:cat /d/{name}", "x;y.tar")
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [("min_side", None, "min_side=None is not a positive integer"),
+                                                      ("min_side", "big", "min_side='big' is not a positive integer"),
+                                                      ("crop", -3, "crop=-3 is not a positive integer or null")])
+def test_a_malformed_shard_index_is_one_line(shard_folder, tmp_path, field, value, says):
+    index = json.loads((shard_folder / "index.json").read_text())
+    index[field] = value
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    with pytest.raises(UserError, match=says):
+        read_index(str(tmp_path))
+
+
+def test_d1_a_failing_writer_leaves_the_previous_file_whole_and_no_part(tmp_path):
+    target = tmp_path / "last.ckpt"
+    save_checkpoint({"step": torch.tensor(1)}, target)
+
+    def dies(tmp: str) -> None:
+        Path(tmp).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(target, dies)
+    assert torch.load(target, weights_only=True)["step"] == 1 and os.listdir(tmp_path) == ["last.ckpt"]
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import sys, torch
+    from sr_lightning.checkpoint import save_checkpoint
+    big = torch.arange(8_000_000, dtype=torch.float32)
+    print("ready", flush=True)
+    step = 2
+    while True:
+        save_checkpoint({"step": torch.tensor(step), "big": big + step}, sys.argv[1])
+        step += 1
+""")
+
+
+def test_d1_kill_9_mid_write_keeps_a_loadable_checkpoint_and_the_next_save_clears_the_part(tmp_path):
+    """A process killed while writing 32 MB checkpoints in a loop, at several moments: the
+    file always loads whole, and the dead writer's .part is removed by the next save."""
+    target = tmp_path / "last.ckpt"
+    save_checkpoint({"step": torch.tensor(1), "big": torch.zeros(1)}, target)
+    for delay in (0.05, 0.2, 0.5, 1.0):
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)], stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        ckpt = torch.load(target, weights_only=True)
+        assert ckpt["step"] >= 1 and (ckpt["step"] == 1 or ckpt["big"][0] == ckpt["step"])
+    save_checkpoint({"step": torch.tensor(0)}, target)
+    assert os.listdir(tmp_path) == ["last.ckpt"]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root); the failing-writer tests cover the logic")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_d2_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(small_tmpfs):
+    target = small_tmpfs / "best.ckpt"
+    save_checkpoint({"w": torch.zeros(1000)}, target)
+    with pytest.raises(DiskFullError, match=r"no space left for '.*best.ckpt': it needs 4.0 MB, .* free"):
+        AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(1_000_000)}, target)
+    assert torch.load(target, weights_only=True)["w"].shape == (1000,) and os.listdir(small_tmpfs) == ["best.ckpt"]
+
+    def fills(tmp: str) -> None:  # a writer that does not know its size: the disk fills mid-write
+        Path(tmp).write_bytes(bytes(2_000_000))
+
+    with pytest.raises(DiskFullError, match="more than the .* written when the disk filled"):
+        write_atomically(small_tmpfs / "a.png", fills)
+    assert os.listdir(small_tmpfs) == ["best.ckpt"]
+
+
+def _png_claiming(path: Path, w: int, h: int) -> Path:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_d3_bombs_and_header_only_images_are_refused_or_skipped_naming_the_file(tmp_path):
+    bomb = _png_claiming(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(ImageReadError, match=r"bomb.png' claims 100000x100000 .* max_image_pixels"):
+        read_image(bomb)
+    header_only = _png_claiming(tmp_path / "header.png", 12_000, 10_000)
+    with pytest.raises(ImageReadError, match=r"header.png' as an image \(image file is truncated"):
+        read_image(header_only)
+    assert read_header(header_only, skip_bad_images=False) == ((12_000, 10_000), True)  # the header reads
+    with pytest.warns(UserWarning, match="skipping cannot read .*header.png"):
+        assert read_header(header_only, skip_bad_images=True, decode=True) is None
+    with pytest.raises(ImageReadError, match="over the limit of 0"):
+        read_image(header_only, max_pixels=100)
+    assert MAX_IMAGE_PIXELS == 2**27
+
+
+def test_d3_a_1x1_image_names_its_path_and_is_skipped(tmp_path):
+    write_folder(tmp_path, 2, (40, 40), seed=1)
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    with pytest.raises(ImageReadError, match=r"dot.png' \(1x1\) is too small.*skip_bad_images=true"):
+        load_location(str(tmp_path), "data.train_dir", min_side=2)
+    with pytest.warns(UserWarning, match="skipping"):
+        assert len(load_location(str(tmp_path), "data.train_dir", min_side=2, skip_bad_images=True)) == 2
+
+
+def test_d4_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((96, 128, 3), np.uint8)
+    pixels[:10, :, 0] = 255  # a red band along the top of the stored pixels
+    im = Image.fromarray(pixels)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 clockwise to show
+    im.save(tmp_path / "phone.png", exif=exif)
+    shown, _, _ = read_image(tmp_path / "phone.png")
+    assert shown.shape == (128, 96, 3) and shown[:, -10:, 0].min() == 1.0  # the band is on the right
+    assert read_header(tmp_path / "phone.png")[0] == (96, 128)
+
+
+def test_d5_upscale_never_overwrites_an_input_or_two_results_to_one_name(tmp_path):
+    for name in ("a.png", "photo.jpg", "photo.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    with pytest.raises(UserError, match="is an input image, which upscale never replaces"):
+        output_pairs(tmp_path / "a.png", tmp_path / "a.png", overwrite=True)
+    with pytest.raises(UserError, match="is an input image"):
+        output_pairs(tmp_path, tmp_path, overwrite=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert sorted(o.name for _, o in output_pairs(tmp_path, out)) == ["a.png", "photo_jpg.png", "photo_png.png"]
+    (out / "a.png").write_bytes(b"")
+    with pytest.raises(UserError, match="a.png' exists; set overwrite=true"):
+        output_pairs(tmp_path, out)
+    assert len(output_pairs(tmp_path, out, overwrite=True)) == 3
+
+
+@pytest.mark.parametrize(("content", "says"), [(b"", r"is empty \(0 bytes"), (bytes(range(7, 71)), "not a PyTorch file")])
+def test_rough_edges_unreadable_checkpoints_are_one_whole_line(tmp_path, content, says):
+    (tmp_path / "x.ckpt").write_bytes(b"\x00" + content if content else b"")
+    with pytest.raises(UserError, match=says) as err:
+        load_tensors(tmp_path / "x.ckpt", "ckpt_path", "a checkpoint")
+    assert "\n" not in str(err.value) and str(err.value).endswith("give a checkpoint")
+
+
+def test_rough_edges_a_pickled_checkpoint_says_what_it_holds_and_nothing_runs(tmp_path):
+    from tests.conftest import TouchOnUnpickle
+
+    torch.save({"state_dict": TouchOnUnpickle(tmp_path / "ran")}, tmp_path / "p.ckpt")
+    with pytest.raises(UserError, match="holds Python objects .* never unpickles") as err:
+        load_tensors(tmp_path / "p.ckpt", "ckpt_path", "a checkpoint")
+    assert "\n" not in str(err.value) and not (tmp_path / "ran").exists()
