@@ -214,7 +214,8 @@ def test_d5_upscale_never_overwrites_an_input_or_two_results_to_one_name(tmp_pat
     assert len(output_pairs(tmp_path, out, overwrite=True)) == 3
 
 
-@pytest.mark.parametrize(("content", "says"), [(b"", r"is empty \(0 bytes"), (bytes(range(7, 71)), "not a PyTorch file")])
+@pytest.mark.parametrize(("content", "says"), [(b"", r"is empty \(0 bytes"),
+                                               (bytes(range(7, 71)), "not a PyTorch file")])
 def test_rough_edges_unreadable_checkpoints_are_one_whole_line(tmp_path, content, says):
     (tmp_path / "x.ckpt").write_bytes(b"\x00" + content if content else b"")
     with pytest.raises(UserError, match=says) as err:
