@@ -230,3 +230,47 @@ def test_rough_edges_a_pickled_checkpoint_says_what_it_holds_and_nothing_runs(tm
     with pytest.raises(UserError, match="holds Python objects .* never unpickles") as err:
         load_tensors(tmp_path / "p.ckpt", "ckpt_path", "a checkpoint")
     assert "\n" not in str(err.value) and not (tmp_path / "ran").exists()
+
+
+def test_d5_a_folder_upscale_reports_each_failed_file_and_goes_on(trained_srcnn, tmp_path):
+    from tests.conftest import run_cli
+
+    src = write_folder(tmp_path / "in", 2, (20, 24), seed=3)
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    ckpt = trained_srcnn / "checkpoints/last.ckpt"
+    run = run_cli("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src}", f"output={tmp_path / 'out'}",
+                  check=False)
+    assert run.returncode == 2 and "1 of 3 image(s) failed, the other 2 written" in run.stderr + run.stdout
+    assert "broken.png (cannot read" in run.stderr + run.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img00.png", "img01.png"]
+    again = run_cli("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={src / 'img00.png'}",
+                    f"output={tmp_path / 'out' / 'img00.png'}", check=False)
+    assert again.returncode == 2 and "exists; set overwrite=true" in again.stderr + again.stdout
+
+
+def test_rough_edges_upscale_formats_onnx_hint_and_full_disk(trained_srcnn, tmp_path, small_tmpfs):
+    from tests.conftest import run_cli
+
+    Image.new("RGBA", (16, 16), (10, 20, 30, 128)).save(tmp_path / "rgba.png")
+    ckpt = trained_srcnn / "checkpoints/last.ckpt"
+    run = run_cli("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={tmp_path / 'rgba.png'}",
+                  f"output={tmp_path / 'o.jpg'}", check=False)
+    assert run.returncode == 2 and "JPEG cannot hold an alpha channel; write .png" in run.stderr
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    run = run_cli("sr_lightning.upscale", f"ckpt_path={tmp_path / 'm.onnx'}", f"input={tmp_path / 'rgba.png'}",
+                  f"output={tmp_path / 'o.png'}", check=False)
+    assert run.returncode == 2 and "is an ONNX file: add backend=onnx" in run.stderr
+    (small_tmpfs / "filler").write_bytes(bytes(1_040_000))
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(tmp_path / "n.png")
+    run = run_cli("sr_lightning.upscale", f"ckpt_path={ckpt}", f"input={tmp_path / 'n.png'}",
+                  f"output={small_tmpfs / 'n.png'}", check=False)
+    assert run.returncode == 2 and f"no space left for '{small_tmpfs / 'n.png'}'" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and sorted(os.listdir(small_tmpfs)) == ["filler"]
+
+
+def test_rough_edges_a_one_pass_upscale_out_of_memory_says_to_tile():
+    from sr_lightning.upscale import is_out_of_memory
+
+    with pytest.raises(RuntimeError) as err:
+        torch.empty(2**60, dtype=torch.uint8)  # a real allocation failure of the CPU allocator
+    assert is_out_of_memory(err.value) and not is_out_of_memory(RuntimeError("shape mismatch"))
