@@ -274,3 +274,22 @@ def test_rough_edges_a_one_pass_upscale_out_of_memory_says_to_tile():
     with pytest.raises(RuntimeError) as err:
         torch.empty(2**60, dtype=torch.uint8)  # a real allocation failure of the CPU allocator
     assert is_out_of_memory(err.value) and not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_d1_training_checkpoints_go_through_the_atomic_writer_not_tmpdir(tiny_data, tmp_path, monkeypatch):
+    """Lightning's own checkpoint IO writes to $TMPDIR and moves the file (a copy in place
+    across file systems): train's trainer uses the project's writer, and $TMPDIR stays empty."""
+    import tempfile
+
+    from tests.conftest import run_entry, tiny_args
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spool))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    _, objects = run_entry("sr_lightning.train", *tiny_args(tiny_data, tmp_path / "run", "model=espcn",
+                                                             "trainer.max_steps=4", "test=false"))
+    assert isinstance(objects["trainer"].strategy.checkpoint_io, AtomicCheckpointIO)
+    ckpts = sorted(p.name for p in (tmp_path / "run/checkpoints").iterdir())
+    assert "last.ckpt" in ckpts and all(not n.startswith(".") for n in ckpts)
+    assert not [p for p in spool.rglob("*") if p.suffix in (".ckpt", ".part") or p.stat().st_size > 100_000]
