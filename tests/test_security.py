@@ -293,3 +293,66 @@ def test_d1_training_checkpoints_go_through_the_atomic_writer_not_tmpdir(tiny_da
     ckpts = sorted(p.name for p in (tmp_path / "run/checkpoints").iterdir())
     assert "last.ckpt" in ckpts and all(not n.startswith(".") for n in ckpts)
     assert not [p for p in spool.rglob("*") if p.suffix in (".ckpt", ".part") or p.stat().st_size > 100_000]
+
+
+def test_d7_rcan_mean_shifts_that_differ_from_the_standard_are_folded_exactly():
+    """The authors' sub_mean/add_mean train (requires_grad is set on the module, not on its
+    parameters): a file with other values gives, after import, what the authors' forward
+    computes with them (here: our modules with the file's shifts applied by hand)."""
+    import torch.nn.functional as F
+
+    from sr_lightning.convert.release import fold_mean_shift
+    from sr_lightning.nets import create_net
+
+    torch.manual_seed(0)
+    kw = {"scale": 2, "in_channels": 3, "num_groups": 1, "num_blocks": 1, "img_range": 255.0}
+    plain = create_net("rcan", rgb_mean=None, **kw)
+    for p in plain.parameters():
+        p.data.normal_(0, 0.02)
+    mean = torch.tensor([0.4488, 0.4371, 0.4040])
+    ws, wa = torch.eye(3) + 0.05 * torch.randn(3, 3), torch.eye(3) + 0.05 * torch.randn(3, 3)
+    bs, ba = -255 * mean + torch.randn(3), 255 * mean + torch.randn(3)
+    lr = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        h = plain.head(F.conv2d(lr * 255, ws[:, :, None, None], bs))
+        authors = F.conv2d(plain.tail(h + plain.body(h)), wa[:, :, None, None], ba) / 255
+    cfg = {"name": "rcan", **kw, "rgb_mean": mean.tolist()}
+    derived = {"sub_mean.weight": ("sub_mean.weight", ws[:, :, None, None]), "sub_mean.bias": ("sub_mean.bias", bs),
+               "add_mean.weight": ("add_mean.weight", wa[:, :, None, None]), "add_mean.bias": ("add_mean.bias", ba)}
+    folded_cfg, tensors = fold_mean_shift(cfg, dict(plain.state_dict()), derived, Path("rcan.pth"))
+    net = create_net("rcan", **{k: v for k, v in folded_cfg.items() if k != "name"})
+    net.load_state_dict(tensors, strict=False)
+    with torch.no_grad():
+        assert (net(lr) - authors).abs().max() < 1e-5
+    standard = {k: (k, v) for k, v in {"sub_mean.weight": torch.eye(3)[:, :, None, None], "sub_mean.bias": -255 * mean,
+                                       "add_mean.weight": torch.eye(3)[:, :, None, None],
+                                       "add_mean.bias": 255 * mean}.items()}
+    assert fold_mean_shift(cfg, tensors, standard, Path("rcan.pth")) == (cfg, tensors)  # nothing changed
+
+
+@pytest.mark.parametrize("config", ["swinir", "span", "hat"])
+def test_d7_derived_release_tensors_must_equal_what_the_network_computes(config):
+    import re
+
+    from sr_lightning.convert.mat import WeightFormatError
+    from sr_lightning.convert.release import DERIVED, check_derived, derived_keys, expected_derived, our_keys
+    from sr_lightning.nets import create_net
+
+    layout = json.loads((Path(__file__).parent / "convert/release_layouts.json").read_text())[config]
+    torch.manual_seed(0)
+    net = create_net(layout["net"], in_channels=3, **layout["kwargs"])
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    shapes = {k: torch.empty(s) for k, s in layout["keys"].items()}
+    release = {k: net.state_dict()[ours].clone() for ours, (k, _) in our_keys(config, shapes).items()}
+    for ours, (k, like) in derived_keys(config, shapes).items():
+        release[k] = expected_derived(net, ours, like).detach().clone()
+    cfg = {"name": layout["net"], "in_channels": 3, **layout["kwargs"]}
+    tensors = {ours: v for ours, (_, v) in our_keys(config, release).items()}
+    check_derived(cfg, tensors, derived_keys(config, release), Path("r.pth"))  # the authors' values pass
+    key = next(k for k in release if any(re.search(p, k) for p in DERIVED[config]))
+    bad = dict(release)
+    bad[key] = release[key].clone().contiguous()
+    bad[key].view(-1)[0] += 1
+    with pytest.raises(WeightFormatError, match=f"{re.escape(key)} is not what the network computes"):
+        check_derived(cfg, tensors, derived_keys(config, bad), Path("r.pth"))
