@@ -16,7 +16,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.errors import UserError
 
@@ -100,6 +100,31 @@ def quiet_known_noise() -> None:
         rank_zero.addFilter(_DropLightningTips())
 
 
+def unique_run_dir(base: str) -> str:
+    """``${sr.unique_run_dir:...}`` (``hydra.run.dir``): ``base``, or ``base_1``, ``base_2``, ...
+    when a run started in the same second made it first. The folder is made here, with one
+    ``mkdir`` (atomic: two processes never both make one), so every run has a folder of its
+    own. Outside a Hydra run (composing a config to read it: ``resume=auto`` looking for
+    the runs folder) it is ``base`` and nothing is made."""
+    if not HydraConfig.initialized() or str(HydraConfig.get().mode).endswith("MULTIRUN"):
+        return base
+    path = Path(base)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(10_000):
+        candidate = path if i == 0 else path.with_name(f"{path.name}_{i}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return str(candidate)
+    raise UserError(f"hydra.run.dir: 10000 runs already started as '{base}'; set hydra.run.dir to another folder")
+
+
+def register_run_dir() -> None:
+    """The resolver of :func:`unique_run_dir`, registered before Hydra composes anything."""
+    OmegaConf.register_new_resolver("sr.unique_run_dir", unique_run_dir, replace=True)
+
+
 def prepare_argv(argv: list[str]) -> list[str]:
     """The entry points' command line before Hydra sees it: numeric choices quoted
     (``data=291``), and a one-line error (exit 2) for a choice whose plugin is missing or
@@ -112,6 +137,7 @@ def prepare_argv(argv: list[str]) -> list[str]:
         print("error: " + "; ".join(problems), file=sys.stderr)
         sys.exit(2)
     quiet_known_noise()
+    register_run_dir()
     return quote_numeric_choices(argv, CONF_DIR)
 
 
@@ -148,6 +174,7 @@ def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
     backup = get_gh_backup()
     GlobalHydra.instance().clear()
     try:
+        register_run_dir()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose(config_name, overrides=quote_numeric_choices(list(overrides), CONF_DIR),
                            return_hydra_config=True)

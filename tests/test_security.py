@@ -356,3 +356,26 @@ def test_d7_derived_release_tensors_must_equal_what_the_network_computes(config)
     bad[key].view(-1)[0] += 1
     with pytest.raises(WeightFormatError, match=f"{re.escape(key)} is not what the network computes"):
         check_derived(cfg, tensors, derived_keys(config, bad), Path("r.pth"))
+
+
+def test_d6_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
+    """hydra.run.dir goes through sr.unique_run_dir: one atomic mkdir per run, a suffix when
+    the second's folder exists; 8 runs racing for one name get 8 folders."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from sr_lightning.cli import compose_config, unique_run_dir
+
+    base = str(tmp_path / "runs" / "2026-12-02_10-00-00")
+    assert unique_run_dir(base) == base and not (tmp_path / "runs").exists()  # composing only: nothing made
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: SimpleNamespace(mode="RunMode.RUN")))
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: unique_run_dir(base), range(8)))
+    assert len(set(made)) == 8 and sorted(Path(m).name for m in made)[:2] == ["2026-12-02_10-00-00",
+                                                                                "2026-12-02_10-00-00_1"]
+    monkeypatch.undo()
+    run_dir = str(compose_config("train", []).hydra.run.dir)
+    assert "/train/runs/" in run_dir and not Path(run_dir).exists()
