@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -332,7 +333,6 @@ def test_d7_rcan_mean_shifts_that_differ_from_the_standard_are_folded_exactly():
 
 @pytest.mark.parametrize("config", ["swinir", "span", "hat"])
 def test_d7_derived_release_tensors_must_equal_what_the_network_computes(config):
-    import re
 
     from sr_lightning.convert.mat import WeightFormatError
     from sr_lightning.convert.release import DERIVED, check_derived, derived_keys, expected_derived, our_keys
@@ -379,3 +379,24 @@ def test_d6_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, m
     monkeypatch.undo()
     run_dir = str(compose_config("train", []).hydra.run.dir)
     assert "/train/runs/" in run_dir and not Path(run_dir).exists()
+
+
+@pytest.mark.parametrize(("key", "value"), [("scale", "two"), ("scale", "1e9"), ("channels", "rgb"),
+                                            ("input_size", "64;64")])
+def test_rough_edges_onnx_metadata_that_is_not_a_number_is_one_line(tmp_path, key, value):
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import TensorProto, helper
+
+    from sr_lightning.onnx_net import META, OnnxNet
+
+    graph = helper.make_graph([helper.make_node("Identity", ["lr"], ["sr"])], "g",
+                              [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, 1, "h", "w"])],
+                              [helper.make_tensor_value_info("sr", TensorProto.FLOAT, [1, 1, "h", "w"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    meta = {"scale": "2", "channels": "1", key: value}
+    helper.set_model_props(model, {f"{META}{k}": v for k, v in meta.items()})
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    with pytest.raises(UserError, match=f"metadata {META}{key}='{re.escape(value)}' is not"):
+        OnnxNet(tmp_path / "m.onnx")
