@@ -400,3 +400,21 @@ def test_rough_edges_onnx_metadata_that_is_not_a_number_is_one_line(tmp_path, ke
     onnx.save(model, tmp_path / "m.onnx")
     with pytest.raises(UserError, match=f"metadata {META}{key}='{re.escape(value)}' is not"):
         OnnxNet(tmp_path / "m.onnx")
+
+
+def test_rough_edges_the_lr_cache_on_a_full_disk_is_one_line_and_leaves_no_temporary_file(small_tmpfs):
+    from sr_lightning.data.pairs import Degradation, make_lr
+
+    (small_tmpfs / "filler").write_bytes(bytes(1_040_000))
+    hr = torch.randint(0, 255, (3, 120, 120), dtype=torch.uint8)
+    with pytest.raises(DiskFullError, match=r"no space left for '.*\.pt': it needs"):
+        make_lr(hr, 2, Degradation(), small_tmpfs / "lr")
+    assert list((small_tmpfs / "lr").iterdir()) == []
+
+
+def test_rough_edges_16_bit_to_jpeg_is_refused_before_any_work(tmp_path):
+    from sr_lightning.data.io import check_writable
+
+    with pytest.raises(UserError, match=r"o.jpg': JPEG cannot hold .*16 bits.*write .png"):
+        check_writable(tmp_path / "o.jpg", 1, False, 65535)
+    check_writable(tmp_path / "o.png", 1, False, 65535)
