@@ -9,6 +9,7 @@ import contextlib
 import csv
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,12 +88,16 @@ def close_loggers(loggers: list[Logger], failed: bool) -> None:
             logger._experiment = None
 
 
+# A W&B run folder: [offline-]run-<date>_<time>-<id>, and -<n> after it when a resumed run
+# starts in the same second as the folder before it.
+WANDB_RUN_FOLDER = re.compile(r"run-(\d{8}_\d{6})-([a-z0-9]+)(?:-\d+)?")
+
+
 def wandb_run_id(run_dir: str | Path) -> str | None:
-    """The id of the newest W&B run written under ``run_dir/wandb`` (folders
-    ``run-<date>_<time>-<id>`` / ``offline-run-...``), or None."""
-    runs = sorted(Path(run_dir).glob("wandb/*run-*-*"), key=lambda p: p.name.split("run-", 1)[1])
-    runs = [p for p in runs if p.is_dir()]
-    return runs[-1].name.rsplit("-", 1)[1] if runs else None
+    """The id of the newest W&B run written under ``run_dir/wandb`` (:data:`WANDB_RUN_FOLDER`), or None."""
+    runs = sorted((m.groups(), p) for p in Path(run_dir).glob("wandb/*run-*-*")
+                  if p.is_dir() and (m := WANDB_RUN_FOLDER.search(p.name)))
+    return runs[-1][0][1] if runs else None
 
 
 class _AppendingWriter(ExperimentWriter):

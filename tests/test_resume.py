@@ -14,6 +14,7 @@ import lightning as L
 import pytest
 import torch
 
+from sr_lightning.loggers import WANDB_RUN_FOLDER
 from sr_lightning.resume import merge
 from tests.conftest import run_cli, tiny_args
 
@@ -100,7 +101,8 @@ def test_sigterm_and_resume_auto_continue_the_same_logger_runs(tiny_data, tmp_pa
     assert (run / "metrics.json").is_file()
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 10
     runs = sorted((run / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and {r.name.rsplit("-", 1)[1] for r in runs} == {first.name.rsplit("-", 1)[1]}
+    ids = {WANDB_RUN_FOLDER.search(r.name)[2] for r in runs}  # a same-second resume's folder ends in -1
+    assert len(runs) == 2 and ids == {WANDB_RUN_FOLDER.search(first.name)[2]}
 
     again = run_cli("sr_lightning.train", "resume=auto", f"paths.log_dir={logs}", check=False)
     assert again.returncode == 2 and "no unfinished run" in again.stderr  # that run finished

@@ -37,27 +37,43 @@ class ImageReadError(UserError):
     """A file could not be read as an image; the message names it."""
 
 
-@contextmanager
-def _pillow_limit_off() -> Iterator[None]:
-    """Pillow's own bomb check (a warning over 89 megapixels, an error over 179) replaced by
-    :func:`check_size`'s, which names the file and the option."""
+def _pillow_open(source: str | Path | IO[bytes]) -> Image.Image:
+    """``Image.open`` with Pillow's own bomb check (a warning over 89 megapixels, an error
+    over 179) left to :func:`check_size`, which names the file and the option."""
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield
+            return Image.open(source)
     finally:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+@contextmanager
+def _named_errors(name: str) -> Iterator[None]:
+    """Pillow's errors on a file it cannot open or decode, as one :class:`ImageReadError` naming it."""
+    try:
+        yield
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError(f"image file '{name}' does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageReadError(f"cannot read '{name}' as an image ({err})") from None
+
+
+def _orientation(im: Image.Image, header_only: bool = False) -> int:
+    """The EXIF orientation tag (1: as stored). ``header_only``: without decoding (a PNG's EXIF
+    is read when it comes before the pixel data, where Pillow writes it)."""
+    if header_only and im.format == "PNG" and "exif" not in im.info:
+        return 1
+    return im.getexif().get(_EXIF_ORIENTATION, 1)
+
+
 def oriented_size(im: Image.Image) -> tuple[int, int]:
-    """(width, height) of an open image as shown, after its EXIF orientation (header only: a
-    PNG's EXIF is read when it comes before the pixel data, where Pillow writes it; one
-    stored after them would need the image decoded)."""
-    header_exif = im.format != "PNG" or "exif" in im.info
-    orientation = im.getexif().get(_EXIF_ORIENTATION, 1) if header_exif else 1
-    return (im.height, im.width) if orientation in _SWAPPED else im.size
+    """(width, height) of an open image as shown, after its EXIF orientation (header only)."""
+    return (im.height, im.width) if _orientation(im, header_only=True) in _SWAPPED else im.size
 
 
 def check_size(im: Image.Image, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
@@ -84,29 +100,25 @@ def open_header(source: str | Path | IO[bytes], name: str, max_pixels: int = MAX
         max_pixels: the pixel limit.
 
     Raises:
-        ImageReadError: not an image, over the limit, missing, or (inside the block) data
-            that do not decode; the message names ``name``.
+        ImageReadError: not an image, over the limit, or missing; the message names ``name``.
     """
-    try:
-        with _pillow_limit_off(), Image.open(source) as im:
-            check_size(im, name, max_pixels)
-            yield im
-    except ImageReadError:
-        raise
-    except FileNotFoundError:
-        raise ImageReadError(f"image file '{name}' does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageReadError(f"cannot read '{name}' as an image ({err})") from None
+    with _named_errors(name):
+        im = _pillow_open(source)
+    with im:
+        check_size(im, name, max_pixels)
+        yield im
 
 
 @contextmanager
 def open_image(source: str | Path | IO[bytes], name: str, max_pixels: int = MAX_IMAGE_PIXELS
                ) -> Iterator[Image.Image]:
-    """:func:`open_header`, then decoded (a truncated file fails here) and turned upright by
-    its EXIF orientation (``ImageOps.exif_transpose``)."""
+    """:func:`open_header`, then decoded (a truncated file fails here, naming ``name``) and
+    turned upright by its EXIF orientation (``ImageOps.exif_transpose``)."""
     with open_header(source, name, max_pixels) as im:
-        im.load()
-        yield ImageOps.exif_transpose(im) if im.getexif().get(_EXIF_ORIENTATION, 1) != 1 else im
+        with _named_errors(name):
+            im.load()
+            upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
+        yield upright
 
 
 def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, np.ndarray | None, int]:
