@@ -38,11 +38,10 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import open_dict
 from torch import Tensor, nn
 
-from sr_lightning.atomic import write_bytes_atomically
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
+from sr_lightning.files import load_tensors, write_bytes_atomically
 from sr_lightning.nets import NETS, class_path, file_net_class
-from sr_lightning.safe_load import load_tensors
 
 # State-dict prefixes of the parts only adversarial training has (discriminator, feature
 # network): either side may lack them (a GAN checkpoint evaluated as a plain network, a
@@ -301,7 +300,7 @@ def weights_checkpoint(module: lightning.LightningModule) -> dict[str, Any]:
 def save_checkpoint(ckpt: Mapping[str, Any], path: str | Path) -> Path:
     """The one checkpoint writer (train's last/best/interrupt checkpoints through
     :class:`AtomicCheckpointIO`, convert, export): serialised in memory, then written
-    atomically beside its destination (:func:`~sr_lightning.atomic.write_atomically`: the
+    atomically beside its destination (:func:`~sr_lightning.files.write_atomically`: the
     previous file stays whole until the new one is, and no partial file is left); parent
     folders are created. Returns the path.
 

@@ -30,10 +30,10 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from sr_lightning.atomic import write_atomically
 from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint
 from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.errors import UserError
+from sr_lightning.files import write_atomically
 from sr_lightning.lit import SRLitModule
 from sr_lightning.onnx_net import META, OnnxNet, need_onnx
 

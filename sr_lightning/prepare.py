@@ -4,7 +4,7 @@
 Images are optionally cut into ``crop`` x ``crop`` sub-images every ``step`` pixels first
 (the field's sub-image extraction; the last row and column are placed flush with the
 image's edge so every pixel is covered), stored losslessly as PNG inside tar shards of
-about ``shard_size_mb``, in parallel. Each shard is written as ``.part`` and renamed when
+about ``shard_size_mb``, in parallel. Each shard is written beside its name and renamed when
 complete, so an interrupted run leaves no truncated shard, and a re-run with the same
 settings skips the finished ones. ``index.json`` (images, sub-images, pixels, crop, the
 shards) is written last; training reads it (``data=shards``).
@@ -29,13 +29,13 @@ import webdataset as wds
 from omegaconf import DictConfig
 from PIL import Image
 
-from sr_lightning.atomic import write_atomically
 from sr_lightning.callbacks import track
 from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images
 from sr_lightning.data.shards import FORMAT, INDEX, PREPARE
 from sr_lightning.data.sources import load_file, read_header
 from sr_lightning.errors import UserError
+from sr_lightning.files import write_atomically, write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +98,18 @@ def shard_name(i: int) -> str:
 
 
 def write_shard(job: tuple[Path, Path, int, list[SubImage], bool]) -> dict[str, Any]:
-    """Write one shard (as ``.part``, renamed when complete); returns its index entry.
+    """Write one shard (:func:`~sr_lightning.files.write_atomically`); returns its index entry.
 
     Raises:
         ImageReadError: an image that cannot be decoded, without ``skip_bad_images``.
     """
     input_dir, output, i, subs, skip_bad_images = job
     final = output / shard_name(i)
-    part = final.with_name(final.name + ".part")
-    samples, pixels, min_side, skipped, image, loaded = 0, 0, None, [], None, None
-    try:
+    samples, pixels, min_side, skipped = 0, 0, None, []
+
+    def write(part: str) -> None:
+        nonlocal samples, pixels, min_side
+        image, loaded = None, None
         with open(part, "wb") as stream, wds.TarWriter(stream) as tar:
             for sub in subs:
                 if loaded != sub.file:
@@ -129,10 +131,8 @@ def write_shard(job: tuple[Path, Path, int, list[SubImage], bool]) -> dict[str, 
                 samples += 1
                 pixels += sub.h * sub.w
                 min_side = min(sub.h, sub.w, min_side or 1 << 30)
-        os.replace(part, final)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
+
+    write_atomically(final, write)
     return {"name": final.name, "samples": samples, "bytes": final.stat().st_size, "pixels": pixels,
             "min_side": min_side, "skipped": sorted(set(skipped))}
 
@@ -192,7 +192,7 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
                 "crop": crop, "step": step, "shard_size_mb": float(cfg.shard_size_mb)}
     check_output(output, settings, bool(cfg.overwrite))
     output.mkdir(parents=True, exist_ok=True)
-    (output / PLAN).write_text(json.dumps(settings))
+    write_text_atomically(output / PLAN, json.dumps(settings))
     for stale in output.glob("*.part"):
         stale.unlink()
     todo = [i for i in range(len(shards)) if not (output / shard_name(i)).is_file()]
@@ -213,7 +213,7 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
              "images": len(files) - len(bad), "samples": sum(e["samples"] for e in ordered),
              "pixels": sum(e.pop("pixels") for e in ordered),
              "min_side": min(e.pop("min_side") or 1 << 30 for e in ordered), "skipped": bad, "shards": ordered}
-    write_atomically(output / INDEX, lambda tmp: Path(tmp).write_text(json.dumps(index, indent=1)))
+    write_text_atomically(output / INDEX, json.dumps(index, indent=1))
     return index
 
 

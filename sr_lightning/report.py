@@ -17,6 +17,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 
+from sr_lightning.files import write_text_atomically
+
 
 def results_table(results: Mapping[str, Mapping[str, float]], title: str) -> Table:
     """A rich table: set, images, PSNR/SSIM of the network and of bicubic, the gain, and
@@ -46,7 +48,7 @@ def report(results: Mapping[str, Mapping[str, float]], output_dir: str | Path, t
     """Write ``metrics.json`` to ``output_dir`` and print the table (rank 0 only)."""
     path = Path(output_dir) / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    write_text_atomically(path, json.dumps(results, indent=2) + "\n")
     # logs/pipes: do not squeeze the table; recorded for the run's log file (Hydra's <run>/<task>.log)
     console = Console(width=None if sys.stdout.isatty() else 200, record=True)
     console.print(results_table(results, title))

@@ -8,6 +8,7 @@ them into ``summary.csv`` and ``summary.md`` (best first by the optimised metric
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from pathlib import Path
@@ -17,6 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.errors import UserError
+from sr_lightning.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 JOB_FILE = "job_summary.json"
@@ -60,12 +62,13 @@ def write_summary(sweep_dir: str | Path, direction: str | None = None) -> Path |
              "" if j.get("value") is None else f"{j['value']:.4f}",
              *("" if j.get("test_psnr", {}).get(s) is None else f"{j['test_psnr'][s]:.4f}" for s in sets)]
             for j in jobs]
-    with (sweep_dir / "summary.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomically(sweep_dir / "summary.csv", table.getvalue())
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
-    (sweep_dir / "summary.md").write_text("\n".join(md) + "\n")
+    write_text_atomically(sweep_dir / "summary.md", "\n".join(md) + "\n")
     return sweep_dir / "summary.csv"
 
 

@@ -39,6 +39,7 @@ from sr_lightning.checkpoint import (
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
+from sr_lightning.files import write_text_atomically
 from sr_lightning.hardware import (
     check_accelerator,
     describe_cpu,
@@ -302,7 +303,7 @@ def write_job_summary(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path
     summary = {"overrides": overrides, "metric": cfg.optimized_metric,
                "value": float(value) if value is not None else None,
                "test_psnr": {name: r["psnr"] for name, r in (metrics.get("test") or {}).items()}}
-    (output_dir / JOB_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(output_dir / JOB_FILE, json.dumps(summary, indent=2) + "\n")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

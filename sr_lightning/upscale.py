@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from sr_lightning.atomic import DiskFullError
 from sr_lightning.callbacks import track
 from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint, rescale_overrides
 from sr_lightning.cli import prepare_argv, user_errors
@@ -37,6 +36,7 @@ from sr_lightning.data.io import (
     write_image,
 )
 from sr_lightning.errors import UserError
+from sr_lightning.files import DiskFullError
 from sr_lightning.lit import SRLitModule
 from sr_lightning.onnx_net import OnnxNet
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb

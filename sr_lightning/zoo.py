@@ -22,6 +22,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from sr_lightning.cost import BACKENDS, FRAME, latency_row, peak_activation_mib
+from sr_lightning.files import write_text_atomically
 from sr_lightning.hardware import cpu_model, fast_bf16
 from sr_lightning.nets import SRNet, create_net, get_net_class, list_nets
 
@@ -145,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         block = f"Measured on: {machine}.\n\n{latency_table(results)}"
         print(f"\n{block}")
         if args.save:
-            args.save.write_text(json.dumps({"machine": machine, "frame": FRAME, "results": results}, indent=1))
+            write_text_atomically(args.save, json.dumps({"machine": machine, "frame": FRAME, "results": results},
+                                                        indent=1))
         if args.write_readme:
             text = _replace(text, LATENCY_START, LATENCY_END, block)
     if args.write_readme:
-        README.write_text(text)
+        write_text_atomically(README, text)
         print(f"updated {README}", file=sys.stderr)
     return 0
 

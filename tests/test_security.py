@@ -17,14 +17,13 @@ import pytest
 import torch
 from PIL import Image
 
-from sr_lightning.atomic import DiskFullError, write_atomically
 from sr_lightning.checkpoint import AtomicCheckpointIO, save_checkpoint
 from sr_lightning.data.io import MAX_IMAGE_PIXELS, ImageReadError, read_image
 from sr_lightning.data.shards import location_url, read_index
 from sr_lightning.data.sources import load_location, read_header
 from sr_lightning.errors import UserError
+from sr_lightning.files import DiskFullError, load_tensors, write_atomically
 from sr_lightning.prepare import prepare
-from sr_lightning.safe_load import load_tensors
 from sr_lightning.upscale import output_pairs
 from tests.conftest import write_folder
 

@@ -35,6 +35,7 @@ from sr_lightning.convert.imported import Imported
 from sr_lightning.convert.mat import WeightFormatError
 from sr_lightning.data.pairs import BENCHMARK_LR
 from sr_lightning.errors import UserError
+from sr_lightning.files import PICKLED, UnreadableFileError, read_data
 from sr_lightning.nets import build_net, net_class
 
 log = logging.getLogger(__name__)
@@ -91,28 +92,18 @@ RESAVE = ("load it where you trust its code and save only the weights: "
 
 
 def read_tensors(path: Path) -> Any:
-    """The file's content as data: safetensors, or ``torch.load(weights_only=True)``."""
+    """The file's content as data (:func:`~sr_lightning.files.read_data`: safetensors, or
+    ``torch.load(weights_only=True)``)."""
     if not path.is_file():
         raise FileNotFoundError(f"weights file '{path}' does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as err:
-            raise WeightFormatError(f"'{path}' is not a readable .safetensors file ({err})") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a file it will not read as data
-        text = str(err)
-        if "Unsupported global" in text or "weights_only" in text.lower():
-            found = re.search(r"GLOBAL ([\w.]+)", text)
-            raise WeightFormatError(
-                f"'{path}' is a pickled Python object{f' ({found[1]})' if found else ''}, not a state dict of "
-                f"tensors; sr_lightning never unpickles code: {RESAVE}") from None
-        raise WeightFormatError(f"'{path}' is not a PyTorch weights file torch can read ({type(err).__name__}: "
-                                f"{text.splitlines()[0][:200] if text else ''})") from None
+        return read_data(path)
+    except UnreadableFileError as err:
+        if str(err).startswith(PICKLED):
+            raise WeightFormatError(f"'{path}' is a pickled Python object, not a state dict of tensors ({err}): "
+                                    f"{RESAVE}") from None
+        raise WeightFormatError(f"'{path}' is {err if str(err).startswith('not a') else f'not readable ({err})'}"
+                                ) from None
 
 
 def unwrap(obj: Any, path: Path) -> dict[str, Tensor]:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sr_lightning.atomic import write_bytes_atomically
 from sr_lightning.errors import UserError
+from sr_lightning.files import UnreadableFileError, read_data, write_bytes_atomically
 from sr_lightning.ops.color import rgb_to_y
 from sr_lightning.ops.resize import BORDERS, imresize
 
@@ -96,9 +96,9 @@ def _read_cached(path: Path, shape: tuple[int, ...], dtype: torch.dtype) -> Tens
     """A cache entry as data (``weights_only``: nothing is unpickled), or None (with a warning)
     when it is unreadable or not the tensor this image makes, so it is made again."""
     try:
-        lr = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a damaged or foreign file
-        log.warning("LR cache entry %s is unreadable (%s); making it again", path, type(err).__name__)
+        lr = read_data(path)
+    except UnreadableFileError as err:
+        log.warning("LR cache entry %s is unreadable (%s); making it again", path, err)
         return None
     if not isinstance(lr, Tensor) or tuple(lr.shape) != shape or lr.dtype != dtype:
         log.warning("LR cache entry %s is not a %s %s tensor; making it again", path, dtype, shape)

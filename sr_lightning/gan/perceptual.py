@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
-from sr_lightning.safe_load import load_tensors
+from sr_lightning.files import load_tensors
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,17 @@
-"""Files appear whole or not at all: write to a temporary file beside the target, then rename.
+"""Reading and writing users' files: nothing is unpickled, and files appear whole or not at all.
 
-The one write pattern of every file sr_lightning saves (checkpoints, images, indexes, the LR
-cache). The temporary file is ``.<name>.<host>-<pid>.<random>.part`` in the target's folder,
-so the rename never crosses a file system (a move across file systems is a copy over the
-old file, which a kill can leave half-written). A process killed mid-write (kill -9) leaves
-its ``.part`` file behind; the next write of the same target removes it, since it names a
-process of this host that is gone. A full disk is one line naming the file and the space.
+Reading: :func:`read_data` is the one ``torch.load`` (``weights_only=True``: tensors and plain
+containers, never code) and safetensors reader; :func:`load_tensors` adds the messages that
+name the option a file came from.
+
+Writing: :func:`write_atomically` is the one write pattern of every file sr_lightning saves
+(checkpoints, images, shards, indexes, exports, the LR cache): a temporary file beside the
+target, then a rename. The temporary file is ``.<name>.<host>-<pid>.<random>.part`` in the
+target's folder, so the rename never crosses a file system (a move across file systems is a
+copy over the old file, which a kill can leave half-written). A process killed mid-write
+(kill -9) leaves its ``.part`` file behind; the next write of the same target removes it,
+since it names a process of this host that is gone. A full disk is one line naming the file
+and the space.
 """
 
 from __future__ import annotations
@@ -13,11 +19,17 @@ from __future__ import annotations
 import errno
 import glob
 import os
+import re
 import shutil
 import socket
 import tempfile
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from sr_lightning.errors import UserError
 
@@ -134,3 +146,77 @@ def write_bytes_atomically(path: str | Path, data: bytes | memoryview) -> Path:
             f.write(data)
 
     return write_atomically(path, write, size=len(data))
+
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """:func:`write_bytes_atomically` of UTF-8 text (a table, a JSON document)."""
+    return write_bytes_atomically(path, text.encode("utf-8"))
+
+class UnreadableFileError(UserError):
+    """A file that is not data sr_lightning reads; the message says why, in a few words."""
+
+
+def read_data(path: str | Path) -> Any:
+    """The content of a tensor file as data, on the CPU: ``.safetensors`` by safetensors, anything
+    else by ``torch.load(weights_only=True)`` (tensors and plain containers; nothing unpickled).
+
+    Raises:
+        UnreadableFileError: the reason only (:func:`why_unreadable`); callers name the file.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as err:
+            raise UnreadableFileError(f"not a readable .safetensors file: {err}") from None
+    try:
+        with warnings.catch_warnings():  # torch's note on pickle protocols says nothing to the user
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a file it will not read as data
+        raise UnreadableFileError(why_unreadable(path, err)) from None
+
+
+def load_tensors(path: str | Path, key: str, expected: str) -> Any:
+    """:func:`read_data` of a file an option names, with the messages users see.
+
+    Args:
+        path: the file.
+        key: the config option it came from, named in errors (``ckpt_path``).
+        expected: what the file should be, for the messages ("a .ckpt written by ...").
+
+    Raises:
+        FileNotFoundError: no such file.
+        UserError: empty, or not readable as tensors (not a checkpoint, or it needs pickled code).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{key}='{path}' does not exist; give {expected}")
+    if path.stat().st_size == 0:
+        raise UserError(f"{key}='{path}' is empty (0 bytes: an interrupted copy or save?); give {expected}")
+    try:
+        return read_data(path)
+    except UnreadableFileError as err:
+        raise UserError(f"{key}='{path}' is not a readable checkpoint ({err}); give {expected}") from None
+
+
+PICKLED = "it holds Python objects"
+
+
+def why_unreadable(path: Path, err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in a few words."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+        return "not a PyTorch file: neither a torch.save zip archive nor a pickle"
+    text = str(err)
+    if "Weights only load failed" in text:
+        unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" ({unsupported.group(1)})" if unsupported else ""
+        return (f"{PICKLED}{what} besides tensors and plain containers, which sr_lightning never "
+                f"unpickles (they can run code); a damaged file reads so too")
+    return f"{type(err).__name__}: {text.splitlines()[0][:200] if text else 'no message'}"

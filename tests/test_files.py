@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from sr_lightning.atomic import write_atomically
+from sr_lightning.files import write_atomically
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_part(tmp_path):
