@@ -50,8 +50,9 @@ test-full: install ## Run every test, slow ones included
 bench: install ## Speed benchmark of this machine's class into experiments/benchmarks/results.md (ARGS="--isa avx2" emulates a commodity CPU; ARGS="--device cuda": results_cuda.md)
 	$(BIN)/python experiments/benchmarks/run.py $(ARGS)
 
-lint: install ## ruff
+lint: install ## ruff, and the import layers of docs/architecture.md (import-linter, pyproject.toml)
 	$(BIN)/ruff check sr_lightning hydra_plugins tests experiments
+	$(BIN)/lint-imports
 
 clean: ## Remove logs, caches and the virtual environment
 	rm -rf logs outputs wandb .pytest_cache .ruff_cache $(VENV) *.egg-info

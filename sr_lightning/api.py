@@ -23,8 +23,7 @@ from PIL import Image
 
 from sr_lightning.data.io import image_pixels, pil_image, read_image
 from sr_lightning.errors import UserError
-from sr_lightning.tiling import tiled_forward
-from sr_lightning.upscale import Upscaler, load_upscaler, tile_progress, upscale_pixels, upscale_tensor
+from sr_lightning.inference import Upscaler, load_upscaler, tile_progress, tiled_forward, upscale_pixels, upscale_tensor
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
 

@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from sr_lightning.config import CONF_DIR, compose_config, quote_numeric_choices, register_resolvers
 from sr_lightning.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 # kinds: CheckpointError, ImageReadError, WeightFormatError) and a missing file. Anything else
 # keeps its traceback.
 USER_ERRORS = (UserError, FileNotFoundError)
-# The Hydra config tree (the entry points' config_path).
-CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 class JobFailed(CompactHydraException):
@@ -100,31 +99,6 @@ def quiet_known_noise() -> None:
         rank_zero.addFilter(_DropLightningTips())
 
 
-def unique_run_dir(base: str) -> str:
-    """``${sr.unique_run_dir:...}`` (``hydra.run.dir``): ``base``, or ``base_1``, ``base_2``, ...
-    when a run started in the same second made it first. The folder is made here, with one
-    ``mkdir`` (atomic: two processes never both make one), so every run has a folder of its
-    own. Outside a Hydra run (composing a config to read it: ``resume=auto`` looking for
-    the runs folder) it is ``base`` and nothing is made."""
-    if not HydraConfig.initialized() or str(HydraConfig.get().mode).endswith("MULTIRUN"):
-        return base
-    path = Path(base)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for i in range(10_000):
-        candidate = path if i == 0 else path.with_name(f"{path.name}_{i}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return str(candidate)
-    raise UserError(f"hydra.run.dir: 10000 runs already started as '{base}'; set hydra.run.dir to another folder")
-
-
-def register_run_dir() -> None:
-    """The resolver of :func:`unique_run_dir`, registered before Hydra composes anything."""
-    OmegaConf.register_new_resolver("sr.unique_run_dir", unique_run_dir, replace=True)
-
-
 def prepare_argv(argv: list[str]) -> list[str]:
     """The entry points' command line before Hydra sees it: numeric choices quoted
     (``data=291``), and a one-line error (exit 2) for a choice whose plugin is missing or
@@ -137,24 +111,8 @@ def prepare_argv(argv: list[str]) -> list[str]:
         print("error: " + "; ".join(problems), file=sys.stderr)
         sys.exit(2)
     quiet_known_noise()
-    register_run_dir()
+    register_resolvers()
     return quote_numeric_choices(argv, CONF_DIR)
-
-
-def quote_numeric_choices(argv: list[str], conf_dir: str | Path) -> list[str]:
-    """Quote config-group choices that are numbers (``data=291`` -> ``data='291'``).
-
-    Hydra parses ``291`` as an int and rejects it as a group choice; quoting makes it the
-    option name it is. Only keys that are config groups in ``conf_dir`` are touched.
-    """
-    groups = {p.name for p in Path(conf_dir).iterdir() if p.is_dir()}
-    out = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+~") in groups and value.replace(".", "", 1).isdigit():
-            arg = f"{key}='{value}'"
-        out.append(arg)
-    return out
 
 
 def quoted(value: str | Path) -> str:
@@ -162,24 +120,6 @@ def quoted(value: str | Path) -> str:
     characters Hydra's grammar treats specially."""
     text = str(value)
     return text if re.fullmatch(r"[\w./:@%-]+", text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
-    """The config an entry point's command line would compose (``train``, ``eval``, ...), with
-    its ``hydra`` node: numeric choices quoted. A Hydra app of the caller's keeps its state."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
-
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
-    try:
-        register_run_dir()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name, overrides=quote_numeric_choices(list(overrides), CONF_DIR),
-                           return_hydra_config=True)
-    finally:
-        restore_gh_from_backup(backup)
 
 
 @contextlib.contextmanager
@@ -210,7 +150,6 @@ def composed(config_name: str, overrides: Sequence[str], output_dir: str | Path 
 def require_given(cfg: DictConfig) -> None:
     """Raise a one-line :class:`UserError` naming the config's ``???`` keys (left to the user) that
     the command line did not set."""
-    from omegaconf import OmegaConf
 
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:

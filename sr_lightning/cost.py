@@ -145,8 +145,8 @@ def _runner(net: SRNet, backend: str, lr: Tensor) -> Callable[[], object]:
         compiled = torch.compile(net)
         return lambda: compiled(lr)
     if backend == "onnxruntime":
-        from sr_lightning.export import export
-        from sr_lightning.onnx_net import OnnxNet
+        from sr_lightning.inference.export import export
+        from sr_lightning.inference.onnx_runner import OnnxNet
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "net.onnx"

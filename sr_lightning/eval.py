@@ -19,10 +19,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from sr_lightning.callbacks import ProgressLog
 from sr_lightning.checkpoint import adopt_checkpoint_net, config_trusted_nets, read_checkpoint
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
+from sr_lightning.config import register_resolvers
 from sr_lightning.errors import UserError
 from sr_lightning.hardware import check_accelerator, resolve_precision, resolve_speed
 from sr_lightning.lit import SRLitModule
-from sr_lightning.loggers import instantiate_loggers, register_resolvers
+from sr_lightning.loggers import instantiate_loggers
 from sr_lightning.published import PACKAGED, PublishedRow, find_published, read_published, variants
 from sr_lightning.report import report
 

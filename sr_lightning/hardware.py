@@ -154,6 +154,13 @@ def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | 
     return "32-true"
 
 
+def torch_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, ``mps``, or ``auto`` (cuda when available, else cpu)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def fast_bf16(accelerator: str = "auto") -> bool:
     """Whether training runs on bf16 matrix units (AMX on the CPU, compute capability >= 8.0
     on an NVIDIA GPU): what ``precision: auto`` picks bf16-mixed for."""

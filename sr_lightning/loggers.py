@@ -16,17 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch.loggers
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from sr_lightning.cli import CONF_DIR
+from sr_lightning.config import CONF_DIR
 from sr_lightning.errors import UserError
-from sr_lightning.nets import net_class
 
 log = logging.getLogger(__name__)
 
@@ -160,34 +158,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return sha.stdout.strip() + ("-dirty" if dirty else "")
-
-
-def run_name(target: str, scale: int, lr: float | None = None) -> str:
-    """A readable run name, ``vdsr-x2-lr1e-3``, from the model's ``_target_``, the scale and the lr."""
-    try:
-        name = net_class({"_target_": target}).name
-    except (ValueError, TypeError):
-        name = str(target).rsplit(".", 1)[-1].lower()
-    out = f"{name}-x{scale}"
-    if lr is not None:
-        out += "-lr" + f"{float(lr):.0e}".replace("e-0", "e-").replace("e+0", "e")
-    return out
-
-
-def sweep_group() -> str | None:
-    """The W&B group of a multirun's jobs (``sweep-<sweep folder name>``); None for a single run
-    or outside Hydra."""
-    if not HydraConfig.initialized():
-        return None
-    hc = HydraConfig.get()
-    return f"sweep-{Path(hc.sweep.dir).name}" if str(hc.mode).endswith("MULTIRUN") else None
-
-
-def register_resolvers() -> None:
-    """The config resolvers the logger configs use (``${sr.run_name:...}``,
-    ``${sr.sweep_group:}``); the entry points call it before they build anything."""
-    OmegaConf.register_new_resolver("sr.run_name", run_name, replace=True)
-    OmegaConf.register_new_resolver("sr.sweep_group", sweep_group, replace=True)
 
 
 def instantiate_group(cfg: DictConfig | None, kind: str) -> list[Any]:

@@ -29,13 +29,13 @@ import webdataset as wds
 from omegaconf import DictConfig
 from PIL import Image
 
-from sr_lightning.callbacks import track
 from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.data.io import IMAGE_EXTENSIONS, ImageReadError, list_images
 from sr_lightning.data.shards import FORMAT, INDEX, PREPARE
 from sr_lightning.data.sources import load_file, read_header
 from sr_lightning.errors import UserError
 from sr_lightning.files import write_atomically, write_text_atomically
+from sr_lightning.progress import track
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sr_lightning.cli import compose_config, quoted
+from sr_lightning.cli import quoted
+from sr_lightning.config import compose_config
 from sr_lightning.errors import UserError
 
 # What a run folder holds that resuming reads.

@@ -37,6 +37,7 @@ from sr_lightning.checkpoint import (
     read_checkpoint,
 )
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
+from sr_lightning.config import register_resolvers
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.files import write_text_atomically
@@ -57,12 +58,11 @@ from sr_lightning.loggers import (
     git_commit,
     instantiate_callbacks,
     instantiate_loggers,
-    register_resolvers,
 )
+from sr_lightning.nets.flops import net_gflops
 from sr_lightning.report import print_config, report
 from sr_lightning.resume import resume_argv
 from sr_lightning.sweep import JOB_FILE
-from sr_lightning.zoo import net_gflops
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,12 @@ import sys
 from pathlib import Path
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from sr_lightning.cost import BACKENDS, FRAME, latency_row, peak_activation_mib
 from sr_lightning.files import write_text_atomically
 from sr_lightning.hardware import cpu_model, fast_bf16
-from sr_lightning.nets import SRNet, create_net, get_net_class, list_nets
+from sr_lightning.nets import create_net, get_net_class, list_nets
+from sr_lightning.nets.flops import gflops_per_megapixel
 
 SCALES = (2, 3, 4)
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -33,25 +32,6 @@ LATENCY_START, LATENCY_END = "<!-- zoo-latency:start -->", "<!-- zoo-latency:end
 MEMORY_SCALE = 4
 LATENCY_SCALES = (2, 4)
 REAL_TIME_FPS = 30
-
-
-def gflops_per_megapixel(name: str, scale: int, in_channels: int = 3) -> float | None:
-    """GFLOPs of one forward pass producing 1 megapixel (an output of about 1000x1000,
-    rescaled to exactly 1e6 pixels); None where the network does not support ``scale``."""
-    cls = get_net_class(name)
-    if cls.scales is not None and scale not in cls.scales:
-        return None
-    return net_gflops(create_net(name, scale=scale, in_channels=in_channels).eval())
-
-
-def net_gflops(net: SRNet) -> float:
-    """GFLOPs of ``net`` (at its scale and channels, in its current mode: evaluation for the
-    network as deployed) for one 1-megapixel output, counted on fake tensors (nothing is computed)."""
-    side = round(1000 / net.scale)
-    counter = FlopCounterMode(display=False)
-    with FakeTensorMode(allow_non_fake_inputs=True), counter, torch.no_grad():
-        net(torch.empty(1, net.in_channels, side, side))
-    return counter.get_total_flops() / (net.scale * side) ** 2 * 1e6 / 1e9
 
 
 def rows(in_channels: int = 3, memory: bool = False) -> list[list[str]]:

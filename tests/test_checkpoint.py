@@ -18,7 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from sr_lightning.checkpoint import CheckpointError, read_checkpoint
-from sr_lightning.cli import CONF_DIR
+from sr_lightning.config import CONF_DIR
 from sr_lightning.eval import evaluate
 from sr_lightning.lit import SRGANModule, SRLitModule
 from sr_lightning.nets import NETS, register_net

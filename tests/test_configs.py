@@ -13,12 +13,12 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from sr_lightning.cli import CONF_DIR
+from sr_lightning.config import CONF_DIR, register_resolvers
 from sr_lightning.gan import SRGANDiscriminator, UNetDiscriminatorSN
 from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRGANModule, SRLitModule
 from sr_lightning.lit.evaluation import Evaluation
-from sr_lightning.loggers import instantiate_callbacks, instantiate_loggers, register_resolvers
+from sr_lightning.loggers import instantiate_callbacks, instantiate_loggers
 from sr_lightning.nets import list_nets, net_class
 from sr_lightning.train import set_validation_interval
 from tests.conftest import _crops, write_folder

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from sr_lightning.gan.discriminator import SRGANDiscriminator, UNetDiscriminatorSN
+from sr_lightning.inference import tiled_forward
 from sr_lightning.lit import SRLitModule
 from sr_lightning.losses import CharbonnierLoss
 from sr_lightning.metrics import gmsd, psnr, ssim
@@ -23,7 +24,6 @@ from sr_lightning.nets import NETS, create_net
 from sr_lightning.ops.precision import exact_float32
 from sr_lightning.ops.resize import imresize
 from sr_lightning.ops.self_ensemble import self_ensemble
-from sr_lightning.tiling import tiled_forward
 from tests.conftest import SHALLOW, run_entry, tiny_args
 
 META = torch.device("meta")

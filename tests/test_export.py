@@ -12,13 +12,13 @@ from PIL import Image
 
 from sr_lightning.convert.__main__ import main as convert_main
 from sr_lightning.errors import UserError
-from sr_lightning.export import CHECK_SIZE, export, run_exported
+from sr_lightning.inference import onnx_upscaler, pytorch_upscaler, upscale_tensor
+from sr_lightning.inference.export import CHECK_SIZE, export, run_exported
+from sr_lightning.inference.onnx_runner import OnnxNet
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import create_net
-from sr_lightning.onnx_net import OnnxNet
 from sr_lightning.ops import imresize
 from sr_lightning.ops.resize import bands
-from sr_lightning.upscale import onnx_upscaler, pytorch_upscaler, upscale_tensor
 from tests.conftest import SHALLOW, _crops, run_cli, run_entry, tiny_args, write_folder
 
 

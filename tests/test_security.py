@@ -23,8 +23,8 @@ from sr_lightning.data.shards import location_url, read_index
 from sr_lightning.data.sources import load_location, read_header
 from sr_lightning.errors import UserError
 from sr_lightning.files import DiskFullError, load_tensors, write_atomically
+from sr_lightning.inference import output_pairs
 from sr_lightning.prepare import prepare
-from sr_lightning.upscale import output_pairs
 from tests.conftest import write_folder
 
 PREPARE = {"crop": None, "step": None, "shard_size_mb": 256, "workers": 1, "skip_bad_images": False,
@@ -269,7 +269,7 @@ def test_rough_edges_upscale_formats_onnx_hint_and_full_disk(trained_srcnn, tmp_
 
 
 def test_rough_edges_a_one_pass_upscale_out_of_memory_says_to_tile():
-    from sr_lightning.upscale import is_out_of_memory
+    from sr_lightning.inference import is_out_of_memory
 
     with pytest.raises(RuntimeError) as err:
         torch.empty(2**60, dtype=torch.uint8)  # a real allocation failure of the CPU allocator
@@ -365,7 +365,7 @@ def test_d6_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, m
 
     from hydra.core.hydra_config import HydraConfig
 
-    from sr_lightning.cli import compose_config, unique_run_dir
+    from sr_lightning.config import compose_config, unique_run_dir
 
     base = str(tmp_path / "runs" / "2026-12-02_10-00-00")
     assert unique_run_dir(base) == base and not (tmp_path / "runs").exists()  # composing only: nothing made
@@ -387,7 +387,7 @@ def test_rough_edges_onnx_metadata_that_is_not_a_number_is_one_line(tmp_path, ke
     import onnx
     from onnx import TensorProto, helper
 
-    from sr_lightning.onnx_net import META, OnnxNet
+    from sr_lightning.inference.onnx_runner import META, OnnxNet
 
     graph = helper.make_graph([helper.make_node("Identity", ["lr"], ["sr"])], "g",
                               [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, 1, "h", "w"])],

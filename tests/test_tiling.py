@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+from sr_lightning.inference import tiled_forward
 from sr_lightning.metrics import quantize
 from sr_lightning.nets import create_net, get_net_class, list_nets
-from sr_lightning.tiling import tiled_forward
 from tests.conftest import SHALLOW, _crops, run_entry
 
 # Smaller than the defaults, for time: RCAN at 2 x 2 blocks (its 10 x 20 took a minute),

@@ -6,6 +6,7 @@ import pytest
 
 from sr_lightning import cost, zoo
 from sr_lightning.nets import create_net, list_nets
+from sr_lightning.nets.flops import gflops_per_megapixel
 
 
 def _readme_rows() -> dict[str, list[str]]:
@@ -49,8 +50,8 @@ def test_memory_is_measured_in_a_fresh_process():
 def test_flops_per_megapixel():
     # ESPCN at x2 on RGB: per LR pixel 5*5*3*64 + 3*3*64*32 + 3*3*32*12 MACs, 4 output pixels per LR pixel.
     macs = 5 * 5 * 3 * 64 + 3 * 3 * 64 * 32 + 3 * 3 * 32 * 12
-    assert zoo.gflops_per_megapixel("espcn", 2) == pytest.approx(2 * macs / 4 * 1e6 / 1e9, rel=1e-6)
-    assert zoo.gflops_per_megapixel("unet", 5) is None  # not a supported scale
+    assert gflops_per_megapixel("espcn", 2) == pytest.approx(2 * macs / 4 * 1e6 / 1e9, rel=1e-6)
+    assert gflops_per_megapixel("unet", 5) is None  # not a supported scale
 
 
 def test_latency_backends_and_the_table():

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from sr_lightning.budget import time_calls
-from sr_lightning.cli import CONF_DIR
+from sr_lightning.config import CONF_DIR
 from sr_lightning.data.realesrgan import RealESRGAN
 from sr_lightning.gan import PerceptualLoss, UNetDiscriminatorSN
 from sr_lightning.hardware import describe_cpu

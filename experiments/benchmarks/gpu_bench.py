@@ -35,15 +35,16 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+import common  # noqa: E402
 import data_scale  # noqa: E402  (experiments/benchmarks is not a package)
-import run  # noqa: E402
 
 from sr_lightning.budget import time_calls  # noqa: E402
 from sr_lightning.data.pairs import BENCHMARK_LR  # noqa: E402
-from sr_lightning.hardware import resolve_precision  # noqa: E402
+from sr_lightning.hardware import cpu_model, resolve_precision  # noqa: E402
 from sr_lightning.nets import net_class  # noqa: E402
-from sr_lightning.zoo import net_gflops  # noqa: E402
+from sr_lightning.nets.flops import net_gflops  # noqa: E402
 
 LOADER_WORKERS = (0, 1, 2, 4, 8)
 LOADER_BATCHES = (16, 32)
@@ -56,10 +57,10 @@ EVAL_SETS = ("Set5", "Set14", "B100")
 RESULTS_JSON, RESULTS_MD = HERE / "results_cuda.json", HERE / "results_cuda.md"
 
 
-def shape_of(name: str, batch: int = 16) -> run.StepShape:
+def shape_of(name: str, batch: int = 16) -> common.StepShape:
     """The step a network is timed at: its paper's colour (RGB networks on RGB, the rest on Y)."""
-    rgb = net_class(dict(run.model_config(name))).published_on_rgb
-    return run.StepShape(batch=batch, lr_patch=LR_PATCH, channels=3 if rgb else 1, scale=2)
+    rgb = net_class(dict(common.model_config(name))).published_on_rgb
+    return common.StepShape(batch=batch, lr_patch=LR_PATCH, channels=3 if rgb else 1, scale=2)
 
 
 # -- measurements (each kind in its own process via `gpu_bench.py --measure KIND ...`) --------
@@ -74,7 +75,7 @@ def device_info(device: str) -> dict[str, Any]:
                  "memory GiB": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count,
                  "cuda": torch.version.cuda}
     else:
-        info["gpu"] = f"none ({run.cpu_model()})"
+        info["gpu"] = f"none ({cpu_model()})"
     return info
 
 
@@ -82,7 +83,7 @@ def _timed(fn: Any, steps: int, dev: torch.device) -> float:
     """Fastest seconds per call of ``fn``, the device's queued work included."""
     def call() -> None:
         fn()
-        run.synchronize(dev)
+        common.synchronize(dev)
     return time_calls(call, steps, warmup=3, best=True)
 
 
@@ -92,12 +93,12 @@ def _channels_last(shape: tuple[int, ...], dtype: torch.dtype, dev: torch.device
 
 def gpu_roof(steps: int, device: str) -> dict[str, float]:
     """TFLOP/s: a 8192^3 matmul in bf16 / TF32 / IEEE fp32; the forward of a 3x3 convolution
-    (the best of :data:`run.ROOF_SHAPES` and a larger layer) in bf16 channels_last, TF32 and
+    (the best of :data:`common.ROOF_SHAPES` and a larger layer) in bf16 channels_last, TF32 and
     fp32; the forward + both backward convolutions in bf16 on the larger layer."""
     dev = torch.device(device)
     out: dict[str, float] = {}
     # a layer large enough to fill an H100-class GPU; on the CPU (a dry run of the code) small ones
-    n, shapes = (8192, (*run.ROOF_SHAPES, (32, 256, 96))) if dev.type == "cuda" else (256, ((2, 16, 16),))
+    n, shapes = (8192, (*common.ROOF_SHAPES, (32, 256, 96))) if dev.type == "cuda" else (256, ((2, 16, 16),))
     large = shapes[-1]
     a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
     modes = {"bf16": (torch.bfloat16, False), "TF32": (torch.float32, True), "fp32": (torch.float32, False)}
@@ -134,9 +135,9 @@ def steps_of(kind: str, steps: int, device: str, nets: list[str]) -> dict[str, f
     for name in nets:
         try:
             if kind == "plain":
-                seconds = run.plain_step(name, steps, device, shape_of(name))
+                seconds = common.plain_step(name, steps, device, shape_of(name))
             else:
-                seconds = run.project_step(name, steps, compile_net=kind == "compile", device=device,
+                seconds = common.project_step(name, steps, compile_net=kind == "compile", device=device,
                                            shape=shape_of(name))
             out[name] = seconds * 1e3
         except Exception as e:  # recorded in the table (a compile failure is a finding), the rest go on
@@ -147,7 +148,7 @@ def steps_of(kind: str, steps: int, device: str, nets: list[str]) -> dict[str, f
 
 def consumption(steps: int, device: str) -> dict[str, float]:
     """Batches/s the :data:`CONSUMERS` train at (the defaults), RGB, at each of :data:`LOADER_BATCHES`."""
-    return {f"{name}, batch {batch}": 1.0 / run.project_step(name, steps, device=device,
+    return {f"{name}, batch {batch}": 1.0 / common.project_step(name, steps, device=device,
                                                              shape=shape_of(name, batch))
             for name in CONSUMERS for batch in LOADER_BATCHES}
 
@@ -299,8 +300,8 @@ def markdown(gpus: dict[str, dict]) -> str:
 
 
 def in_fresh_process(kind: str, steps: int, device: str, *extra: str) -> Any:
-    """One measurement kind of :data:`MEASURES` in a new process (``run.measure``)."""
-    return run.measure(kind, steps, {}, device, *extra, script=__file__)
+    """One measurement kind of :data:`MEASURES` in a new process (``common.measure``)."""
+    return common.measure(kind, steps, {}, device, *extra, script=__file__)
 
 
 def bench(args: Any, device: str = "cuda", measure: Callable[..., Any] = in_fresh_process,
@@ -336,7 +337,7 @@ def bench(args: Any, device: str = "cuda", measure: Callable[..., Any] = in_fres
 
     save("roof TFLOP/s", one("roof"))
     rows = [{"net": name, "channels": shape_of(name).channels,
-             "GFLOP": 3 * net_gflops(instantiate(run.model_config(name, shape_of(name)))) * 16 * (2 * LR_PATCH) ** 2
+             "GFLOP": 3 * net_gflops(instantiate(common.model_config(name, shape_of(name)))) * 16 * (2 * LR_PATCH) ** 2
              / 1e6} for name in nets]
     for kind, subset in (("plain", nets), ("defaults", nets), ("compile", compiled)):
         if subset:

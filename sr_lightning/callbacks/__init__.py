@@ -7,9 +7,8 @@ from sr_lightning.callbacks.interrupt import InterruptCheckpoint
 from sr_lightning.callbacks.lam_logger import LAMImageLogger
 from sr_lightning.callbacks.optuna_pruning import OptunaPruning
 from sr_lightning.callbacks.progress_bar import StepsProgressBar
-from sr_lightning.callbacks.progress_log import PlainProgress, ProgressLog, plain_progress_wanted, track
+from sr_lightning.callbacks.progress_log import ProgressLog
 from sr_lightning.callbacks.zssr import UpscaleOnFitEnd, ZSSRLearningRate
 
-__all__ = ["EMA", "InterruptCheckpoint", "LAMImageLogger", "OptunaPruning", "PlainProgress", "ProgressLog",
-           "SRImageLogger", "StepsProgressBar", "TrainingClock", "UpscaleOnFitEnd", "ZSSRLearningRate",
-           "plain_progress_wanted", "track"]
+__all__ = ["EMA", "InterruptCheckpoint", "LAMImageLogger", "OptunaPruning", "ProgressLog", "SRImageLogger",
+           "StepsProgressBar", "TrainingClock", "UpscaleOnFitEnd", "ZSSRLearningRate"]

@@ -112,7 +112,7 @@ class UpscaleOnFitEnd(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         if not trainer.is_global_zero:
             return
-        from sr_lightning.upscale import pytorch_upscaler, upscale_file
+        from sr_lightning.inference import pytorch_upscaler, upscale_file
 
         dst = Path(self.output).expanduser() if self.output else \
             Path(trainer.default_root_dir) / f"{self.input.stem}_x{pl_module.scale}.png"

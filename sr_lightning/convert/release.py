@@ -248,22 +248,14 @@ FOLDS: dict[str, Callable[..., tuple[dict[str, Any], dict[str, Tensor]]]] = {"rc
 def model_config(net: str) -> dict[str, Any]:
     """The network config of ``conf/model/<net>.yaml`` (variants included), resolved; its
     ``scale`` and ``in_channels`` (which follow ``data``) are set per candidate by the caller."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from sr_lightning.cli import CONF_DIR
+    from sr_lightning.config import CONF_DIR, compose_config
 
     known = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
     if net not in known:
         raise UserError(f"--net {net!r} is not a model config; choose one of {', '.join(known)}")
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[f"model={net}"])
-    finally:
-        GlobalHydra.instance().clear()
-    return OmegaConf.to_container(cfg.model, resolve=True)
+    return OmegaConf.to_container(compose_config("train", [f"model={net}"]).model, resolve=True)
 
 
 def first_mismatch(expected: Mapping[str, Tensor], found: Mapping[str, tuple[str, Tensor]]) -> str | None:

@@ -43,7 +43,7 @@ def test_degraded_training_patches_get_a_panel():
     degraded LR | bicubic | SR | HR | error, one panel per patch, under train/degraded_images."""
     from omegaconf import OmegaConf
 
-    from sr_lightning.cli import CONF_DIR
+    from sr_lightning.config import CONF_DIR
     from sr_lightning.data.realesrgan import RealESRGAN
     from sr_lightning.lit import SRLitModule
     from tests.conftest import _crops

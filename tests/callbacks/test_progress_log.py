@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from sr_lightning.callbacks import PlainProgress, ProgressLog
+from sr_lightning.callbacks import ProgressLog
+from sr_lightning.progress import PlainProgress
 from tests.conftest import run_entry, run_module, tiny_args, write_folder
 
 

@@ -15,7 +15,7 @@ import torch
 from kornia.enhance import jpeg_codec_differentiable
 from omegaconf import OmegaConf
 
-from sr_lightning.cli import CONF_DIR
+from sr_lightning.config import CONF_DIR
 from sr_lightning.data import SRDataModule
 from sr_lightning.data import blur_kernels as bk
 from sr_lightning.data.realesrgan import KERNELS, RealESRGAN

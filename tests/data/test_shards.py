@@ -176,7 +176,7 @@ def test_bad_shard_options_name_the_option(shards, message):
 def test_the_shards_config_sets_the_documented_defaults():
     from omegaconf import OmegaConf
 
-    from sr_lightning.cli import CONF_DIR
+    from sr_lightning.config import CONF_DIR
     from sr_lightning.data.shards import ShardOptions
 
     config = OmegaConf.load(CONF_DIR / "data/shards.yaml").shards

@@ -1,0 +1,100 @@
+"""The Hydra config tree: where it is (:data:`CONF_DIR`, shipped inside the package), its
+resolvers, and the one way to compose it from code (:func:`compose_config`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from sr_lightning.errors import UserError
+from sr_lightning.nets import net_class
+
+# The Hydra config tree (the entry points' config_path).
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def unique_run_dir(base: str) -> str:
+    """``${sr.unique_run_dir:...}`` (``hydra.run.dir``): ``base``, or ``base_1``, ``base_2``, ...
+    when a run started in the same second made it first. The folder is made here, with one
+    ``mkdir`` (atomic: two processes never both make one), so every run has a folder of its
+    own. Outside a Hydra run (composing a config to read it: ``resume=auto`` looking for
+    the runs folder) it is ``base`` and nothing is made."""
+    if not HydraConfig.initialized() or str(HydraConfig.get().mode).endswith("MULTIRUN"):
+        return base
+    path = Path(base)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(10_000):
+        candidate = path if i == 0 else path.with_name(f"{path.name}_{i}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return str(candidate)
+    raise UserError(f"hydra.run.dir: 10000 runs already started as '{base}'; set hydra.run.dir to another folder")
+
+
+def run_name(target: str, scale: int, lr: float | None = None) -> str:
+    """A readable run name, ``vdsr-x2-lr1e-3``, from the model's ``_target_``, the scale and the lr."""
+    try:
+        name = net_class({"_target_": target}).name
+    except (ValueError, TypeError):
+        name = str(target).rsplit(".", 1)[-1].lower()
+    out = f"{name}-x{scale}"
+    if lr is not None:
+        out += "-lr" + f"{float(lr):.0e}".replace("e-0", "e-").replace("e+0", "e")
+    return out
+
+
+def sweep_group() -> str | None:
+    """The W&B group of a multirun's jobs (``sweep-<sweep folder name>``); None for a single run
+    or outside Hydra."""
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    return f"sweep-{Path(hc.sweep.dir).name}" if str(hc.mode).endswith("MULTIRUN") else None
+
+
+def register_resolvers() -> None:
+    """The config tree's resolvers: ``${sr.unique_run_dir:...}`` (``hydra.run.dir``),
+    ``${sr.run_name:...}`` and ``${sr.sweep_group:}`` (the logger configs); registered before
+    Hydra composes anything (the entry points' argv preparation, :func:`compose_config`)."""
+    OmegaConf.register_new_resolver("sr.unique_run_dir", unique_run_dir, replace=True)
+    OmegaConf.register_new_resolver("sr.run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("sr.sweep_group", sweep_group, replace=True)
+
+
+def quote_numeric_choices(argv: list[str], conf_dir: str | Path) -> list[str]:
+    """Quote config-group choices that are numbers (``data=291`` -> ``data='291'``).
+
+    Hydra parses ``291`` as an int and rejects it as a group choice; quoting makes it the
+    option name it is. Only keys that are config groups in ``conf_dir`` are touched.
+    """
+    groups = {p.name for p in Path(conf_dir).iterdir() if p.is_dir()}
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in groups and value.replace(".", "", 1).isdigit():
+            arg = f"{key}='{value}'"
+        out.append(arg)
+    return out
+
+
+def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """The config an entry point's command line would compose (``train``, ``eval``, ...), with
+    its ``hydra`` node: numeric choices quoted. A Hydra app of the caller's keeps its state."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        register_resolvers()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name, overrides=quote_numeric_choices(list(overrides), CONF_DIR),
+                           return_hydra_config=True)
+    finally:
+        restore_gh_from_backup(backup)
