@@ -21,21 +21,28 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sr_lightning.checkpoint import Checkpoint, read_checkpoint
 from sr_lightning.data.io import image_pixels, pil_image, read_image
 from sr_lightning.errors import UserError
 from sr_lightning.inference import Upscaler, load_upscaler, tile_progress, tiled_forward, upscale_pixels, upscale_tensor
 
+# ``load(device=...)`` as Lightning's trainer.accelerator (for evaluate).
+ACCELERATORS = {"cuda": "gpu"}
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
 
 
 @dataclass(frozen=True)
 class SRModel:
     """A network loaded by :func:`load`: ``scale``, ``channels`` (1: a Y network, 3: RGB),
-    ``path`` and ``backend`` (``pytorch`` or ``onnx``)."""
+    ``path`` and ``backend`` (``pytorch`` or ``onnx``); ``checkpoint`` (the file as read, for
+    a PyTorch one), ``device`` and ``self_ensemble``, which :meth:`evaluate` uses too."""
 
     upscaler: Upscaler
     path: Path
     backend: str
+    checkpoint: Checkpoint | None = None
+    device: str = "auto"
+    self_ensemble: bool = False
 
     @property
     def scale(self) -> int:
@@ -92,7 +99,8 @@ class SRModel:
                  output_dir: str | Path | None = None, show_table: bool = True) -> dict[str, dict[str, float]]:
         """Score the network on test sets as ``python -m sr_lightning.eval`` does (the
         literature's protocol: Y channel, border shaved, uint8; ``overrides`` as on its command
-        line, e.g. ``["evaluation.self_ensemble=true"]``); the table is printed.
+        line, e.g. ``["evaluation.gray=rgb"]``), on the device it was loaded for and as loaded
+        (``self_ensemble=True``: the x8 self-ensemble is scored); the table is printed.
 
         Args:
             test_sets: benchmark names under ``$SR_DATA_DIR/benchmark`` (``Set5``) or folders of
@@ -111,10 +119,11 @@ class SRModel:
 
         sets = [test_sets] if isinstance(test_sets, str) else list(test_sets)
         args = [f"ckpt_path={quoted(self.path)}", f"data.test_sets=[{','.join(quoted(s) for s in sets)}]",
-                f"data.scale={self.scale}", *overrides]
+                f"data.scale={self.scale}", f"trainer.accelerator={ACCELERATORS.get(self.device, self.device)}",
+                f"evaluation.self_ensemble={str(self.self_ensemble).lower()}", *overrides]
         quiet = contextlib.nullcontext() if show_table else contextlib.redirect_stdout(io.StringIO())
         with tempfile.TemporaryDirectory() as tmp, composed("eval", args, output_dir or tmp) as cfg, quiet:
-            results, _ = evaluate(cfg)
+            results, _ = evaluate(cfg, self.checkpoint)
         return results
 
 
@@ -131,9 +140,12 @@ def load(path: str | Path, *, device: str = "auto", scale: int | None = None, se
         trusted_nets: network classes of your own (dotted paths) the checkpoint may name.
     """
     path = Path(path).expanduser()
-    backend = "onnx" if path.suffix.lower() == ".onnx" else "pytorch"
-    upscaler = load_upscaler(path, backend, device, scale, self_ensemble, list(trusted_nets))
-    return SRModel(upscaler, path.resolve(), backend)
+    if path.suffix.lower() == ".onnx":
+        return SRModel(load_upscaler(path, "onnx", device, scale, self_ensemble), path.resolve(), "onnx",
+                       device=device, self_ensemble=self_ensemble)
+    checkpoint = read_checkpoint(path, "path", list(trusted_nets))
+    upscaler = load_upscaler(checkpoint, "pytorch", device, scale, self_ensemble)
+    return SRModel(upscaler, path.resolve(), "pytorch", checkpoint, device, self_ensemble)
 
 
 def _array_image(a: np.ndarray) -> Image.Image:

@@ -1,13 +1,14 @@
-"""The owner of the checkpoint format: the one reader (a checkpoint is data, never code) and
-the writer of weights-only checkpoints.
+"""The owner of the checkpoint format: the one reader (:func:`read_checkpoint`, a frozen
+:class:`Checkpoint`: a checkpoint is data, never code), the schema of what sr_lightning records
+in it (:class:`RunMeta`), and the one writer (:func:`save_checkpoint`).
 
 What a checkpoint holds: ``state_dict``; ``hyper_parameters`` (the module's
 ``save_hyperparameters``: ``net`` with its registry ``name``, ``loss``, ``optimizer``,
 ``scheduler``, ``evaluation``, ``channels_last``, ``adjustable_clip``, ``compile_net``, and a
-subclass's own); ``sr_lightning`` (the module's ``checkpoint_meta``: the data's
-``degradation``, ``trained_scales``, ``source``, the training command's ``overrides`` and
-``max_steps``); and, when Lightning's ModelCheckpoint wrote it,
-the training state (optimizers, loops) that resuming needs.
+subclass's own); ``sr_lightning`` (:class:`RunMeta`, written by ``SRLitModule.on_save_checkpoint``:
+the data's ``degradation``, ``trained_scales``, ``source``, the training command's
+``overrides`` and ``max_steps``); ``psnr_best``; and, when Lightning's ModelCheckpoint wrote
+it, the training state (optimizers, loops) that resuming needs.
 
 What reading a checkpoint does and never does (the README's "Security" section):
 
@@ -28,20 +29,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Collection, Mapping
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import lightning
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from omegaconf import open_dict
 from torch import Tensor, nn
 
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.files import load_tensors, write_bytes_atomically
-from sr_lightning.nets import NETS, class_path, file_net_class
+from sr_lightning.nets import NETS, SRNet, class_path, file_net_class
 
 # State-dict prefixes of the parts only adversarial training has (discriminator, feature
 # network): either side may lack them (a GAN checkpoint evaluated as a plain network, a
@@ -59,8 +59,132 @@ class CheckpointError(UserError):
     """A checkpoint holds something sr_lightning will not use; the message names the key."""
 
 
-def read_checkpoint(path: str | Path, key: str = "ckpt_path", trusted_nets: Collection[str] = ()) -> dict[str, Any]:
-    """Read an sr_lightning checkpoint as data and check what sr_lightning will use of it.
+@dataclass(frozen=True)
+class RunMeta:
+    """What sr_lightning records of a network's training, in ``checkpoint["sr_lightning"]``: one
+    schema, written by one writer (``SRLitModule.on_save_checkpoint``, for train's checkpoints
+    and the importers' alike), read back checked (:meth:`from_data`).
+
+    Attributes:
+        degradation: how its evaluation sets' LR were made (the fields of
+            :class:`~sr_lightning.data.pairs.Degradation`), which eval adopts; None: unknown.
+        trained_scales: the scales a scale-agnostic network was trained for (the released VDSR:
+            2, 3, 4); None: its own scale only.
+        source: provenance of imported weights (plain data: file, format, hash).
+        overrides: the training command's overrides, which resuming from the file alone lists.
+        max_steps: the run's planned steps (its budget included), which a resumed run keeps.
+    """
+
+    degradation: Mapping[str, Any] | None = None
+    trained_scales: tuple[int, ...] | None = None
+    source: Any = None
+    overrides: tuple[str, ...] | None = None
+    max_steps: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (lists, not tuples), the unset ones left out: what a checkpoint holds."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = list(value) if isinstance(value, tuple) else \
+                    dict(value) if isinstance(value, Mapping) else value
+        return out
+
+    @classmethod
+    def from_data(cls, meta: Any, source: str = "checkpoint") -> RunMeta:
+        """The metadata a file holds, checked (``source`` names the file in errors).
+
+        Raises:
+            CheckpointError: naming the first key that is not what the schema says.
+        """
+        if not isinstance(meta, Mapping):
+            raise CheckpointError(f"{source}: the sr_lightning metadata must be a mapping")
+        _check_plain(meta, "sr_lightning", source)
+        scales = meta.get("trained_scales")
+        if scales is not None and not (isinstance(scales, list | tuple) and all(
+                isinstance(s, int) and not isinstance(s, bool) for s in scales)):
+            raise CheckpointError(f"{source}: sr_lightning.trained_scales must be a list of integers")
+        overrides = meta.get("overrides")
+        if overrides is not None and not (isinstance(overrides, list | tuple) and all(
+                isinstance(o, str) for o in overrides)):
+            raise CheckpointError(f"{source}: sr_lightning.overrides must be a list of strings")
+        max_steps = meta.get("max_steps")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)):
+            raise CheckpointError(f"{source}: sr_lightning.max_steps must be an integer")
+        degradation = meta.get("degradation")
+        if degradation is not None:
+            known = {f.name for f in fields(Degradation)}
+            if not isinstance(degradation, Mapping) or set(degradation) - known:
+                raise CheckpointError(f"{source}: sr_lightning.degradation must hold only {sorted(known)}")
+            if not isinstance(degradation.get("antialias", True), bool):
+                raise CheckpointError(f"{source}: sr_lightning.degradation.antialias must be true or false")
+            try:
+                Degradation(**degradation)
+            except (TypeError, ValueError) as err:
+                raise CheckpointError(f"{source}: sr_lightning.{str(err).removeprefix('data.')}") from None
+        return cls(degradation=dict(degradation) if degradation else None,
+                   trained_scales=tuple(scales) if scales else None, source=meta.get("source"),
+                   overrides=tuple(overrides) if overrides is not None else None, max_steps=max_steps)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An sr_lightning checkpoint, read once and checked (:func:`read_checkpoint`).
+
+    Attributes:
+        path: the file.
+        net: the network config (``_target_`` of a registered class, ``name``, kwargs), plain data.
+        net_class: the class it names (registered, or one the user's config trusts).
+        state_dict: the weights (the EMA average where training kept one).
+        module_arguments: the ``SRLitModule`` arguments it supplies besides ``net``:
+            ``evaluation``, ``channels_last``, ``adjustable_clip`` (never the loss, optimizer
+            or scheduler it records).
+        meta: what it records of its training (:class:`RunMeta`).
+        resumable: it holds the training state (optimizers, loops) ``trainer.fit`` resumes
+            from; False for weights only (``sr_lightning.convert``, ``weights_checkpoint``).
+        global_step: the optimizer steps it was trained for (0 if it does not say).
+        data: the whole file as read, which a resumed fit restores from (:class:`AtomicCheckpointIO`).
+    """
+
+    path: Path
+    net: Mapping[str, Any]
+    net_class: type[SRNet]
+    state_dict: Mapping[str, Tensor] = field(repr=False)
+    module_arguments: Mapping[str, Any]
+    meta: RunMeta
+    resumable: bool
+    global_step: int
+    data: Mapping[str, Any] = field(repr=False)
+
+    def net_config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The network config with ``overrides`` (e.g. another scale: :meth:`rescale`)."""
+        return {**self.net, **(overrides or {})}
+
+    def rescale(self, scale: int, key: str) -> dict[str, Any]:
+        """Network overrides to run at ``scale`` (``key`` names the option in errors): allowed for
+        scale-agnostic networks, within the scales it records it was trained for (e.g. the
+        released VDSR: x2, x3, x4).
+
+        Raises:
+            UserError: a scale it was not trained for, or a network of one scale.
+        """
+        own, trained = int(self.net["scale"]), self.meta.trained_scales
+        if trained and scale not in trained:
+            raise UserError(f"{key}={scale}: this checkpoint was trained for {', '.join(f'x{t}' for t in trained)} "
+                            f"only; use one of them")
+        if scale == own:
+            return {}
+        if not self.net_class.scale_agnostic:
+            raise UserError(f"{key}={scale} is not supported by this {self.net_class.name} checkpoint: its weights "
+                            f"are for x{own} only (drop {key} or use {key}={own})")
+        self.net_class.check_scale(scale)
+        return {"scale": int(scale)}
+
+
+def read_checkpoint(path: str | Path, key: str = "ckpt_path", trusted_nets: Collection[str] = ()) -> Checkpoint:
+    """Read an sr_lightning checkpoint as data and check what sr_lightning will use of it
+    (the module docstring); the one reader of every command and of the Python API.
 
     Args:
         path: the file.
@@ -68,93 +192,56 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path", trusted_nets: Coll
         trusted_nets: network ``_target_`` paths the user's own config names (imported if
             the checkpoint names one of them); registered networks need not be listed.
 
-    Returns:
-        The checkpoint dict (``state_dict``, ``hyper_parameters``, ``sr_lightning``, and
-        Lightning's training state for a resumable one).
-
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: not a checkpoint torch can read without unpickling code, or not an
+        UserError: not a checkpoint torch can read without unpickling code, or not an
             sr_lightning one; :class:`CheckpointError` for a part it will not use.
     """
     path = Path(path).expanduser()
-    ckpt = load_tensors(path, key, EXPECTED)
-    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hparams, dict) or "net" not in hparams or "state_dict" not in ckpt:
+    data = load_tensors(path, key, EXPECTED)
+    hparams = data.get("hyper_parameters") if isinstance(data, dict) else None
+    if not isinstance(hparams, dict) or "net" not in hparams or "state_dict" not in data:
         raise UserError(f"{key}='{path}' is a file torch can read but not an sr_lightning checkpoint "
-                         f"(no network config in its hyper_parameters)")
-    check_checkpoint(ckpt, f"{key}='{path}'", trusted_nets)
-    return ckpt
+                        f"(no network config in its hyper_parameters)")
+    source = f"{key}='{path}'"
+    net, cls = _check_net(data, source, trusted_nets)
+    for name in USED_HPARAMS[1:]:
+        _check_plain(hparams.get(name), f"hyper_parameters.{name}", source)
+    if hparams.get("evaluation") is not None and not isinstance(hparams["evaluation"], Mapping):
+        raise CheckpointError(f"{source}: hyper_parameters.evaluation must be a mapping")
+    if not isinstance(hparams.get("channels_last", False), bool):
+        raise CheckpointError(f"{source}: hyper_parameters.channels_last must be true or false")
+    clip = hparams.get("adjustable_clip")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float)):
+        raise CheckpointError(f"{source}: hyper_parameters.adjustable_clip must be a number or null")
+    meta = RunMeta.from_data(data.get("sr_lightning", {}), source)
+    step = data.get("global_step", 0)
+    return Checkpoint(
+        path=path, net=net, net_class=cls, state_dict=data["state_dict"],
+        module_arguments={"evaluation": hparams.get("evaluation"), "channels_last": hparams.get("channels_last", False),
+                          "adjustable_clip": clip},
+        meta=meta, resumable="optimizer_states" in data and "loops" in data,
+        global_step=step if isinstance(step, int) and not isinstance(step, bool) else 0, data=data)
 
 
-def check_checkpoint(ckpt: Mapping[str, Any], source: str = "checkpoint", trusted_nets: Collection[str] = ()) -> None:
-    """Check the parts of a checkpoint dict that sr_lightning uses (see the module docstring).
-
-    Args:
-        ckpt: what :func:`torch.load` returned.
-        source: how errors name the file (``ckpt_path='...'``).
-        trusted_nets: as for :func:`read_checkpoint`.
-
-    Raises:
-        CheckpointError: naming the first offending key.
-    """
-    state = ckpt.get("state_dict")
+def _check_net(data: dict[str, Any], source: str, trusted_nets: Collection[str]) -> tuple[dict[str, Any], type[SRNet]]:
+    """The checked weights and network config of a checkpoint, and the class it names (a
+    registered network found by its name when the module it was saved from has moved)."""
+    state = data.get("state_dict")
     if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, Tensor)
                                                  for k, v in state.items()):
         raise CheckpointError(f"{source}: state_dict must map parameter names to tensors")
-    hp = ckpt["hyper_parameters"]
-    net = hp["net"]
+    net = data["hyper_parameters"]["net"]
     if not isinstance(net, Mapping):
         raise CheckpointError(f"{source}: hyper_parameters.net must be a mapping, not {type(net).__name__}")
     try:
         cls = file_net_class(net, trusted_nets)
     except ValueError as err:
         raise CheckpointError(f"{source}: hyper_parameters.net {err}") from None
-    if NETS.get(cls.name) is cls and net.get("_target_") not in (None, class_path(cls)):
-        # A registered network found by its name: the module it was saved from has moved.
-        hp["net"] = net = {**net, "_target_": class_path(cls)}
     _check_plain({k: v for k, v in net.items() if k != "_target_"}, "hyper_parameters.net", source)
-    for name in USED_HPARAMS[1:]:
-        _check_plain(hp.get(name), f"hyper_parameters.{name}", source)
-    if hp.get("evaluation") is not None and not isinstance(hp["evaluation"], Mapping):
-        raise CheckpointError(f"{source}: hyper_parameters.evaluation must be a mapping")
-    if not isinstance(hp.get("channels_last", False), bool):
-        raise CheckpointError(f"{source}: hyper_parameters.channels_last must be true or false")
-    clip = hp.get("adjustable_clip")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float)):
-        raise CheckpointError(f"{source}: hyper_parameters.adjustable_clip must be a number or null")
-    _check_meta(ckpt.get("sr_lightning", {}), source)
-
-
-def _check_meta(meta: Any, source: str) -> None:
-    """The ``sr_lightning`` metadata: ``trained_scales`` (ints), ``degradation`` (a :class:`Degradation`),
-    ``source`` (provenance, plain data), ``overrides`` (the training command's, strings: what
-    resuming replays), ``max_steps`` (the run's planned steps, budget included)."""
-    if not isinstance(meta, Mapping):
-        raise CheckpointError(f"{source}: the sr_lightning metadata must be a mapping")
-    _check_plain(meta, "sr_lightning", source)
-    scales = meta.get("trained_scales")
-    if scales is not None and not (isinstance(scales, list | tuple) and all(
-            isinstance(s, int) and not isinstance(s, bool) for s in scales)):
-        raise CheckpointError(f"{source}: sr_lightning.trained_scales must be a list of integers")
-    overrides = meta.get("overrides")
-    if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
-        raise CheckpointError(f"{source}: sr_lightning.overrides must be a list of strings")
-    max_steps = meta.get("max_steps")
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)):
-        raise CheckpointError(f"{source}: sr_lightning.max_steps must be an integer")
-    degradation = meta.get("degradation")
-    if degradation is None:
-        return
-    known = {f.name for f in fields(Degradation)}
-    if not isinstance(degradation, Mapping) or set(degradation) - known:
-        raise CheckpointError(f"{source}: sr_lightning.degradation must hold only {sorted(known)}")
-    if not isinstance(degradation.get("antialias", True), bool):
-        raise CheckpointError(f"{source}: sr_lightning.degradation.antialias must be true or false")
-    try:
-        Degradation(**degradation)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{source}: sr_lightning.{str(err).removeprefix('data.')}") from None
+    if NETS.get(cls.name) is cls:
+        net = {**net, "_target_": class_path(cls)}
+    return dict(net), cls
 
 
 def _check_plain(value: Any, where: str, source: str) -> None:
@@ -194,76 +281,37 @@ def config_trusted_nets(cfg: Any) -> list[str]:
     return trusted
 
 
-def is_resumable(ckpt: Mapping[str, Any]) -> bool:
-    """True for a checkpoint with training state (optimizer, loops) that ``trainer.fit`` can
-    resume; False for weights only (e.g. written by ``sr_lightning.convert``)."""
-    return "optimizer_states" in ckpt and "loops" in ckpt
+def data_for(checkpoint: Checkpoint, data: Mapping[str, Any], given: Collection[str]) -> tuple[dict[str, Any],
+                                                                                            dict[str, Any]]:
+    """What a run's ``data`` config becomes to fit a checkpoint's network, and the network
+    overrides; neither config is changed.
 
-
-def net_config(ckpt: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The checkpoint's network config (a checked one: see :func:`check_checkpoint`) with ``overrides``."""
-    return {**ckpt["hyper_parameters"]["net"], **(overrides or {})}
-
-
-def module_arguments(ckpt: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``SRLitModule`` arguments a checked checkpoint supplies: ``net``, ``evaluation``,
-    ``channels_last``, ``adjustable_clip``. Never the loss, optimizer or scheduler."""
-    hp = ckpt["hyper_parameters"]
-    return {"net": net_config(ckpt), "evaluation": hp.get("evaluation"),
-            "channels_last": hp.get("channels_last", False), "adjustable_clip": hp.get("adjustable_clip")}
-
-
-def rescale_overrides(ckpt: Mapping[str, Any], scale: int, key: str,
-                      trusted_nets: Collection[str] = ()) -> dict[str, Any]:
-    """Network overrides to run a checked checkpoint at ``scale`` (``key`` names the option
-    in errors; ``trusted_nets`` as for :func:`read_checkpoint`).
-
-    Allowed for scale-agnostic networks, within the scales the checkpoint records it was
-    trained for (e.g. the released VDSR: x2, x3, x4).
-    """
-    net_cfg = ckpt["hyper_parameters"]["net"]
-    net_cls, ckpt_scale = file_net_class(net_cfg, trusted_nets), int(net_cfg["scale"])
-    trained = ckpt.get("sr_lightning", {}).get("trained_scales")
-    if trained and scale not in trained:
-        raise UserError(f"{key}={scale}: this checkpoint was trained for {', '.join(f'x{t}' for t in trained)} "
-                         f"only; use one of them")
-    if scale == ckpt_scale:
-        return {}
-    if not net_cls.scale_agnostic:
-        raise UserError(f"{key}={scale} is not supported by this {net_cls.name} checkpoint: its weights are for "
-                         f"x{ckpt_scale} only (drop {key} or use {key}={ckpt_scale})")
-    net_cls.check_scale(scale)
-    return {"scale": int(scale)}
-
-
-def adopt_checkpoint_net(cfg: Any, ckpt: Mapping[str, Any], given: Collection[str],
-                         trusted_nets: Collection[str] = ()) -> dict[str, Any]:
-    """Make ``cfg.data`` (a DictConfig) fit a checked checkpoint's network; returns the
-    network overrides (``trusted_nets`` as for :func:`read_checkpoint`).
-
-    The checkpoint's scale and channels are adopted unless ``data.scale`` /
-    ``data.channels`` are among ``given`` (the keys set on the command line): another scale
-    is allowed for scale-agnostic networks within the scales the checkpoint was trained
-    for (when it records them); other channels never. The degradation it was trained with
+    The checkpoint's scale and channels are adopted unless ``data.scale`` / ``data.channels``
+    are among ``given`` (the keys set on the command line): another scale is allowed for
+    scale-agnostic networks within the scales the checkpoint was trained for
+    (:meth:`Checkpoint.rescale`); other channels never. The degradation it was trained with
     (when it records it: how the evaluation sets' LR are made) is adopted unless
     ``data/degradation`` or ``data.degradation.*`` was given; a ``realesrgan`` training
-    degradation of ``cfg`` is kept.
+    degradation of ``data`` is kept.
+
+    Returns:
+        ``(updates, net_overrides)``: dotted keys under ``data`` (``data.scale``, ...) and their
+        values; the network kwargs to change.
+
+    Raises:
+        UserError: a scale or channels the checkpoint's network cannot take.
     """
-    net_cfg = ckpt["hyper_parameters"]["net"]
-    ckpt_scale, ckpt_channels = int(net_cfg["scale"]), int(net_cfg["in_channels"])
-    overrides = rescale_overrides(ckpt, int(cfg.data.scale), "data.scale", trusted_nets) \
-        if "data.scale" in given else {}
-    if "data.channels" in given and int(cfg.data.channels) != ckpt_channels:
-        raise UserError(f"data.channels={cfg.data.channels} does not match the checkpoint's network "
-                         f"({ckpt_channels} channel(s)); drop data.channels")
-    degradation = ckpt.get("sr_lightning", {}).get("degradation")
-    with open_dict(cfg):
-        cfg.data.scale = overrides.get("scale", ckpt_scale)
-        cfg.data.channels = ckpt_channels
-        if degradation and not any(k.startswith(("data.degradation", "data/degradation")) for k in given):
-            online = cfg.data.degradation.get("realesrgan")  # the config's training degradation stays
-            cfg.data.degradation = {**dict(degradation), **({"realesrgan": online} if online is not None else {})}
-    return overrides
+    own_scale, own_channels = int(checkpoint.net["scale"]), int(checkpoint.net["in_channels"])
+    overrides = checkpoint.rescale(int(data["scale"]), "data.scale") if "data.scale" in given else {}
+    if "data.channels" in given and int(data["channels"]) != own_channels:
+        raise UserError(f"data.channels={data['channels']} does not match the checkpoint's network "
+                        f"({own_channels} channel(s)); drop data.channels")
+    updates: dict[str, Any] = {"data.scale": overrides.get("scale", own_scale), "data.channels": own_channels}
+    degradation = checkpoint.meta.degradation
+    if degradation and not any(k.startswith(("data.degradation", "data/degradation")) for k in given):
+        online = (data.get("degradation") or {}).get("realesrgan")  # the config's training degradation stays
+        updates["data.degradation"] = {**dict(degradation), **({"realesrgan": online} if online is not None else {})}
+    return updates, overrides
 
 
 def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
@@ -315,12 +363,26 @@ def save_checkpoint(ckpt: Mapping[str, Any], path: str | Path) -> Path:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO with :func:`save_checkpoint` as the writer.
+    """Lightning's checkpoint IO with :func:`save_checkpoint` as the writer, and the reader of a
+    checkpoint already read (``preloaded``: a resumed run restores from the :class:`Checkpoint`
+    train read and checked, so the file is read once).
 
-    Lightning's own writes to a temporary file in ``$TMPDIR`` and moves it: across file
+    Lightning's own writer writes to a temporary file in ``$TMPDIR`` and moves it: across file
     systems (tmpfs ``/tmp``, runs on NFS) the move copies over the old file in place, and a
     kill during it leaves a truncated ``last.ckpt``. Local paths only (a URL is refused).
     """
+
+    def __init__(self, preloaded: Checkpoint | None = None) -> None:
+        super().__init__()
+        self._preloaded = preloaded
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
+                        ) -> dict[str, Any]:
+        """The preloaded checkpoint's data for its own path (once), else the file, read as data."""
+        preloaded, self._preloaded = self._preloaded, None
+        if preloaded is not None and Path(path).expanduser().resolve() == preloaded.path.resolve():
+            return dict(preloaded.data)
+        return load_tensors(path, "checkpoint", EXPECTED)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         """Write ``checkpoint`` to ``path`` with :func:`save_checkpoint`."""

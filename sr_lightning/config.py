@@ -3,11 +3,13 @@ resolvers, and the one way to compose it from code (:func:`compose_config`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets import net_class
@@ -64,6 +66,17 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("sr.unique_run_dir", unique_run_dir, replace=True)
     OmegaConf.register_new_resolver("sr.run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sr.sweep_group", sweep_group, replace=True)
+
+
+def updated(cfg: DictConfig, updates: Mapping[str, Any]) -> DictConfig:
+    """A copy of ``cfg`` with ``updates`` (dotted keys, e.g. ``trainer.max_steps``) set: what a
+    command decides is recorded in the config it runs with, and the config it was given
+    stays as composed."""
+    out = copy.deepcopy(cfg)
+    with open_dict(out):
+        for key, value in updates.items():
+            OmegaConf.update(out, key, value, merge=False, force_add=True)
+    return out
 
 
 def quote_numeric_choices(argv: list[str], conf_dir: str | Path) -> list[str]:

@@ -14,59 +14,58 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.callbacks import ProgressLog
-from sr_lightning.checkpoint import adopt_checkpoint_net, config_trusted_nets, read_checkpoint
+from sr_lightning.checkpoint import Checkpoint, config_trusted_nets, data_for, read_checkpoint
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
-from sr_lightning.config import register_resolvers
+from sr_lightning.config import register_resolvers, updated
 from sr_lightning.errors import UserError
-from sr_lightning.hardware import check_accelerator, resolve_precision, resolve_speed
-from sr_lightning.lit import SRLitModule
+from sr_lightning.lit import SRLitModule, load_module
 from sr_lightning.loggers import instantiate_loggers
 from sr_lightning.published import PACKAGED, PublishedRow, find_published, read_published, variants
 from sr_lightning.report import report
+from sr_lightning.settings import apply_settings, resolve_settings
 
 log = logging.getLogger(__name__)
 
 
-def evaluate(cfg: DictConfig) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Run the test sets; returns ``(metrics.json content, objects)``."""
+def evaluate(cfg: DictConfig, checkpoint: Checkpoint | None = None
+             ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Run the test sets; returns ``(metrics.json content, objects)`` (``objects["cfg"]``: the
+    config it ran with, its decisions recorded). ``checkpoint``: ``cfg.ckpt_path`` already read
+    (the Python API's model)."""
     register_resolvers()
     if OmegaConf.is_missing(cfg.data, "train_dir"):  # data=folder: evaluation trains on nothing
-        with open_dict(cfg):
-            cfg.data.train_dir = None
+        cfg = updated(cfg, {"data.train_dir": None})
     require_given(cfg)
-    check_accelerator(cfg.trainer.get("accelerator", "auto"))
-    channels_last = resolve_speed({"channels_last": cfg.channels_last}, cfg.trainer.get("accelerator", "auto"))[
-        "channels_last"]
+    settings = apply_settings(resolve_settings(cfg, cfg.trainer.get("accelerator", "auto"), cfg.trainer.precision))
     if cfg.ckpt_path:
         # The checkpoint's network (checked against the registry) and weights; the evaluation
         # protocol is this command's; no loss/optimizer/scheduler is built.
-        trusted = config_trusted_nets(cfg)
-        ckpt = read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted)
-        module = SRLitModule.load_from_checkpoint(
-            ckpt, net_overrides=adopt_checkpoint_net(cfg, ckpt, overridden_keys(), trusted), trusted_nets=trusted,
-            evaluation=cfg.evaluation, channels_last=channels_last)
+        ckpt = checkpoint or read_checkpoint(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg))
+        data_updates, net_overrides = data_for(ckpt, cfg.data, overridden_keys())
+        cfg = updated(cfg, data_updates)
+        module = load_module(ckpt, net_overrides=net_overrides, evaluation=cfg.evaluation,
+                             channels_last=settings.channels_last)
     else:
-        module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation, channels_last=channels_last)
+        module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation, channels_last=settings.channels_last)
         if any(p.requires_grad for p in module.parameters()):
             raise UserError(f"model={module.net.name} has trainable weights but no ckpt_path was given: pass "
                              f"ckpt_path=<a checkpoint of sr_lightning.train> (or model=bicubic for the baseline)")
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)
-    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
     progress = ProgressLog(**cfg.get("progress", {}))
     trainer: L.Trainer = instantiate(cfg.trainer, devices=1, val_check_interval=None,  # eval never validates
                                      logger=instantiate_loggers(cfg.get("logger")) or False,
-                                     callbacks=[progress], precision=precision, enable_checkpointing=False)
+                                     callbacks=[progress], precision=settings.precision, enable_checkpointing=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     results = module.test_results
     lines = _add_published(results, cfg, module.net.name, module.scale)
     ensemble = " + x8 self-ensemble" if module.self_ensemble else ""
     title = f"{module.net.name}{ensemble} x{module.scale} ({cfg.ckpt_path or 'no checkpoint'})"
     report(results, cfg.paths.output_dir, title, lines)
-    return results, {"module": module, "datamodule": datamodule, "trainer": trainer}
+    return results, {"module": module, "datamodule": datamodule, "trainer": trainer, "cfg": cfg}
 
 
 def _add_published(results: dict[str, dict[str, float]], cfg: DictConfig, net_name: str, scale: int) -> list[str]:

@@ -20,10 +20,10 @@ from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint
 from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.data.io import read_image, write_image
 from sr_lightning.errors import UserError
-from sr_lightning.hardware import torch_device
 from sr_lightning.lam import Attribution, Window, local_attribution, overlay
-from sr_lightning.lit import SRLitModule
+from sr_lightning.lit import load_module
 from sr_lightning.ops import imresize, rgb_to_ycbcr
+from sr_lightning.settings import apply_settings, resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,10 @@ def explain(cfg: DictConfig) -> tuple[Attribution, Path]:
         raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
     if not isinstance(cfg.from_hr, bool):
         raise UserError(f"from_hr={cfg.from_hr!r} must be true or false")
-    trusted = config_trusted_nets(cfg)
-    module = SRLitModule.load_from_checkpoint(read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted),
-                                              torch_device(cfg.device),
-                                              trusted_nets=trusted).eval()
+    ckpt = read_checkpoint(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg))
+    settings = apply_settings(resolve_settings({"channels_last": ckpt.module_arguments["channels_last"]}, cfg.device,
+                                               option="device"))
+    module = load_module(ckpt, device=settings.device).eval()
     pixels, _, _ = read_image(src)
     lr = network_input(pixels, module.net.in_channels, module.scale, cfg.from_hr).to(module.device)
     attribution = local_attribution(module, lr, window, module.scale, float(cfg.sigma), int(cfg.steps),

@@ -22,16 +22,14 @@ from omegaconf import DictConfig
 from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint
 from sr_lightning.cli import prepare_argv, user_errors
 from sr_lightning.inference.export import CHECK_SIZE, export
-from sr_lightning.lit import SRLitModule
+from sr_lightning.lit import load_module
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
-    trusted = config_trusted_nets(cfg)
-    module = SRLitModule.load_from_checkpoint(read_checkpoint(cfg.ckpt_path, "ckpt_path", trusted),
-                                              trusted_nets=trusted)
+    module = load_module(read_checkpoint(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg)))
     size = cfg.get("size")
     size = list(size) if size is not None else None
     diff = export(module.net, module.net.in_channels, str(cfg.format), cfg.output, float(cfg.tolerance), size)

@@ -123,14 +123,24 @@ def _warn_emulated_bf16() -> None:
                 "precision=auto picks 32-true here", describe_cpu())
 
 
-def check_accelerator(accelerator: str) -> None:
-    """Refuse ``trainer.accelerator=gpu`` (or ``cuda``) where torch finds no CUDA GPU, in one
-    line naming the build, instead of Lightning's error from inside the trainer's constructor."""
+def check_accelerator(accelerator: str, option: str = "trainer.accelerator") -> None:
+    """Refuse ``gpu`` (or ``cuda``) where torch finds no CUDA GPU, in one line naming ``option``
+    and the build, instead of Lightning's error from inside the trainer's constructor."""
     if str(accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
         build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-        raise UserError(f"trainer.accelerator={accelerator}: torch {torch.__version__} ({build}) finds no CUDA GPU "
-                        f"here; use trainer.accelerator=auto (the GPU when there is one) or cpu, or install a CUDA "
+        raise UserError(f"{option}={accelerator}: torch {torch.__version__} ({build}) finds no CUDA GPU "
+                        f"here; use {option}=auto (the GPU when there is one) or cpu, or install a CUDA "
                         f"build of torch (README: make install PIP_TORCH_ARGS=...)")
+
+
+def device_for(accelerator: str) -> torch.device:
+    """The device a run's ``accelerator`` (Lightning's ``trainer.accelerator``, or a command's
+    ``device``) puts the network on: ``auto``, ``gpu`` and ``cuda`` the CUDA GPU when torch
+    finds one (else the CPU), ``cpu``, ``mps``. The one device rule of every command."""
+    name = str(accelerator)
+    if name in ("auto", "gpu", "cuda"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
@@ -142,23 +152,16 @@ def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | 
     CPUs without AMX, or with AMX switched off by ``ONEDNN_MAX_CPU_ISA``, convert it in
     software) 32-true.
     """
+    device = device_for(accelerator)
     if str(precision) != "auto":
-        cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-        if str(precision).startswith("bf16") and cpu and not amx_usable():
+        if str(precision).startswith("bf16") and device.type == "cpu" and not amx_usable():
             _warn_emulated_bf16()
         return precision
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+    if device.type == "cuda":
         return "bf16-mixed" if torch.cuda.get_device_capability()[0] >= 8 else "32-true"
-    if accelerator in ("auto", "cpu") and amx_usable():
+    if device.type == "cpu" and amx_usable():
         return "bf16-mixed"
     return "32-true"
-
-
-def torch_device(name: str) -> torch.device:
-    """``cpu``, ``cuda``, ``mps``, or ``auto`` (cuda when available, else cpu)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def fast_bf16(accelerator: str = "auto") -> bool:

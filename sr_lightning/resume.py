@@ -17,6 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 
 from sr_lightning.cli import quoted
@@ -54,38 +57,51 @@ class Plan:
         return lines
 
 
+def parsed(overrides: list[str]) -> list[Override]:
+    """The overrides as Hydra's own parser reads them (keys, ``+``/``~``, quoted values).
+
+    Raises:
+        UserError: one Hydra cannot parse (its message).
+    """
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as err:
+        raise UserError(str(err).splitlines()[0]) from None
+
+
 def key_of(override: str) -> str:
     """``+data.x=1`` -> ``data.x``; ``~callbacks.ema`` -> ``callbacks.ema``."""
-    return override.split("=", 1)[0].lstrip("+~")
+    return parsed([override])[0].key_or_group
 
 
 def value_of(overrides: list[str], key: str) -> str | None:
-    """The value of the last override of ``key`` (quotes removed), or None."""
+    """The value of the last override of ``key`` (as a string; Hydra's ``null``: None), or None."""
     found = None
-    for o in overrides:
-        if "=" in o and key_of(o) == key:
-            found = o.split("=", 1)[1].strip("'\"")
+    for o in parsed(overrides):
+        if o.key_or_group == key and not o.is_delete():
+            value = o.value()
+            found = None if value is None else str(value)
     return found
 
 
 def merge(old: list[str], new: list[str]) -> tuple[list[str], list[str]]:
     """The original overrides with the new ones applied (same key: the new one, in the old
     one's place; ``+`` kept where the old one needed it); and the changes, as text."""
-    merged = [o for o in old if key_of(o) not in NOT_REPLAYED]
+    merged = [o for o in parsed(old) if o.key_or_group not in NOT_REPLAYED]
     changes = []
-    for o in new:
-        k = key_of(o)
-        at = next((i for i, m in enumerate(merged) if key_of(m) == k), None)
+    for o in parsed(new):
+        at = next((i for i, m in enumerate(merged) if m.key_or_group == o.key_or_group), None)
         if at is None:
             merged.append(o)
-            changes.append(f"{o} (new)")
+            changes.append(f"{o.input_line} (new)")
             continue
-        if merged[at] != o:
-            if merged[at].startswith("+") and not o.startswith(("+", "~")):
-                o = "+" + o
-            changes.append(f"{o} (was {merged[at]})")
-        merged[at] = o
-    return merged, changes
+        line = o.input_line
+        if merged[at].input_line != line:
+            if merged[at].is_add() and not (o.is_add() or o.is_delete() or o.is_force_add()):
+                line = "+" + line
+            changes.append(f"{line} (was {merged[at].input_line})")
+        merged[at] = parsed([line])[0]
+    return [o.input_line for o in merged], changes
 
 
 def run_folder_of(checkpoint: Path) -> Path | None:
@@ -101,21 +117,6 @@ def recorded_overrides(run_dir: Path) -> list[str]:
         raise UserError(f"'{run_dir / OVERRIDES}' is not a list of overrides; resume with ckpt_path=... and "
                         f"the run's options")
     return listed
-
-
-def file_only(checkpoint: Path, overrides: list[str]) -> Plan:
-    """A checkpoint away from its run folder: train takes its network from the file (checked
-    data); the options it records are shown, never run (a file's options could name code:
-    ``_target_``, a ``pipe:`` data location), so the user repeats those they want."""
-    from sr_lightning.checkpoint import is_resumable, read_checkpoint
-
-    ckpt = read_checkpoint(checkpoint, "ckpt_path")
-    if is_resumable(ckpt):
-        recorded = " ".join(o for o in ckpt.get("sr_lightning", {}).get("overrides", [])
-                            if key_of(o) not in NOT_REPLAYED) or "(none)"
-        print(f"ckpt_path='{checkpoint}' is not in its run folder: its network comes from the file; it was trained "
-              f"with {recorded} (repeat the options you want: options from a file are never run)", file=sys.stderr)
-    return Plan(overrides)
 
 
 def newest_run(runs_dir: Path, experiment: str | None) -> Path:
@@ -167,8 +168,8 @@ def plan(overrides: list[str]) -> Plan:
         if not checkpoint.is_file():  # train names the missing file, with the rest of its checks
             return Plan(overrides)
         run_dir = run_folder_of(checkpoint)
-    if run_dir is None:
-        return file_only(checkpoint, overrides)
+    if run_dir is None:  # away from its run folder: train takes the network from the file and lists its options
+        return Plan(overrides)
     old = recorded_overrides(run_dir)
     merged, changes = merge(old, rest)
     merged += [f"ckpt_path={quoted(checkpoint.resolve())}", f"hydra.run.dir={quoted(run_dir)}"]

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import sys
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +21,27 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import ProgressBar
-from omegaconf import DictConfig, OmegaConf, open_dict
+from lightning.pytorch.callbacks import ProgressBar, Timer
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig, OmegaConf
 
-from sr_lightning.budget import check_budget, plan, seconds_per_step
+from sr_lightning.budget import check_budget, seconds_per_step
+from sr_lightning.budget import plan as plan_budget
 from sr_lightning.callbacks import InterruptCheckpoint
 from sr_lightning.checkpoint import (
     AtomicCheckpointIO,
-    adopt_checkpoint_net,
+    Checkpoint,
+    RunMeta,
     config_trusted_nets,
-    is_resumable,
+    data_for,
     load_weights,
-    net_config,
     read_checkpoint,
 )
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
-from sr_lightning.config import register_resolvers
+from sr_lightning.config import register_resolvers, updated
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.files import write_text_atomically
-from sr_lightning.hardware import (
-    check_accelerator,
-    describe_cpu,
-    fast_bf16,
-    resolve_precision,
-    resolve_speed,
-    tune_allocator,
-)
 from sr_lightning.lit import SRLitModule
 from sr_lightning.loggers import (
     check_tensorboard,
@@ -61,7 +54,8 @@ from sr_lightning.loggers import (
 )
 from sr_lightning.nets.flops import net_gflops
 from sr_lightning.report import print_config, report
-from sr_lightning.resume import resume_argv
+from sr_lightning.resume import NOT_REPLAYED, key_of, resume_argv, run_folder_of
+from sr_lightning.settings import RunSettings, apply_settings, resolve_settings
 from sr_lightning.sweep import JOB_FILE
 
 log = logging.getLogger(__name__)
@@ -69,79 +63,121 @@ log = logging.getLogger(__name__)
 TEST_CKPTS = ("last", "best")
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What a training run resolved before it builds anything.
+
+    Attributes:
+        cfg: the config it runs with: the composed one with train's decisions recorded (speed
+            settings, the checkpoint's network and data, the steps, the validation interval);
+            the config it was given is left as composed.
+        settings: device, precision and speed (:mod:`sr_lightning.settings`).
+        checkpoint: ``ckpt_path`` / ``init_from`` read and checked, or None.
+        resume: continue the checkpoint's run (its training state); False: a new run (from its
+            weights, for ``init_from`` or a weights-only ``ckpt_path``).
+        module_cls: ``module._target_``'s class.
+    """
+
+    cfg: DictConfig
+    settings: RunSettings
+    checkpoint: Checkpoint | None
+    resume: bool
+    module_cls: type[SRLitModule]
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train and test as configured.
+    """Train and test as configured: resolve, build, fit, test.
 
     Returns:
         ``(metrics, objects)``: the final logged metrics (floats) plus ``"test"`` (the
-        metrics.json content), and the datamodule, module, trainer and output folder.
+        metrics.json content), and the datamodule, module, trainer, output folder and the
+        config the run ran with (``cfg``).
     """
     register_resolvers()
+    plan = resolve(cfg)
+    L.seed_everything(plan.cfg.seed, workers=True)
+    datamodule, module = build(plan)
+    run_cfg = updated(plan.cfg, validation_interval(plan.cfg.trainer, datamodule))
+    trainer = build_trainer(run_cfg, plan, module)
+    return fit_and_test(run_cfg, plan, datamodule, module, trainer)
+
+
+def resolve(cfg: DictConfig) -> RunPlan:
+    """Check the options, read the checkpoint, resolve and apply the run settings, and fix the
+    steps (a resumed run's own, or ``budget_minutes``' calibration): a :class:`RunPlan`."""
     require_given(cfg)
     if cfg.test_ckpt not in TEST_CKPTS:
         raise UserError(f"test_ckpt={cfg.test_ckpt!r} is not one of {TEST_CKPTS}: 'last' tests the final weights, "
-                         f"'best' the checkpoint with the highest val/psnr")
-    resume, init = cfg.ckpt_path, cfg.get("init_from")
-    if resume and init:
+                        f"'best' the checkpoint with the highest val/psnr")
+    path, init = cfg.ckpt_path, cfg.get("init_from")
+    if path and init:
         raise UserError("ckpt_path (resume a run) and init_from (start a new run from weights) are both set; "
-                         "keep one")
-    # A checkpoint is data: its network is checked against the registry (and the networks this
-    # config names); its loss/optimizer/scheduler are never used (this run's config supplies them).
+                        "keep one")
     if cfg.get("resume") is not None:
         raise UserError(f"resume={cfg.resume} is read from the command line (python -m sr_lightning.train "
                         f"resume=...); in code, pass sr_lightning.resume.plan(overrides).overrides to Hydra")
-    trusted = config_trusted_nets(cfg)
-    net_cfg, ckpt = cfg.model, None
-    if resume:
-        ckpt = read_checkpoint(resume, "ckpt_path", trusted)  # fail now, with a clear message
-        if is_resumable(ckpt):
-            log.info("resuming from %s at step %d", resume, ckpt.get("global_step", 0))
-        else:
-            log.info("ckpt_path=%s holds weights only (no training state): starting a new run from them", resume)
-            resume, init = None, resume
-    elif init:
-        ckpt = read_checkpoint(init, "init_from", trusted)
-    if ckpt is not None:  # the checkpoint's network (and a resumed run's, whatever the config says)
-        net_cfg = net_config(ckpt, adopt_checkpoint_net(cfg, ckpt, overridden_keys(), trusted))
-    check_accelerator(cfg.trainer.get("accelerator", "auto"))
-    apply_speed(cfg)
     check_max_time(cfg.trainer.get("max_time"))
-    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
     module_cls = module_class(cfg.module)
-    planned = (ckpt or {}).get("sr_lightning", {}).get("max_steps") if resume else None
-    if cfg.get("budget_minutes") is not None and planned and "trainer.max_steps" not in overridden_keys():
-        log.info("budget_minutes=%g: resuming, so the run's own %d steps (its schedule) are kept", cfg.budget_minutes,
-                 planned)
-        with open_dict(cfg):
-            cfg.trainer.max_steps = int(planned)
-    elif cfg.get("budget_minutes") is not None:
-        fit_to_budget(cfg, net_cfg, precision, module_cls)
-    L.seed_everything(cfg.seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
+    # A checkpoint is data: its network is checked against the registry (and the networks this
+    # config names); its loss/optimizer/scheduler are never used (this run's config supplies them).
+    ckpt = read_checkpoint(path or init, "ckpt_path" if path else "init_from", config_trusted_nets(cfg)) \
+        if path or init else None
+    resume = bool(path) and ckpt is not None and ckpt.resumable
+    updates: dict[str, Any] = {}
+    if ckpt is not None:  # the checkpoint's network (and a resumed run's, whatever the config says)
+        if path and not resume:
+            log.info("ckpt_path=%s holds weights only (no training state): starting a new run from them", path)
+        elif resume:
+            log.info("resuming from %s at step %d", path, ckpt.global_step)
+            if run_folder_of(ckpt.path) is None:
+                log.warning("ckpt_path='%s' is not in its run folder: its network comes from the file; it was trained "
+                            "with %s (repeat the options you want: options from a file are never run)", ckpt.path,
+                            " ".join(o for o in ckpt.meta.overrides or () if key_of(o) not in NOT_REPLAYED)
+                            or "(none)")
+        data_updates, net_overrides = data_for(ckpt, cfg.data, overridden_keys())
+        updates.update(data_updates)
+        updates["module.net"] = ckpt.net_config(net_overrides)  # replaces `model`
+    settings = apply_settings(resolve_settings(cfg, cfg.trainer.get("accelerator", "auto"), cfg.trainer.precision))
+    updates.update(settings.speed_options())
+    run_cfg = updated(cfg, updates)
+    steps = planned_steps(run_cfg, settings, ckpt if resume else None, module_cls)
+    if steps is not None:
+        run_cfg = updated(run_cfg, {"trainer.max_steps": steps})
+    return RunPlan(run_cfg, settings, ckpt, resume, module_cls)
+
+
+def build(plan: RunPlan) -> tuple[Any, SRLitModule]:
+    """The datamodule and the module (``conf/module``, built from the run's groups), the module
+    holding what its checkpoints record (:class:`RunMeta`) and, for ``init_from``, the weights."""
+    cfg = plan.cfg
     datamodule = instantiate(cfg.data)
-    if ckpt is not None:
-        with open_dict(cfg):
-            cfg.module.net = net_cfg  # the checkpoint's network replaces `model`
-    module: SRLitModule = instantiate(cfg.module)  # conf/module: built from the run's groups
+    module: SRLitModule = instantiate(cfg.module)
+    check_scales(module, datamodule)
     # The evaluation sets' LR protocol, which eval adopts (a realesrgan training degradation is
-    # not one), and the command's overrides, which resuming from the file alone replays.
+    # not one), and the command's overrides, which resuming from the file alone lists.
     degradation = getattr(datamodule, "degradation", None)
-    module.checkpoint_meta = {"degradation": asdict(degradation)} if isinstance(degradation, Degradation) else {}
-    module.checkpoint_meta.update(overrides=command_overrides(), max_steps=int(cfg.trainer.max_steps))
+    module.run_meta = RunMeta(degradation=asdict(degradation) if isinstance(degradation, Degradation) else None,
+                              overrides=tuple(command_overrides()), max_steps=int(cfg.trainer.max_steps))
     if type(module.net).published_on_rgb and module.net.in_channels == 1:
         log.warning("model: %s was published on RGB (data.channels=3; its tables: data/degradation=benchmark_lr); "
                     "this run trains it on Y (data.channels=%d), so it compares with Y-channel networks, not with "
                     "its paper", module.net.name, cfg.data.channels)
-    if init:
-        load_weights(module, ckpt["state_dict"])
-        log.info("initialised %s from %s", module.net.name, init)
-    set_validation_interval(cfg, datamodule)
+    if plan.checkpoint is not None and not plan.resume:
+        load_weights(module, plan.checkpoint.state_dict)
+        log.info("initialised %s from %s", module.net.name, plan.checkpoint.path)
+    return datamodule, module
+
+
+def build_trainer(cfg: DictConfig, plan: RunPlan, module: SRLitModule) -> L.Trainer:
+    """The trainer of the run's config, with its callbacks and loggers (their hyperparameters:
+    the run's config, network size and cost, the commit)."""
     if cfg.get("print_config", True):
         print_config(cfg)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     check_wandb(cfg.get("logger"))
     check_tensorboard(cfg.get("logger"))
-    if resume:  # the run's own folder: its checkpoints are expected there
+    output_dir = Path(cfg.paths.output_dir)
+    if plan.resume:  # the run's own folder: its checkpoints are expected there
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
         continue_logger_runs(cfg.get("logger"), output_dir)
     loggers = instantiate_loggers(cfg.get("logger"))
@@ -149,20 +185,31 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     # epochs of an open-ended run: "Epoch 0/-2"); trainer.enable_progress_bar=true keeps it.
     bar = {} if "enable_progress_bar" in cfg.trainer else {
         "enable_progress_bar": any(isinstance(c, ProgressBar) for c in callbacks)}
-    # Checkpoints written by the project's one writer (beside their destination, renamed in place).
-    plugins = [AtomicCheckpointIO(), *(instantiate(cfg.trainer.get("plugins")) or [])]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision,
-                                     plugins=plugins, **bar)
+    # Checkpoints written by the project's one writer (beside their destination, renamed in
+    # place); a resumed run restores from the checkpoint already read.
+    plugins = [AtomicCheckpointIO(plan.checkpoint if plan.resume else None),
+               *(instantiate(cfg.trainer.get("plugins")) or [])]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                     precision=plan.settings.precision, plugins=plugins, **bar)
     if trainer.loggers:
         run_info = {"cfg": OmegaConf.to_container(cfg, resolve=True),
                     "num_params": sum(p.numel() for p in module.net.parameters()),
                     "gflops_per_megapixel": round(net_gflops(module.net), 3), "git_commit": git_commit()}
         for logger in trainer.loggers:
             logger.log_hyperparams(run_info)
+    return trainer
+
+
+def fit_and_test(cfg: DictConfig, plan: RunPlan, datamodule: Any, module: SRLitModule, trainer: L.Trainer
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit (from the checkpoint's state when resuming), then test the last or best weights and
+    report; the loggers are closed either way."""
+    output_dir = Path(cfg.paths.output_dir)
     log.info("training %s x%d on %s, precision %s", module.net.name, module.scale,
-             ", ".join(map(str, getattr(datamodule, "train_dirs", [cfg.data.train_dir]))), precision)
+             ", ".join(map(str, getattr(datamodule, "train_dirs", [cfg.data.train_dir]))), plan.settings.precision)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=plan.checkpoint.path if plan.resume else None,
+                    weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         stopped = next((c for c in trainer.callbacks if isinstance(c, InterruptCheckpoint) and c.signal_name), None)
@@ -186,7 +233,21 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         raise
     close_loggers(trainer.loggers, failed=False)
     metrics["test"] = module.test_results
-    return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer, "output_dir": output_dir}
+    return metrics, {"datamodule": datamodule, "module": module, "trainer": trainer, "output_dir": output_dir,
+                     "cfg": cfg}
+
+
+def check_scales(module: SRLitModule, datamodule: Any) -> None:
+    """The network upscales by the data's scale (or, trained on several, takes each of them).
+
+    Raises:
+        UserError: naming both options (``model.scale=3`` with ``data.scale=2``).
+    """
+    scales = list(getattr(datamodule, "train_scales", []) or [getattr(datamodule, "scale", module.scale)])
+    if len(scales) == 1 and int(scales[0]) != module.scale and not type(module.net).scale_agnostic:
+        raise UserError(f"the network upscales x{module.scale} (model.scale={module.scale}) but the data is "
+                        f"x{scales[0]} (data.scale={scales[0]}): set one of them to the other (model.scale follows "
+                        f"data.scale unless it is given)")
 
 
 def command_overrides() -> list[str]:
@@ -194,26 +255,27 @@ def command_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def set_validation_interval(cfg: DictConfig, datamodule: Any) -> None:
-    """Resolve ``trainer.val_check_interval: auto`` (a tenth of ``trainer.max_steps``; with
-    ``check_val_every_n_epoch`` or a run bounded by epochs: once an epoch) and warn, before
-    training, when the run will never validate (``null``: no validation wanted, no warning)."""
-    trainer_cfg, max_steps = cfg.trainer, int(cfg.trainer.get("max_steps") or -1)
+def validation_interval(trainer_cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
+    """``trainer.val_check_interval: auto`` resolved (a tenth of ``trainer.max_steps``; with
+    ``check_val_every_n_epoch`` or a run bounded by epochs: once an epoch), as config updates;
+    warns, before training, when the run will never validate (``null``: no validation
+    wanted, no warning)."""
+    max_steps = int(trainer_cfg.get("max_steps") or -1)
     if trainer_cfg.get("val_check_interval") is None:  # validation left out on purpose (experiment=zssr)
-        return
+        return {}
     by_epoch = trainer_cfg.get("check_val_every_n_epoch") is not None or max_steps <= 0
     interval = trainer_cfg.get("val_check_interval")
     if interval == "auto":
         interval = 1.0 if by_epoch else max(1, max_steps // 10)
-    with open_dict(cfg):
-        trainer_cfg.val_check_interval = interval
-        if by_epoch and trainer_cfg.get("check_val_every_n_epoch") is None:
-            trainer_cfg.check_val_every_n_epoch = 1
+    every_n_epoch = trainer_cfg.get("check_val_every_n_epoch") or (1 if by_epoch else None)
+    updates: dict[str, Any] = {"trainer.val_check_interval": interval}
+    if by_epoch:
+        updates["trainer.check_val_every_n_epoch"] = every_n_epoch
     never = None
     if not getattr(datamodule, "val_dir", None):
         never = "data.val_dir is not set"
     elif by_epoch and max_steps > 0:
-        steps = int(getattr(datamodule, "steps_per_epoch", 1)) * int(trainer_cfg.check_val_every_n_epoch)
+        steps = int(getattr(datamodule, "steps_per_epoch", 1)) * int(every_n_epoch)
         never = f"it validates every {steps} steps" if steps > max_steps else None
     elif isinstance(interval, int) and interval > max_steps > 0:
         never = f"trainer.val_check_interval={interval}"
@@ -222,6 +284,7 @@ def set_validation_interval(cfg: DictConfig, datamodule: Any) -> None:
                     "value for sweeps; set trainer.val_check_interval=N (steps) to validate", never, max_steps)
     elif isinstance(interval, int):
         log.info("validating every %d steps", interval)
+    return updates
 
 
 def module_class(module_cfg: DictConfig) -> type[SRLitModule]:
@@ -240,67 +303,59 @@ def module_class(module_cfg: DictConfig) -> type[SRLitModule]:
 MAX_TIME_FORMS = "'DD:HH:MM:SS' (e.g. '00:00:10:00'), or a mapping such as {minutes: 10} (days/hours/minutes/seconds)"
 
 
-def check_max_time(max_time: Any) -> None:
-    """Fail early, with the forms Lightning accepts, on a ``trainer.max_time`` it would reject."""
+def check_max_time(max_time: Any) -> float | None:
+    """``trainer.max_time`` in seconds, parsed by Lightning's own ``Timer`` (what the trainer
+    does with it), or None when unset.
+
+    Raises:
+        UserError: a form Lightning rejects, or no time at all, with the forms it takes.
+    """
     if max_time is None:
-        return
-    if isinstance(max_time, str):
-        ok = re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", max_time.strip()) is not None
-    elif isinstance(max_time, Mapping):
-        ok = bool(max_time) and set(max_time) <= {"days", "hours", "minutes", "seconds"} and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in max_time.values())
-    else:
-        ok = False
-    if not ok:
+        return None
+    if OmegaConf.is_config(max_time):
+        max_time = OmegaConf.to_container(max_time, resolve=True)
+    try:
+        seconds = Timer(duration=max_time)._duration
+    except (MisconfigurationException, TypeError, ValueError, AttributeError):
+        seconds = None
+    if not seconds or seconds <= 0:
         raise UserError(f"trainer.max_time={max_time!r} is not a form Lightning takes: use {MAX_TIME_FORMS}")
+    return float(seconds)
 
 
-def apply_speed(cfg: DictConfig) -> None:
-    """Resolve the speed options (``auto``: this machine class's measured default, see
-    ``hardware.SPEED_DEFAULTS``) into ``cfg``, so the run records what it ran with; set the
-    thread count and tune the allocator."""
-    accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    speed = resolve_speed(cfg, accelerator)
-    with open_dict(cfg):
-        cfg.update(speed)
-    if speed["threads"]:
-        torch.set_num_threads(speed["threads"])
-    tuned = speed["tune_allocator"] and tune_allocator()
-    log.info("speed settings for %s: channels_last=%s compile=%s threads=%d, allocator %s",
-             "the GPU" if fast_bf16(accelerator) and torch.cuda.is_available() else describe_cpu(),
-             speed["channels_last"], speed["compile"], torch.get_num_threads(),
-             "tuned to reuse freed memory" if tuned else "glibc's defaults")
-
-
-def fit_to_budget(cfg: DictConfig, net_cfg: Any, precision: str | int, module_cls: type[SRLitModule]) -> None:
-    """``budget_minutes``: time a few training steps here and set ``cfg.trainer.max_steps`` (at
-    most its configured value) to what fits, unless ``trainer.max_steps`` was given on the
-    command line (then the steps are pinned)."""
+def planned_steps(cfg: DictConfig, settings: RunSettings, resumed: Checkpoint | None,
+                  module_cls: type[SRLitModule]) -> int | None:
+    """``trainer.max_steps`` as train decides it, or None to keep the config's: a resumed run's
+    own steps (its schedule) under ``budget_minutes``; else the steps that fit the budget
+    (timed here), unless ``trainer.max_steps`` was given on the command line (pinned)."""
+    if cfg.get("budget_minutes") is None:
+        return None
     minutes = check_budget(cfg.budget_minutes)
+    planned = resumed.meta.max_steps if resumed is not None else None
     if "trainer.max_steps" in overridden_keys():
         log.info("budget_minutes=%g: trainer.max_steps=%d given, so no calibration", minutes, cfg.trainer.max_steps)
-        return
+        return None
+    if planned:
+        log.info("budget_minutes=%g: resuming, so the run's own %d steps (its schedule) are kept", minutes, planned)
+        return int(planned)
     if int(cfg.trainer.max_steps) <= 0:
         raise UserError("budget_minutes needs trainer.max_steps > 0 as its cap (it sets the steps that fit)")
     if module_cls is not SRLitModule:
         raise UserError(f"budget_minutes times SRLitModule steps; for module._target_={module_cls.__name__} set "
-                         f"trainer.max_steps (and budget_minutes=null)")
-    accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    device = torch.device("cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu")
+                        f"trainer.max_steps (and budget_minutes=null)")
     torch.manual_seed(cfg.seed)
-    probe = SRLitModule(net=net_cfg, loss=cfg.loss, channels_last=cfg.channels_last)
-    step_s = seconds_per_step(probe, cfg.optimizer, cfg.data, precision, cfg.trainer.get("gradient_clip_val"), device)
-    steps, line = plan(minutes, step_s, int(cfg.trainer.max_steps), precision)
+    probe = SRLitModule(net=cfg.module.net, loss=cfg.loss, channels_last=settings.channels_last)
+    step_s = seconds_per_step(probe, cfg.optimizer, cfg.data, settings.precision, cfg.trainer.get("gradient_clip_val"),
+                              settings.device)
+    steps, line = plan_budget(minutes, step_s, int(cfg.trainer.max_steps), settings.precision)
     log.info(line)
-    with open_dict(cfg):
-        cfg.trainer.max_steps = steps
+    return steps
 
 
 def write_job_summary(cfg: DictConfig, metrics: dict[str, Any], output_dir: Path) -> None:
     """``job_summary.json`` for the sweep summary: overrides, the optimised metric, test PSNR per set."""
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     value = metrics.get(cfg.optimized_metric)
-    summary = {"overrides": overrides, "metric": cfg.optimized_metric,
+    summary = {"overrides": command_overrides(), "metric": cfg.optimized_metric,
                "value": float(value) if value is not None else None,
                "test_psnr": {name: r["psnr"] for name, r in (metrics.get("test") or {}).items()}}
     write_text_atomically(output_dir / JOB_FILE, json.dumps(summary, indent=2) + "\n")

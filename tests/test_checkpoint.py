@@ -257,8 +257,7 @@ def test_a_checkpoint_names_its_network_so_a_moved_module_does_not_orphan_it(rea
     moved = copy.deepcopy(real_ckpt)
     moved["hyper_parameters"]["net"]["_target_"] = "sr_lightning.nets.old_place.SRCNN"  # never importable
     torch.save(moved, tmp_path / "moved.ckpt")
-    assert read_checkpoint(tmp_path / "moved.ckpt")["hyper_parameters"]["net"]["_target_"] == \
-        "sr_lightning.nets.srcnn.SRCNN"
+    assert read_checkpoint(tmp_path / "moved.ckpt").net["_target_"] == "sr_lightning.nets.srcnn.SRCNN"
     assert type(SRLitModule.load_from_checkpoint(tmp_path / "moved.ckpt").net).__name__ == "SRCNN"
     old = copy.deepcopy(real_ckpt)
     del old["hyper_parameters"]["net"]["name"]

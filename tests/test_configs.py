@@ -13,14 +13,14 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from sr_lightning.config import CONF_DIR, register_resolvers
+from sr_lightning.config import CONF_DIR, register_resolvers, updated
 from sr_lightning.gan import SRGANDiscriminator, UNetDiscriminatorSN
 from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRGANModule, SRLitModule
 from sr_lightning.lit.evaluation import Evaluation
 from sr_lightning.loggers import instantiate_callbacks, instantiate_loggers
 from sr_lightning.nets import list_nets, net_class
-from sr_lightning.train import set_validation_interval
+from sr_lightning.train import validation_interval
 from tests.conftest import _crops, write_folder
 
 CONF = CONF_DIR
@@ -177,7 +177,7 @@ def test_trainer_configs(tmp_path, option):
     cfg = _compose(tmp_path, "train", [f"trainer={option}"])
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         pytest.skip("needs CUDA to instantiate")
-    set_validation_interval(cfg, SimpleNamespace(val_dir="sample:val", steps_per_epoch=100))  # as train does
+    cfg = updated(cfg, validation_interval(cfg.trainer, SimpleNamespace(val_dir="sample:val", steps_per_epoch=100)))
     trainer = instantiate(cfg.trainer, precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
                           logger=False)
     assert trainer.max_steps == cfg.trainer.max_steps and trainer.val_check_interval == cfg.trainer.max_steps // 10

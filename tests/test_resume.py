@@ -75,7 +75,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tiny_data, tmp_p
     elsewhere = run_cli("sr_lightning.train", f"ckpt_path={moved}", f"hydra.run.dir={tmp_path / 'again'}",
                         "trainer.max_steps=12", "data=folder", f"data.train_dir={tiny_data['train']}",
                         "data.val_dir=null", "test=false")
-    shown = elsewhere.stderr.split("it was trained with ", 1)[1]
+    shown = (elsewhere.stdout + elsewhere.stderr).split("it was trained with ", 1)[1].split("\n", 1)[0]
     assert "model=espcn" in shown and "options from a file are never run" in shown and "ckpt_path" not in shown
     assert torch.load(tmp_path / "again/checkpoints/last.ckpt", weights_only=True)["hyper_parameters"]["net"][
         "_target_"].endswith("ESPCN")

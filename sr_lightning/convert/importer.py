@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from sr_lightning.checkpoint import save_checkpoint, weights_checkpoint
+from sr_lightning.checkpoint import RunMeta, save_checkpoint, weights_checkpoint
 from sr_lightning.convert.formats import FORMATS, NEEDS_NET
 from sr_lightning.convert.imported import Imported
 from sr_lightning.errors import UserError
@@ -22,8 +22,8 @@ def imported_module(imported: Imported) -> SRLitModule:
         module.net.load_state_dict(imported.state_dict)  # the reader fitted the keys and shapes (release.py)
     else:
         _copy_convolutions(module.net, imported.weights)
-    module.checkpoint_meta = {"trained_scales": imported.trained_scales, "source": imported.source,
-                              "degradation": dict(imported.degradation)}
+    module.run_meta = RunMeta(degradation=dict(imported.degradation), source=imported.source,
+                              trained_scales=tuple(imported.trained_scales) if imported.trained_scales else None)
     return module
 
 

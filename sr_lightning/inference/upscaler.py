@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from sr_lightning.checkpoint import read_checkpoint, rescale_overrides
+from sr_lightning.checkpoint import Checkpoint, read_checkpoint
 from sr_lightning.data.io import MAX_IMAGE_PIXELS, check_writable, read_image, write_image
 from sr_lightning.errors import UserError
-from sr_lightning.hardware import torch_device
 from sr_lightning.inference.onnx_runner import OnnxNet
 from sr_lightning.inference.tiling import Box, tiled_forward
-from sr_lightning.lit import SRLitModule
+from sr_lightning.lit import SRLitModule, load_module
 from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
 from sr_lightning.ops.self_ensemble import self_ensemble
 from sr_lightning.progress import track
+from sr_lightning.settings import apply_settings, resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,11 @@ def is_out_of_memory(err: BaseException) -> bool:
         s in text for s in ("can't allocate memory", "not enough memory", "out of memory", "Cannot allocate memory"))
 
 
-def load_upscaler(path: str | Path, backend: str = "pytorch", device: str = "auto", scale: int | None = None,
-                  ensemble: bool = False, trusted_nets: Collection[str] = ()) -> Upscaler:
-    """The network a file holds, ready to upscale: a checkpoint run in PyTorch on ``device``,
-    or (``backend="onnx"``) an exported ONNX file run by onnxruntime on the CPU.
+def load_upscaler(path: str | Path | Checkpoint, backend: str = "pytorch", device: str = "auto",
+                  scale: int | None = None, ensemble: bool = False, trusted_nets: Collection[str] = ()) -> Upscaler:
+    """The network a file holds, ready to upscale: a checkpoint (a path, or one already read)
+    run in PyTorch on ``device``, or (``backend="onnx"``) an exported ONNX file run by
+    onnxruntime on the CPU.
 
     Args:
         scale: None (the network's) or another scale a scale-agnostic checkpoint was trained for.
@@ -172,10 +173,11 @@ def load_upscaler(path: str | Path, backend: str = "pytorch", device: str = "aut
         return onnx_upscaler(net, ensemble)
     if backend != "pytorch":
         raise UserError(f"backend={backend!r} is not one of ('pytorch', 'onnx')")
-    if Path(path).suffix.lower() == ".onnx":
+    if not isinstance(path, Checkpoint) and Path(path).suffix.lower() == ".onnx":
         raise UserError(f"ckpt_path='{path}' is an ONNX file: add backend=onnx to run it with onnxruntime")
-    ckpt = read_checkpoint(path, "ckpt_path", trusted_nets)
-    overrides = rescale_overrides(ckpt, int(scale), "scale", trusted_nets) if scale is not None else {}
-    module = SRLitModule.load_from_checkpoint(ckpt, torch_device(device), net_overrides=overrides,
-                                              trusted_nets=trusted_nets).eval()
+    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path, "ckpt_path", trusted_nets)
+    settings = apply_settings(resolve_settings({"channels_last": ckpt.module_arguments["channels_last"]}, device,
+                                                 option="device"))
+    module = load_module(ckpt, device=settings.device,
+                         net_overrides=ckpt.rescale(int(scale), "scale") if scale is not None else None).eval()
     return pytorch_upscaler(module, ensemble)

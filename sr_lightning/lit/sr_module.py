@@ -18,8 +18,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor, nn
+from torchmetrics import MaxMetric, MetricCollection
 
-from sr_lightning.checkpoint import check_checkpoint, load_weights, module_arguments, net_config, read_checkpoint
+from sr_lightning.checkpoint import Checkpoint, RunMeta, read_checkpoint
 from sr_lightning.errors import UserError
 from sr_lightning.lit.evaluation import Evaluation, crop_pixels
 from sr_lightning.metrics import GMSD, PSNR, SSIM, quantize
@@ -36,33 +37,28 @@ def to_plain(cfg: Any) -> Any:
     return copy.deepcopy(cfg)
 
 
-class _EvalMetrics(nn.Module):
-    """PSNR/SSIM of the network and of bicubic on one evaluation set, and the network's
-    GMSD (a perceptual-quality proxy that needs no downloaded weights)."""
+class EvalMetrics(MetricCollection):
+    """PSNR/SSIM of the network and of bicubic on one evaluation set, and the network's GMSD (a
+    perceptual-quality proxy that needs no downloaded weights): a torchmetrics collection,
+    updated with ``(sr, bicubic, hr, gray)``; ``compute()`` also gives ``num_images`` (over all
+    processes)."""
 
     def __init__(self, crop_border: int, y_channel: bool) -> None:
-        super().__init__()
         kw = {"crop_border": crop_border, "y_channel": y_channel}
-        self.psnr, self.ssim = PSNR(**kw), SSIM(**kw)
-        self.psnr_bicubic, self.ssim_bicubic = PSNR(**kw), SSIM(**kw)
-        self.gmsd = GMSD(**kw)
+        super().__init__({"psnr": PSNR(**kw), "ssim": SSIM(**kw), "gmsd": GMSD(**kw),
+                          "psnr_bicubic": PSNR(**kw), "ssim_bicubic": SSIM(**kw)}, compute_groups=False)
 
-    def update(self, sr: Tensor, bicubic: Tensor, hr: Tensor, gray: Tensor | None = None) -> None:
-        self.psnr.update(sr, hr, gray)
-        self.ssim.update(sr, hr, gray)
-        self.gmsd.update(sr, hr, gray)
-        self.psnr_bicubic.update(bicubic, hr, gray)
-        self.ssim_bicubic.update(bicubic, hr, gray)
+    def update(self, sr: Tensor, bicubic: Tensor, hr: Tensor, gray: Tensor | None = None) -> None:  # type: ignore[override]
+        """Add a batch: ``sr``, ``bicubic``, ``hr`` (N, C, H, W) in [0, 1]; ``gray`` (N,) or None."""
+        for name, metric in self.items(keep_base=True):
+            metric.update(bicubic if name.endswith("_bicubic") else sr, hr, gray)
 
-    def compute(self) -> dict[str, float]:
-        out = {name: float(m.compute()) for name, m in self.named_children()}
-        with self.psnr.sync_context():  # the count over all processes, not this one's
-            out["num_images"] = int(self.psnr.count)
+    def compute(self) -> dict[str, float]:  # type: ignore[override]
+        out = {name: float(value) for name, value in super().compute().items()}
+        psnr = self["psnr"]
+        with psnr.sync_context():  # the count over all processes, not this one's
+            out["num_images"] = int(psnr.count)
         return out
-
-    def reset(self) -> None:
-        for m in self.children():
-            m.reset()
 
 
 class SRLitModule(L.LightningModule):
@@ -123,36 +119,35 @@ class SRLitModule(L.LightningModule):
         self.bicubic_border = protocol.bicubic_border
         self.y_channel, self.quantize, self.gray = protocol.y_channel, protocol.quantize, protocol.gray
         self.self_ensemble = protocol.self_ensemble
-        self.val_metrics = _EvalMetrics(self.crop_border, self.y_channel)
+        self.val_metrics = EvalMetrics(self.crop_border, self.y_channel)
         self.test_metrics = nn.ModuleDict()
-        # The best val/psnr so far: bookkeeping, not a weight (an EMA of the weights must not
-        # average it), kept in checkpoints under "psnr_best".
-        self.psnr_best = float("-inf")
+        # The best val/psnr so far (a metric, not a weight: an EMA of the weights must not average
+        # it), kept in checkpoints under "psnr_best".
+        self.psnr_best = MaxMetric().set_dtype(torch.float64)
         self.test_results: dict[str, dict[str, float]] = {}
-        # Saved in checkpoints under "sr_lightning" (e.g. the data's degradation, which eval adopts).
-        self.checkpoint_meta: dict[str, Any] = {}
+        # What checkpoints record of the training under "sr_lightning" (the one writer of it).
+        self.run_meta = RunMeta()
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
         cls,
-        checkpoint_path: str | Path | Mapping[str, Any],
+        checkpoint_path: str | Path | Checkpoint,
         map_location: str | torch.device | None = None,
         *,
         net_overrides: Mapping[str, Any] | None = None,
         trusted_nets: Collection[str] = (),
         **kwargs: Any,
     ) -> SRLitModule:
-        """Rebuild a module from a checkpoint without running anything the file names.
+        """Rebuild a module from a checkpoint without running anything the file names
+        (:func:`sr_lightning.checkpoint.read_checkpoint`, then :func:`sr_lightning.lit.load_module`).
 
         The network, evaluation protocol, ``channels_last`` and ``adjustable_clip`` come from
-        the checkpoint (checked as data: :func:`sr_lightning.checkpoint.check_checkpoint`);
-        the loss, optimizer and scheduler it records are never built. To train further, pass
-        your own (``loss={"_target_": "torch.nn.L1Loss"}``, ``optimizer=...``); an
-        :class:`SRGANModule` needs ``discriminator=...`` likewise.
+        the checkpoint; the loss, optimizer and scheduler it records are never built. To
+        train further, pass your own (``loss={"_target_": "torch.nn.L1Loss"}``,
+        ``optimizer=...``); an :class:`SRGANModule` needs ``discriminator=...`` likewise.
 
         Args:
-            checkpoint_path: a ``.ckpt`` file, or a dict read by
-                :func:`sr_lightning.checkpoint.read_checkpoint`.
+            checkpoint_path: a ``.ckpt`` file, or a :class:`~sr_lightning.checkpoint.Checkpoint`.
             map_location: the device to put the module on (default: CPU).
             net_overrides: network kwargs to change (e.g. the scale of a scale-agnostic network).
             trusted_nets: ``_target_`` paths of your own (unregistered) networks the file may name.
@@ -160,30 +155,26 @@ class SRLitModule(L.LightningModule):
                 ``channels_last``, ``loss``, ...).
 
         Raises:
-            FileNotFoundError, ValueError: the file is missing, unreadable, or holds
-                something it will not use (the message names the key).
+            FileNotFoundError, UserError: the file is missing, unreadable, or holds something it
+                will not use (the message names the key).
         """
-        if isinstance(checkpoint_path, Mapping):
-            ckpt = checkpoint_path
-            check_checkpoint(ckpt, trusted_nets=trusted_nets)
-        else:
-            ckpt = read_checkpoint(checkpoint_path, trusted_nets=trusted_nets)
-        args = {**module_arguments(ckpt), "net": net_config(ckpt, net_overrides), **kwargs}
-        module = cls(**args)
-        load_weights(module, ckpt["state_dict"])
-        return module.to(map_location) if map_location is not None else module
+        from sr_lightning.lit.loading import load_module
+
+        ckpt = checkpoint_path if isinstance(checkpoint_path, Checkpoint) else \
+            read_checkpoint(checkpoint_path, trusted_nets=trusted_nets)
+        return load_module(ckpt, cls, device=map_location, net_overrides=net_overrides, **kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["sr_lightning"] = {**checkpoint.get("sr_lightning", {}), **self.checkpoint_meta}
-        checkpoint["psnr_best"] = self.psnr_best
+        checkpoint["sr_lightning"] = self.run_meta.as_dict()
+        checkpoint["psnr_best"] = float(self.psnr_best.max_value)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Checkpoints written before psnr_best left the buffers hold it in their state dicts.
+        # Checkpoints written while psnr_best was a buffer hold it among their weights.
         legacy = checkpoint.get("state_dict", {}).pop("psnr_best", None)
         checkpoint.get("current_model_state", {}).pop("psnr_best", None)
         value = checkpoint.get("psnr_best", legacy)
-        if value is not None:
-            self.psnr_best = float(value)
+        if value is not None and float(value) > float("-inf"):
+            self.psnr_best.update(torch.as_tensor(float(value)))
 
     # -- forward -----------------------------------------------------------------------
     def forward(self, lr: Tensor) -> Tensor:
@@ -256,7 +247,7 @@ class SRLitModule(L.LightningModule):
             sr, bicubic = quantize(sr), quantize(bicubic)
         return sr, bicubic
 
-    def _evaluate(self, batch: Mapping[str, Any], metrics: _EvalMetrics, ensemble: bool = False
+    def _evaluate(self, batch: Mapping[str, Any], metrics: EvalMetrics, ensemble: bool = False
                   ) -> dict[str, Any] | None:
         """Update ``metrics`` with a batch (``ensemble``: the SR is the x8 self-ensemble); returns
         what callbacks may use (the kept images' ``sr``, ``bicubic``, ``hr`` (N, C, H, W) in
@@ -281,13 +272,14 @@ class SRLitModule(L.LightningModule):
         values = self.val_metrics.compute()
         self.val_metrics.reset()
         if not self.trainer.sanity_checking:
-            self.psnr_best = max(self.psnr_best, float(values["psnr"]))
+            self.psnr_best.update(torch.as_tensor(values["psnr"]))
         # The values are already reduced over processes; sync_dist only averages equal numbers.
         self.log("val/psnr", values["psnr"], prog_bar=True, sync_dist=True)
         log = {"val/ssim": values["ssim"], "val/gmsd": values["gmsd"], "val/psnr_bicubic": values["psnr_bicubic"],
                "val/ssim_bicubic": values["ssim_bicubic"]}
-        if self.psnr_best > float("-inf"):
-            log["val/psnr_best"] = self.psnr_best
+        best = float(self.psnr_best.max_value)
+        if best > float("-inf"):
+            log["val/psnr_best"] = best
         self.log_dict(log, sync_dist=True)
 
     def _test_set_names(self) -> list[str]:
@@ -298,7 +290,7 @@ class SRLitModule(L.LightningModule):
 
     def on_test_start(self) -> None:
         self.test_metrics = nn.ModuleDict(
-            {name: _EvalMetrics(self.crop_border, self.y_channel) for name in self._test_set_names()}
+            {name: EvalMetrics(self.crop_border, self.y_channel) for name in self._test_set_names()}
         ).to(self.device)
         self.test_results = {}
 
