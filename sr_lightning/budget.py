@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
+from sr_lightning.data.datamodule import lr_patch_side
 from sr_lightning.errors import UserError
 from sr_lightning.hardware import describe_cpu
 
@@ -41,7 +42,7 @@ def seconds_per_step(module: torch.nn.Module, optimizer: Mapping[str, Any], data
         device: where the run trains.
     """
     scale = int(data["scale"])
-    side = round(data["patch_size_hr"] / scale) if data.get("patch_size_hr") else int(data["patch_size"])
+    side = lr_patch_side(scale, int(data["patch_size"]), data.get("patch_size_hr"))
     n, c = int(data["batch_size"]), int(data["channels"])
     module = module.to(device)
     lr, hr = torch.rand(n, c, side, side, device=device), torch.rand(n, c, side * scale, side * scale, device=device)

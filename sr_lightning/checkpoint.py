@@ -42,6 +42,7 @@ from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.files import load_tensors, write_bytes_atomically
 from sr_lightning.nets import NETS, SRNet, class_path, file_net_class
+from sr_lightning.options import parse_options
 
 # State-dict prefixes of the parts only adversarial training has (discriminator, feature
 # network): either side may lack them (a GAN checkpoint evaluated as a plain network, a
@@ -114,15 +115,14 @@ class RunMeta:
             raise CheckpointError(f"{source}: sr_lightning.max_steps must be an integer")
         degradation = meta.get("degradation")
         if degradation is not None:
-            known = {f.name for f in fields(Degradation)}
-            if not isinstance(degradation, Mapping) or set(degradation) - known:
-                raise CheckpointError(f"{source}: sr_lightning.degradation must hold only {sorted(known)}")
-            if not isinstance(degradation.get("antialias", True), bool):
-                raise CheckpointError(f"{source}: sr_lightning.degradation.antialias must be true or false")
+            if not isinstance(degradation, Mapping):
+                raise CheckpointError(f"{source}: sr_lightning.degradation must be a mapping")
             try:
-                Degradation(**degradation)
-            except (TypeError, ValueError) as err:
-                raise CheckpointError(f"{source}: sr_lightning.{str(err).removeprefix('data.')}") from None
+                parse_options(Degradation, degradation, "sr_lightning.degradation")
+            except UserError as err:
+                text = str(err)
+                raise CheckpointError(f"{source}: {'sr_lightning.' + text[5:] if text.startswith('data.') else text}"
+                                      ) from None
         return cls(degradation=dict(degradation) if degradation else None,
                    trained_scales=tuple(scales) if scales else None, source=meta.get("source"),
                    overrides=tuple(overrides) if overrides is not None else None, max_steps=max_steps)

@@ -1,18 +1,30 @@
 """The Hydra config tree: where it is (:data:`CONF_DIR`, shipped inside the package), its
-resolvers, and the one way to compose it from code (:func:`compose_config`)."""
+schemas (:func:`register_schemas`) and resolvers, and the one way to compose it from code
+(:func:`compose_config`).
+
+The schemas are the option dataclasses themselves (and :class:`SRDataModule`'s signature), so
+a default is stated once, in Python, and Hydra refuses an unknown key or a wrong type at
+composition with the key named; the YAML files set only what differs or follows other keys.
+"""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from sr_lightning.errors import UserError
-from sr_lightning.nets import net_class
+from sr_lightning.nets import class_path, net_class
+from sr_lightning.options import schema
 
 # The Hydra config tree (the entry points' config_path).
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -59,10 +71,60 @@ def sweep_group() -> str | None:
     return f"sweep-{Path(hc.sweep.dir).name}" if str(hc.mode).endswith("MULTIRUN") else None
 
 
+def schema_of(target: type, required: Collection[str] = ()) -> DictConfig:
+    """A class's keyword arguments as a config schema: ``_target_`` and each argument with its
+    default (``???`` where it has none, and for the ``required`` ones: what every config must
+    choose, since a file's ``???`` does not unset a schema's value) and its type where
+    OmegaConf can check it (int, float, bool, str, optional ones; anything else untyped)."""
+    hints = typing.get_type_hints(target.__init__)
+    items: list[tuple[str, Any, Any]] = [("_target_", str, dataclasses.field(default=class_path(target)))]
+    for name, param in inspect.signature(target.__init__).parameters.items():
+        if param.kind not in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD) or name == "self":
+            continue
+        hint = hints.get(name, Any)
+        simple = {int, float, bool, str}
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        args = set(typing.get_args(hint)) - {type(None)} if union else set()
+        optional = union and type(None) in typing.get_args(hint) and len(args) == 1 and args <= simple
+        typ = hint if hint in simple else Optional[next(iter(args))] if optional else Any  # noqa: UP045 - OmegaConf reads Optional
+        default = param.default
+        if default is inspect.Parameter.empty or name in required:
+            items.append((name, typ, dataclasses.field(default=MISSING)))
+        elif isinstance(default, list | tuple | dict):
+            plain = dict(default) if isinstance(default, dict) else list(default)
+            items.append((name, typ, dataclasses.field(default_factory=lambda d=plain: copy.deepcopy(d))))
+        else:
+            items.append((name, typ, dataclasses.field(default=default)))
+    return schema(dataclasses.make_dataclass(f"{target.__name__}Config", items))
+
+
+def register_schemas() -> None:
+    """Store the config groups' schemas in Hydra's ConfigStore, where the YAML files' defaults
+    lists name them (``- schema``, ``- /schema/shards@shards``): ``evaluation`` (the protocol,
+    :class:`~sr_lightning.lit.evaluation.Evaluation`), ``data`` (:class:`SRDataModule`'s
+    arguments), ``data/degradation`` (:class:`~sr_lightning.data.pairs.DegradationConfig`),
+    ``data.shards`` and ``data.internal`` (their options)."""
+    from sr_lightning.data import SRDataModule
+    from sr_lightning.data.internal import InternalOptions
+    from sr_lightning.data.pairs import DegradationConfig
+    from sr_lightning.data.shards import ShardOptions
+    from sr_lightning.lit.evaluation import Evaluation
+
+    store = ConfigStore.instance()
+    store.store(group="evaluation", name="schema", node=schema(Evaluation))
+    # A data config names its training images (the Python API's default is the bundled sample).
+    store.store(group="data", name="schema", node=schema_of(SRDataModule, required=("train_dir",)))
+    store.store(group="data/degradation", name="schema", node=schema(DegradationConfig))
+    store.store(group="schema", name="shards", node=schema(ShardOptions))
+    store.store(group="schema", name="internal", node=schema(InternalOptions))
+
+
 def register_resolvers() -> None:
-    """The config tree's resolvers: ``${sr.unique_run_dir:...}`` (``hydra.run.dir``),
-    ``${sr.run_name:...}`` and ``${sr.sweep_group:}`` (the logger configs); registered before
-    Hydra composes anything (the entry points' argv preparation, :func:`compose_config`)."""
+    """The config tree's schemas (:func:`register_schemas`) and resolvers:
+    ``${sr.unique_run_dir:...}`` (``hydra.run.dir``), ``${sr.run_name:...}`` and
+    ``${sr.sweep_group:}`` (the logger configs); registered before Hydra composes anything
+    (the entry points' argv preparation, :func:`compose_config`)."""
+    register_schemas()
     OmegaConf.register_new_resolver("sr.unique_run_dir", unique_run_dir, replace=True)
     OmegaConf.register_new_resolver("sr.run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("sr.sweep_group", sweep_group, replace=True)

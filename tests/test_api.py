@@ -68,6 +68,25 @@ def test_evaluate_gives_the_eval_commands_numbers(model, trained_srcnn, tiny_dat
     assert list(got) == ["test"] and got["test"]["num_images"] == 2
 
 
+def test_evaluate_scores_the_model_as_it_was_loaded(trained_srcnn, tiny_data, tmp_path, monkeypatch):
+    """load(self_ensemble=True).evaluate() scores the x8 self-ensemble (as eval with
+    evaluation.self_ensemble=true does, not the single pass), on the device it was loaded for,
+    from the checkpoint it read (the file is not read again)."""
+    ckpt = trained_srcnn / "checkpoints/last.ckpt"
+    ensemble = sr_lightning.load(ckpt, device="cpu", self_ensemble=True)
+    reads = []
+    monkeypatch.setattr("sr_lightning.checkpoint.load_tensors", lambda *a: reads.append(a))  # would break a read
+    got = ensemble.evaluate([str(tiny_data["test"])], show_table=False)["test"]
+    assert reads == []
+    monkeypatch.undo()
+    run_entry("sr_lightning.eval", f"ckpt_path={ckpt}", f"data.test_sets=[{tiny_data['test']}]",
+              "evaluation.self_ensemble=true", "trainer.accelerator=cpu", f"hydra.run.dir={tmp_path / 'e'}")
+    assert got == json.loads((tmp_path / "e/metrics.json").read_text())["test"]
+    run_entry("sr_lightning.eval", f"ckpt_path={ckpt}", f"data.test_sets=[{tiny_data['test']}]",
+              f"hydra.run.dir={tmp_path / 's'}")
+    assert got["psnr"] != json.loads((tmp_path / "s/metrics.json").read_text())["test"]["psnr"]
+
+
 def test_the_readme_example_runs(sr_data, tmp_path, monkeypatch):
     """The README's "Python API" example, run as a doctest beside the checkpoint it loads."""
     convert_main(["--format", "srcnn-mat", "--scale", "3", str(sr_data / "weights/srcnn_955_imagenet/x3.mat"),

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+from omegaconf import open_dict
 
 from sr_lightning.checkpoint import CheckpointError, read_checkpoint
-from sr_lightning.config import CONF_DIR
+from sr_lightning.config import CONF_DIR, compose_config
 from sr_lightning.eval import evaluate
 from sr_lightning.lit import SRGANModule, SRLitModule
 from sr_lightning.nets import NETS, register_net
@@ -134,9 +133,10 @@ def test_interpolations_and_objects_are_refused(real_ckpt, tmp_path):
 # -- the entry points, in-process on tiny data --------------------------------------------------
 
 def _compose(config_name: str, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name, overrides=list(overrides))
+    cfg = compose_config(config_name, overrides)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def _run(entry: str, ckpt: Path, tiny: dict[str, Path], out: Path):

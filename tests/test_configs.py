@@ -7,13 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from sr_lightning.config import CONF_DIR, register_resolvers, updated
+from sr_lightning.config import CONF_DIR, compose_config, register_resolvers, updated
 from sr_lightning.gan import SRGANDiscriminator, UNetDiscriminatorSN
 from sr_lightning.hardware import resolve_precision
 from sr_lightning.lit import SRGANModule, SRLitModule
@@ -33,9 +31,7 @@ def options(group: str) -> list[str]:
 
 
 def _compose(tmp_path, config_name: str, overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    cfg = compose_config(config_name, overrides)
     with open_dict(cfg):
         if "paths" in cfg:
             cfg.paths.output_dir = str(tmp_path)
@@ -89,7 +85,7 @@ def fake_data_dir(root: Path) -> Path:
 @pytest.mark.parametrize("option", options("data"))
 def test_data_configs(tmp_path, option):
     overrides = [f"data='{option}'"]  # quoted: data=291 is a number to Hydra (the CLI quotes it)
-    if option in ("folder", "shards"):
+    if option in ("default", "folder", "shards"):  # data configs that leave the training images to the user
         overrides.append(f"data.train_dir={tmp_path}")
     if option == "zssr":  # the image to learn from (experiment=zssr sets it from `input`)
         overrides.append(f"data.internal.image={tmp_path / 'img.png'}")
@@ -189,8 +185,9 @@ def test_logger_configs(tmp_path, option, monkeypatch, request):
         request.getfixturevalue("wandb_installed")
     monkeypatch.setenv("WANDB_MODE", "offline")
     register_resolvers()  # as the entry points do
-    loggers = instantiate_loggers(_compose(tmp_path, "train", [f"logger={option}"]).logger)
-    assert loggers
+    cfg = _compose(tmp_path, "train", [f"logger={option}"]).logger
+    loggers = instantiate_loggers(cfg)
+    assert [type(lg) for lg in loggers] == [get_class(e._target_) for e in cfg.values() if "_target_" in e] != []
 
 
 @pytest.mark.parametrize("option", options("callbacks"))
@@ -198,13 +195,18 @@ def test_callback_configs(tmp_path, option):
     given = {"zssr": ["+input=img.png", "+output=null"]}  # experiment=zssr's keys
     cfg = _compose(tmp_path, "train", [f"callbacks={option}", *given.get(option, [])])
     callbacks = instantiate_callbacks(cfg.callbacks)
-    assert isinstance(callbacks, list)
+    targets = [get_class(e._target_) for e in cfg.callbacks.values() if e is not None and "_target_" in e]
+    assert [type(c) for c in callbacks] == targets and (targets or option == "none")
 
 
 @pytest.mark.parametrize("option", options("debug"))
 def test_debug_configs(tmp_path, option):
     cfg = _compose(tmp_path, "train", [f"debug={option}"])
-    assert cfg.trainer.max_steps >= 1
+    what = {"fdr": ("fast_dev_run", True), "limit": ("max_steps", 20), "overfit": ("overfit_batches", 2)}[option]
+    assert cfg.trainer[what[0]] == what[1] and cfg.trainer.max_steps < 3000  # shorter than the default run
+    cfg = updated(cfg, validation_interval(cfg.trainer, SimpleNamespace(val_dir="sample:val", steps_per_epoch=10)))
+    trainer = instantiate(cfg.trainer, precision="32-true", logger=False)  # as train builds it
+    assert trainer.max_steps == cfg.trainer.max_steps
 
 
 @pytest.mark.parametrize("config_name", ["eval", "upscale", "export", "explain"])
@@ -213,7 +215,9 @@ def test_other_entry_configs_compose(tmp_path, config_name):
                  "export": ["ckpt_path=x.ckpt", "output=b.onnx"],
                  "explain": ["ckpt_path=x.ckpt", "input=a.png", "window=[0,0,16]", "output=b.png"]}.get(config_name, [])
     cfg = _compose(tmp_path, config_name, overrides)
-    assert cfg is not None
+    plain = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    assert plain["ckpt_path"] == (None if config_name == "eval" else "x.ckpt")
+    assert plain.get("output", "b.onnx" if config_name == "export" else None) in ("b.png", "b.onnx", None)
 
 
 def test_the_multi_node_example_composes(tmp_path):
@@ -222,3 +226,32 @@ def test_the_multi_node_example_composes(tmp_path):
                                        f"data.train_dir={tmp_path}", "data.num_workers=6", "data.batch_size=16",
                                        "model=edsr_baseline"])
     assert cfg.trainer.num_nodes == 2 and cfg.trainer.strategy == "ddp" and cfg.data.shards.patches_per_image == 8
+
+
+@pytest.mark.parametrize(("override", "key"), [("evaluation.shave=2", "evaluation.shave"),
+                                               ("evaluation.y_channel=maybe", "evaluation.y_channel"),
+                                               ("data.patch_sise=16", "data.patch_sise"),
+                                               ("data.batch_size=many", "data.batch_size"),
+                                               ("data.degradation.bordr=clamp", "data.degradation.bordr")])
+def test_the_option_schemas_refuse_unknown_keys_and_wrong_types_when_composing(override, key):
+    """The option dataclasses (and SRDataModule's signature) are Hydra schemas: a typo or a
+    wrong type stops the composition, naming the key, before anything is built."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_config("train", [override])
+    assert key in str(err.value) + str(err.value.__cause__)
+
+
+def test_the_defaults_are_the_python_ones():
+    """The configs state no default of their own: evaluation is Evaluation's, data is
+    SRDataModule's signature (patch_size 24 both in Python and in the run)."""
+    import inspect
+
+    from sr_lightning.data import SRDataModule
+
+    cfg = compose_config("train", [])
+    assert Evaluation.from_config(OmegaConf.to_container(cfg.evaluation, resolve=True)) == Evaluation()
+    params = inspect.signature(SRDataModule.__init__).parameters
+    for key in ("scale", "channels", "patch_size", "batch_size", "steps_per_epoch", "max_image_pixels", "augment"):
+        assert cfg.data[key] == params[key].default, key

@@ -24,6 +24,7 @@ from sr_lightning.data.realesrgan import RealESRGAN
 from sr_lightning.data.shards import ShardOptions, ShardPatches, location_url, read_index
 from sr_lightning.data.sources import SAMPLE_PREFIX, load_location, location_files, resolve_test_set
 from sr_lightning.errors import UserError
+from sr_lightning.options import parse_options
 
 STORAGES = ("memory", "disk")
 
@@ -76,6 +77,16 @@ class PatchStreamSampler(DistributedSampler):
         return self.steps
 
 
+def lr_patch_side(scale: int, patch_size: int, patch_size_hr: int | None = None) -> int:
+    """The LR side of a training patch at ``scale``: ``patch_size``, or with ``patch_size_hr``
+    the HR side divided by the scale, rounded half up (at least 1).
+
+    >>> lr_patch_side(4, 24, 250), lr_patch_side(2, 24, 96), lr_patch_side(3, 24)
+    (63, 48, 24)
+    """
+    return max(1, int(patch_size_hr / scale + 0.5)) if patch_size_hr else int(patch_size)
+
+
 class SRDataModule(L.LightningDataModule):
     """LR/HR pairs for training (random patches) and evaluation (whole images).
 
@@ -97,7 +108,7 @@ class SRDataModule(L.LightningDataModule):
         channels: 1 (Y of BT.601) or 3 (RGB).
         patch_size: training patch side in LR pixels.
         patch_size_hr: if set, the patch side in HR pixels instead: the LR side is
-            ``round(patch_size_hr / s)`` for each training scale s.
+            ``patch_size_hr / s`` rounded half up for each training scale s (:func:`lr_patch_side`).
         batch_size: training batch size per process (DDP: global = this x processes).
         steps_per_epoch: training batches per epoch, all processes together (each of W DDP
             processes makes ceil(steps_per_epoch / W) steps an epoch).
@@ -134,13 +145,13 @@ class SRDataModule(L.LightningDataModule):
         *,
         train_dir: str | Sequence[str] | None = "sample:train",
         val_dir: str | None = "sample:val",
-        test_sets: Sequence[str] | None = None,
+        test_sets: Sequence[str] = (),
         test_dirs: Mapping[str, str] | None = None,
         benchmark_dir: str | None = None,
         scale: int = 2,
         train_scales: Sequence[int] | None = None,
         channels: int = 1,
-        patch_size: int = 32,
+        patch_size: int = 24,
         patch_size_hr: int | None = None,
         batch_size: int = 16,
         steps_per_epoch: int = 100,
@@ -172,7 +183,7 @@ class SRDataModule(L.LightningDataModule):
             degradation = OmegaConf.to_container(degradation, resolve=True)
         degradation = dict(degradation or {})
         online = degradation.pop("realesrgan", None)
-        self.degradation = Degradation(**degradation)
+        self.degradation = parse_options(Degradation, degradation, "data.degradation")
         self.online = RealESRGAN.from_config(online) if online is not None else None
         if self.online is not None and channels != 3:
             raise UserError(f"data/degradation=realesrgan degrades RGB images but data.channels={channels}: it needs "
@@ -191,8 +202,7 @@ class SRDataModule(L.LightningDataModule):
             self.test_dirs[name] = location
         self.scale, self.channels = int(scale), channels
         self.train_scales = sorted({int(s) for s in (train_scales or [scale])})
-        self.patch_sizes = {s: max(1, int(patch_size_hr / s + 0.5)) if patch_size_hr else int(patch_size)
-                            for s in self.train_scales}
+        self.patch_sizes = {s: lr_patch_side(s, patch_size, patch_size_hr) for s in self.train_scales}
         self.batch_size, self.steps_per_epoch, self.num_workers = batch_size, steps_per_epoch, num_workers
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.skip_bad_images, self.augment, self.sample_by = skip_bad_images, augment, sample_by
@@ -212,7 +222,7 @@ class SRDataModule(L.LightningDataModule):
             raise UserError("data.internal trains on one image at one scale: set data.train_dir=null, data.shards=null "
                             "and data.train_scales=null")
         self.internal_image: torch.Tensor | None = None  # (C, H, W), set up for fit with data.internal
-        self._pairs: dict[tuple[str, int], Pairs] = {}
+        self._pairs: dict[tuple[str, int, bool], Pairs] = {}
         self._train_set: PatchBatches | ShardPatches | InternalPairs | None = None
 
     @property
@@ -220,8 +230,9 @@ class SRDataModule(L.LightningDataModule):
         """Names of the test sets, in dataloader order."""
         return list(self.test_dirs)
 
-    def _make_pairs(self, locations: Sequence[str], keys: Sequence[str], scale: int) -> Pairs:
-        kw = {"scale": scale, "channels": self.channels, "degradation": self.degradation, "cache_dir": self.cache_dir}
+    def _make_pairs(self, locations: Sequence[str], keys: Sequence[str], scale: int, lr: bool = True) -> Pairs:
+        kw = {"scale": scale, "channels": self.channels, "degradation": self.degradation, "cache_dir": self.cache_dir,
+              "lr": lr}
         if self.storage == "disk" and not any(loc.startswith(SAMPLE_PREFIX) for loc in locations):
             files = [f for loc, key in zip(locations, keys, strict=True) for f in location_files(loc, key)]
             pairs = DiskPairSet(files, skip_bad_images=self.skip_bad_images, max_pixels=self.max_image_pixels, **kw)
@@ -233,16 +244,20 @@ class SRDataModule(L.LightningDataModule):
                                            max_pixels=self.max_image_pixels)]
         return PairSet(images, **kw)
 
-    def _pairset(self, location: str, key: str, scale: int | None = None) -> Pairs:
+    def _pairset(self, location: str, key: str, scale: int | None = None, lr: bool = True) -> Pairs:
         scale = self.scale if scale is None else scale
-        if (location, scale) not in self._pairs:
-            self._pairs[location, scale] = self._make_pairs([location], [key], scale)
-        return self._pairs[location, scale]
+        if (location, scale, lr) not in self._pairs:
+            self._pairs[location, scale, lr] = self._make_pairs([location], [key], scale, lr)
+        return self._pairs[location, scale, lr]
 
     def _train_pairs(self, scale: int) -> Pairs:
+        """The training pairs at ``scale``; under an online degradation HR only (it makes the LR
+        of each batch on the device: a bicubic LR made here would be thrown away)."""
+        lr = self.online is None
         if len(self.train_dirs) == 1:
-            return self._pairset(self.train_dirs[0], "data.train_dir", scale)
-        return self._make_pairs(self.train_dirs, [f"data.train_dir[{i}]" for i in range(len(self.train_dirs))], scale)
+            return self._pairset(self.train_dirs[0], "data.train_dir", scale, lr)
+        return self._make_pairs(self.train_dirs, [f"data.train_dir[{i}]" for i in range(len(self.train_dirs))], scale,
+                                lr)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.internal is not None:
@@ -296,7 +311,7 @@ class SRDataModule(L.LightningDataModule):
                             channels=self.channels, degradation=self.degradation, patch_size=p,
                             batch_size=self.batch_size, length=self.steps_per_epoch, seed=self._stream_seed(),
                             augment=self.augment, patches_per_image=opts.patches_per_image,
-                            shuffle_buffer=opts.shuffle_buffer)
+                            shuffle_buffer=opts.shuffle_buffer, lr=self.online is None)
 
     def _stream_seed(self) -> int:
         return int(self.seed if self.seed is not None else os.environ.get("PL_GLOBAL_SEED", 0))
@@ -321,7 +336,7 @@ class SRDataModule(L.LightningDataModule):
         return {**batch, "lr": lr.to(batch["lr"].dtype), "degraded": True}
 
     def _eval_loader(self, location: str) -> DataLoader:
-        dataset = EvalDataset(self._pairs[location, self.scale])
+        dataset = EvalDataset(self._pairs[location, self.scale, True])
         sampler = None
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             sampler = FlaggedPaddingSampler(dataset, shuffle=False)

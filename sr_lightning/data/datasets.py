@@ -17,27 +17,31 @@ from sr_lightning.data.sources import HRImage, load_file, read_header
 from sr_lightning.errors import UserError
 
 
-def make_pair(img: HRImage, scale: int, degradation: Degradation,
-              cache_dir: str | Path | None = None) -> tuple[Tensor, Tensor]:
+def make_pair(img: HRImage, scale: int, degradation: Degradation, cache_dir: str | Path | None = None,
+              lr: bool = True) -> tuple[Tensor, Tensor | None]:
     """One image's HR (modcropped, as the degradation takes it: uint8 (C', H, W)) and its LR
-    (uint8 or float32 (C', H/s, W/s)), the LR read from/written to ``cache_dir``."""
+    (uint8 or float32 (C', H/s, W/s)), the LR read from/written to ``cache_dir``; ``lr=False``:
+    the HR only (None for the LR: an online degradation makes it per batch)."""
     hr = modcrop(img.pixels, scale)
     if min(hr.shape[:2]) < scale:
         h, w = img.pixels.shape[:2]
         raise UserError(f"image '{img.source or img.name}' ({w}x{h}) is too small for x{scale}")
     x = degradation_input(hr, degradation)
-    return x, make_lr(x, scale, degradation, cache_dir)
+    return x, make_lr(x, scale, degradation, cache_dir) if lr else None
 
 
 class Pairs:
     """What the datasets read of a set of LR/HR pairs: ``names``, ``gray``, ``lr_size(i)``,
     and each pair whole or cropped, converted to ``channels`` float32 on access. Subclasses
-    say where image ``i``'s stored pair (:func:`make_pair`'s HR, LR) comes from."""
+    say where image ``i``'s stored pair (:func:`make_pair`'s HR, LR) comes from. Without
+    ``lr`` (training under an online degradation) no LR is made: the LR given is zeros of its
+    shape, which the degradation replaces on the device."""
 
     scale: int
     channels: int
     names: list[str]
     gray: list[bool]
+    lr: bool = True
 
     def __len__(self) -> int:
         return len(self.names)
@@ -52,14 +56,17 @@ class Pairs:
     def pair(self, i: int) -> tuple[Tensor, Tensor]:
         """LR (channels, h, w) and HR (channels, s*h, s*w), float32 in [0, 1]."""
         hr, lr = self._stored(i)
-        return to_channels(lr, self.channels), to_channels(hr, self.channels)
+        return self._lr_of(lr, *self.lr_size(i)), to_channels(hr, self.channels)
 
     def crop(self, i: int, y: int, x: int, size: int) -> tuple[Tensor, Tensor]:
         """The LR window ``[y:y+size, x:x+size]`` of image ``i`` and its HR region, as :meth:`pair`."""
         hr, lr = self._stored(i)
         s = self.scale
-        return (to_channels(lr[:, y: y + size, x: x + size], self.channels),
+        return (self._lr_of(None if lr is None else lr[:, y: y + size, x: x + size], size, size),
                 to_channels(hr[:, s * y: s * (y + size), s * x: s * (x + size)], self.channels))
+
+    def _lr_of(self, lr: Tensor | None, h: int, w: int) -> Tensor:
+        return torch.zeros(self.channels, h, w) if lr is None else to_channels(lr, self.channels)
 
 
 class PairSet(Pairs):
@@ -73,24 +80,25 @@ class PairSet(Pairs):
     """
 
     def __init__(self, images: Sequence[HRImage], *, scale: int, channels: int, degradation: Degradation,
-                 cache_dir: str | Path | None = None) -> None:
-        self.scale, self.channels = scale, channels
+                 cache_dir: str | Path | None = None, lr: bool = True) -> None:
+        self.scale, self.channels, self.lr = scale, channels, lr
         self.names: list[str] = []
         self.gray: list[bool] = []
-        self._lr: list[Tensor] = []
+        self._lr: list[Tensor | None] = []
         self._hr: list[Tensor] = []
         for img in images:
-            hr, lr = make_pair(img, scale, degradation, cache_dir)
+            hr, lr_ = make_pair(img, scale, degradation, cache_dir, lr)
             self.names.append(img.name)
             self.gray.append(img.pixels.shape[-1] == 1)
             self._hr.append(hr)
-            self._lr.append(lr)
+            self._lr.append(lr_)
 
     def lr_size(self, i: int) -> tuple[int, int]:
         """(h, w) of LR image ``i``."""
-        return tuple(self._lr[i].shape[-2:])
+        h, w = self._hr[i].shape[-2:]
+        return h // self.scale, w // self.scale
 
-    def _stored(self, i: int) -> tuple[Tensor, Tensor]:
+    def _stored(self, i: int) -> tuple[Tensor, Tensor | None]:
         return self._hr[i], self._lr[i]
 
 
@@ -105,8 +113,9 @@ class DiskPairSet(Pairs):
 
     def __init__(self, files: Sequence[Path], *, scale: int, channels: int, degradation: Degradation,
                  cache_dir: str | Path | None = None, skip_bad_images: bool = False,
-                 max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+                 max_pixels: int = MAX_IMAGE_PIXELS, lr: bool = True) -> None:
         self.scale, self.channels, self.degradation, self.cache_dir = scale, channels, degradation, cache_dir
+        self.lr = lr
         self.max_pixels = max_pixels
         self.files: list[Path] = []
         self.names: list[str] = []
@@ -128,8 +137,9 @@ class DiskPairSet(Pairs):
         """(h, w) of LR image ``i``."""
         return self._lr_sizes[i]
 
-    def _stored(self, i: int) -> tuple[Tensor, Tensor]:
-        return make_pair(load_file(self.files[i], self.max_pixels), self.scale, self.degradation, self.cache_dir)
+    def _stored(self, i: int) -> tuple[Tensor, Tensor | None]:
+        return make_pair(load_file(self.files[i], self.max_pixels), self.scale, self.degradation, self.cache_dir,
+                         self.lr)
 
 
 class EvalDataset(Dataset):

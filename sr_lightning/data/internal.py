@@ -15,7 +15,7 @@ warp brings from outside the image are mirrored (the release fills them with bla
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from sr_lightning.data.io import read_image
 from sr_lightning.errors import UserError
 from sr_lightning.ops import imresize, rgb_to_y
 from sr_lightning.ops.self_ensemble import transform
+from sr_lightning.options import parse_options
 
 MIN_SON = 8  # LR pixels a side of the smallest son
 
@@ -47,29 +48,26 @@ class InternalOptions:
     shear_sigma: float = 0.1
     noise_std: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.crop < 2 * MIN_SON:
+            raise UserError(f"data.internal.crop={self.crop} must be >= {2 * MIN_SON}")
+        for key in ("leave_as_is", "no_interpolation"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise UserError(f"data.internal.{key}={getattr(self, key)} must be a probability in [0, 1]")
+        if self.leave_as_is + self.no_interpolation > 1:
+            raise UserError("data.internal: leave_as_is + no_interpolation must be <= 1 (the rest is affine warps)")
+        if not 0 < self.min_scale <= 1:
+            raise UserError(f"data.internal.min_scale={self.min_scale} must be in (0, 1]")
+        for key in ("scale_diff_sigma", "shear_sigma", "noise_std"):
+            if getattr(self, key) < 0:
+                raise UserError(f"data.internal.{key}={getattr(self, key)} must be >= 0")
+
     @classmethod
     def from_config(cls, options: Any) -> InternalOptions:
-        options = dict(options)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UserError(f"data.internal: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        if not options.get("image"):
+        """The options from a (partial) mapping (:func:`~sr_lightning.options.parse_options`)."""
+        if not dict(options).get("image"):
             raise UserError("data.internal.image is not set: give the image to learn from (experiment=zssr input=IMG)")
-        opts = cls(**options)
-        if opts.crop < 2 * MIN_SON:
-            raise UserError(f"data.internal.crop={opts.crop} must be >= {2 * MIN_SON}")
-        for key in ("leave_as_is", "no_interpolation"):
-            if not 0 <= getattr(opts, key) <= 1:
-                raise UserError(f"data.internal.{key}={getattr(opts, key)} must be a probability in [0, 1]")
-        if opts.leave_as_is + opts.no_interpolation > 1:
-            raise UserError("data.internal: leave_as_is + no_interpolation must be <= 1 (the rest is affine warps)")
-        if not 0 < opts.min_scale <= 1:
-            raise UserError(f"data.internal.min_scale={opts.min_scale} must be in (0, 1]")
-        for key in ("scale_diff_sigma", "shear_sigma", "noise_std"):
-            if getattr(opts, key) < 0:
-                raise UserError(f"data.internal.{key}={getattr(opts, key)} must be >= 0")
-        return opts
+        return parse_options(cls, options, "data.internal")
 
 
 def load_internal_image(path: str | Path, channels: int, scale: int) -> Tensor:

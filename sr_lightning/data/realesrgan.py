@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,6 +25,7 @@ from torch import Tensor
 from sr_lightning.data import blur_kernels as bk
 from sr_lightning.errors import UserError
 from sr_lightning.ops.color import rgb_to_luma
+from sr_lightning.options import checked
 
 KERNELS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 RESIZE = ("up", "down", "keep")
@@ -85,13 +86,13 @@ class Stage:
         jpeg_quality: JPEG quality range (1-100).
     """
 
-    kernels: Mapping[str, float]
+    kernels: dict[str, float]
     blur_prob: float
     sinc_prob: float
     sigma: tuple[float, float]
     beta_generalized: tuple[float, float]
     beta_plateau: tuple[float, float]
-    resize: Mapping[str, float]
+    resize: dict[str, float]
     resize_range: tuple[float, float]
     gaussian_noise_prob: float
     noise_sigma: tuple[float, float]
@@ -101,7 +102,7 @@ class Stage:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], name: str) -> Stage:
-        _known(cfg, name, cls)
+        """A stage's options (checked for keys and types by :meth:`RealESRGAN.from_config`)."""
         p = {k: _probability(cfg[k], f"{name}.{k}") for k in ("blur_prob", "sinc_prob", "gaussian_noise_prob",
                                                                 "gray_noise_prob")}
         return cls(kernels=_choices(cfg["kernels"], f"{name}.kernels", KERNELS),
@@ -113,18 +114,6 @@ class Stage:
                    noise_sigma=_range(cfg["noise_sigma"], f"{name}.noise_sigma", 0.0),
                    poisson_scale=_range(cfg["poisson_scale"], f"{name}.poisson_scale", 0.0),
                    jpeg_quality=_range(cfg["jpeg_quality"], f"{name}.jpeg_quality", 1.0, 100.0), **p)
-
-
-def _known(cfg: Mapping[str, Any], name: str, cls: type) -> None:
-    """Every option of ``cls`` present and no other."""
-    where = f"{OPTION}{'.' + name if name else ''}"
-    if not isinstance(cfg, Mapping):
-        raise UserError(f"{where} must be a mapping of options, not {cfg!r}")
-    want = {f.name for f in fields(cls)}
-    if set(cfg) - want:
-        raise UserError(f"{where} has unknown options {sorted(set(cfg) - want)}; known: {sorted(want)}")
-    if want - set(cfg):
-        raise UserError(f"{where} lacks {sorted(want - set(cfg))} (data/degradation=realesrgan has them all)")
 
 
 @dataclass(frozen=True)
@@ -150,12 +139,16 @@ class RealESRGAN:
     sinc_cutoff_small: tuple[float, float]
     final_sinc_prob: float
     final_sinc_cutoff: tuple[float, float]
-    resize_modes: tuple[str, ...]
+    resize_modes: list[str]
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> RealESRGAN:
-        """The options from ``data.degradation.realesrgan``; each bad one named in one line."""
-        _known(cfg, "", cls)
+        """The options from ``data.degradation.realesrgan`` (all of them:
+        ``conf/data/degradation/realesrgan.yaml`` states the paper's); each bad one named in one
+        line: keys and types by :func:`~sr_lightning.options.checked`, ranges and probabilities here."""
+        if not isinstance(cfg, Mapping):
+            raise UserError(f"{OPTION} must be a mapping of options, not {cfg!r}")
+        cfg = checked(cls, cfg, OPTION)
         lo, hi = _range(cfg["kernel_size"], "kernel_size", 1, 99)
         if lo != int(lo) or hi != int(hi) or int(lo) % 2 == 0 or int(hi) % 2 == 0:
             raise UserError(f"{OPTION}.kernel_size={list(cfg['kernel_size'])} must be odd integers (a kernel has a "
@@ -171,7 +164,7 @@ class RealESRGAN:
                    sinc_cutoff_small=_range(cfg["sinc_cutoff_small"], "sinc_cutoff_small", 1e-3, 1.0),
                    final_sinc_prob=_probability(cfg["final_sinc_prob"], "final_sinc_prob"),
                    final_sinc_cutoff=_range(cfg["final_sinc_cutoff"], "final_sinc_cutoff", 1e-3, 1.0),
-                   resize_modes=tuple(modes))
+                   resize_modes=modes)
 
     # -- drawing -------------------------------------------------------------------------
     @staticmethod

@@ -18,7 +18,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from sr_lightning.data.datasets import PairSet, batch_generator, random_patch
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.sources import HRImage, decode_image
 from sr_lightning.errors import UserError
+from sr_lightning.options import parse_options
 
 INDEX = "index.json"
 FORMAT = "sr_lightning.shards"
@@ -60,12 +61,8 @@ class ShardOptions:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ShardOptions:
-        """The options from a (partial) mapping; unknown keys are refused, naming the known ones."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise UserError(f"data.shards: unknown option(s) {unknown}; the options are {known}")
-        return cls(**config)
+        """The options from a (partial) mapping (:func:`~sr_lightning.options.parse_options`)."""
+        return parse_options(cls, config, "data.shards")
 
 
 # A shard's name as an index may give it: a plain file name in the shard folder (what prepare
@@ -193,9 +190,9 @@ class ShardPatches(IterableDataset):
 
     def __init__(self, urls: list[str], *, scale: int, channels: int, degradation: Degradation, patch_size: int,
                  batch_size: int, length: int, seed: int, augment: bool, patches_per_image: int,
-                 shuffle_buffer: int) -> None:
+                 shuffle_buffer: int, lr: bool = True) -> None:
         super().__init__()
-        self.urls, self.scale, self.channels, self.degradation = urls, scale, channels, degradation
+        self.urls, self.scale, self.channels, self.degradation, self.lr = urls, scale, channels, degradation, lr
         self.patch_size, self.batch_size, self.length, self.seed = patch_size, batch_size, length, seed
         self.augment, self.patches_per_image, self.shuffle_buffer = augment, patches_per_image, shuffle_buffer
         self.rank, self.world_size, self.start = 0, 1, 0
@@ -211,7 +208,8 @@ class ShardPatches(IterableDataset):
             order = [own[int(i)] for i in torch.randperm(len(own), generator=rng)]
             for sample in wds.DataPipeline(wds.SimpleShardList(order), wds.tarfile_to_samples()):
                 image = decode_sample(sample)
-                pairs = PairSet([image], scale=self.scale, channels=self.channels, degradation=self.degradation)
+                pairs = PairSet([image], scale=self.scale, channels=self.channels, degradation=self.degradation,
+                                lr=self.lr)
                 for _ in range(self.patches_per_image):
                     yield (image.name, *random_patch(pairs, 0, self.patch_size, rng, self.augment))
 

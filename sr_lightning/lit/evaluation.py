@@ -2,18 +2,19 @@
 README's protocol table).
 
 :class:`Evaluation` owns the options, their literature defaults and their checks. The
-Hydra config ``conf/evaluation/default.yaml`` (used by train and eval) sets the same
-values, with ``bicubic_border`` following the data's degradation.
+class is the Hydra schema of ``conf/evaluation/default.yaml`` (used by train and eval), which
+sets only ``bicubic_border`` (it follows the data's degradation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sr_lightning.errors import UserError
 from sr_lightning.ops.resize import BORDERS
+from sr_lightning.options import parse_options
 
 # How grayscale test images are scored (Evaluation.gray).
 GRAY = ("own", "rgb")
@@ -42,7 +43,7 @@ class Evaluation:
             single pass (8x cheaper).
     """
 
-    crop_border: int | str | None = "scale"
+    crop_border: Any = "scale"  # an int >= 0, "scale", "scale+N" or None (checked below)
     y_channel: bool = True
     quantize: bool = True
     bicubic_border: str = "symmetric"
@@ -62,17 +63,13 @@ class Evaluation:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> Evaluation:
-        """The protocol from a (partial) mapping; unset options take the literature's defaults.
+        """The protocol from a (partial) mapping (a checkpoint's, the API's); unset options take
+        the literature's defaults (:func:`~sr_lightning.options.parse_options`).
 
         Raises:
             UserError: an unknown key or a value it does not understand (named).
         """
-        config = dict(config or {})
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise UserError(f"evaluation has unknown keys {unknown}; known: {known}")
-        return cls(**config)
+        return parse_options(cls, config, "evaluation")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, as checkpoints record them."""

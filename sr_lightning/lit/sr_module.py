@@ -43,6 +43,8 @@ class EvalMetrics(MetricCollection):
     updated with ``(sr, bicubic, hr, gray)``; ``compute()`` also gives ``num_images`` (over all
     processes)."""
 
+    ORDER = ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "gmsd")
+
     def __init__(self, crop_border: int, y_channel: bool) -> None:
         kw = {"crop_border": crop_border, "y_channel": y_channel}
         super().__init__({"psnr": PSNR(**kw), "ssim": SSIM(**kw), "gmsd": GMSD(**kw),
@@ -54,7 +56,8 @@ class EvalMetrics(MetricCollection):
             metric.update(bicubic if name.endswith("_bicubic") else sr, hr, gray)
 
     def compute(self) -> dict[str, float]:  # type: ignore[override]
-        out = {name: float(value) for name, value in super().compute().items()}
+        values = super().compute()
+        out = {name: float(values[name]) for name in self.ORDER}  # metrics.json's order
         psnr = self["psnr"]
         with psnr.sync_context():  # the count over all processes, not this one's
             out["num_images"] = int(psnr.count)

@@ -44,7 +44,7 @@ def test_patches_are_aligned(tiny_data):
     """Each HR patch is exactly the region its LR patch came from."""
     dm = _dm(tiny_data, scale=2, channels=3, augment=True, degradation=RGB_LR)
     dm.setup("fit")
-    pairs = dm._pairs[str(tiny_data["train"]), 2]
+    pairs = dm._pairs[str(tiny_data["train"]), 2, True]
     torch.manual_seed(0)
     batches = [dm.train_dataloader().dataset[i] for i in range(5)]
     items = [{k: b[k][j] for k in ("lr", "hr", "name")} for b in batches for j in range(4)]
@@ -156,7 +156,7 @@ def test_sample_source_needs_no_files():
     dm = SRDataModule(test_sets=["sample:test"], steps_per_epoch=1)
     dm.setup()
     assert dm.test_set_names == ["sample"]
-    assert dm._pairs["sample:test", 2].names == ["chelsea", "rocket"]
+    assert dm._pairs["sample:test", 2, True].names == ["chelsea", "rocket"]
     assert len(dm.val_dataloader()) == 1
 
 
@@ -197,7 +197,7 @@ def test_bad_image_files_name_the_file(tmp_path):
         warnings.simplefilter("always")
         dm = SRDataModule(train_dir=str(folder), val_dir=None, patch_size=8, skip_bad_images=True)
         dm.setup("fit")
-    assert len(dm._pairs[str(folder), 2]) == 2
+    assert len(dm._pairs[str(folder), 2, True]) == 2
     assert any("notes.png" in str(w.message) for w in caught)
 
 
@@ -239,7 +239,7 @@ def test_distributed_eval_sampler_counts_every_image_once(tiny_data):
 
     dm = _dm(tiny_data)
     dm.setup("test")
-    ds = EvalDataset(dm._pairs[str(tiny_data["test"]), 2])  # 2 images
+    ds = EvalDataset(dm._pairs[str(tiny_data["test"]), 2, True])  # 2 images
     for world in (2, 3, 4):
         shards = [list(FlaggedPaddingSampler(ds, num_replicas=world, rank=r, shuffle=False)) for r in range(world)]
         assert len({len(s) for s in shards}) == 1  # equal batch counts on every rank

@@ -66,8 +66,8 @@ def test_small_images_and_bad_options_are_refused(tmp_path):
     for bad, message in (({"image": "x", "crop": 4}, "crop=4 must be >= 16"),
                          ({"image": "x", "leave_as_is": 1.5}, r"leave_as_is=1.5 must be a probability"),
                          ({"image": "x", "leave_as_is": 0.6, "no_interpolation": 0.6}, "must be <= 1"),
-                         ({"image": "x", "min_scale": 0}, r"min_scale=0 must be in \(0, 1\]"),
-                         ({"image": "x", "zoom": 2}, r"unknown option\(s\) zoom"),
+                         ({"image": "x", "min_scale": 0}, r"min_scale=0.0 must be in \(0, 1\]"),
+                         ({"image": "x", "zoom": 2}, r"data.internal.zoom: Key 'zoom' not in 'InternalOptions'"),
                          ({"image": None}, "data.internal.image is not set")):
         with pytest.raises(UserError, match=message):
             InternalOptions.from_config(bad)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,6 +19,7 @@ from omegaconf import OmegaConf
 from sr_lightning.config import CONF_DIR
 from sr_lightning.data import SRDataModule
 from sr_lightning.data import blur_kernels as bk
+from sr_lightning.data.pairs import BENCHMARK_LR
 from sr_lightning.data.realesrgan import KERNELS, RealESRGAN
 from sr_lightning.errors import UserError
 from tests.conftest import _crops
@@ -144,7 +146,7 @@ def test_shapes_levels_and_reproducibility(scale):
 
 
 def _datamodule(tiny_data, **kw) -> SRDataModule:
-    degradation = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data/degradation/benchmark_lr.yaml"))
+    degradation = asdict(BENCHMARK_LR)  # data/degradation=realesrgan's bicubic protocol
     if kw.pop("realesrgan", True):
         degradation["realesrgan"] = copy.deepcopy(PAPER)
     kw = {"scale": 4, "channels": 3, "patch_size": 16, "batch_size": 4, **kw}
@@ -177,6 +179,26 @@ def test_training_batches_are_degraded_by_their_index_and_evaluation_keeps_bicub
         assert torch.equal(a["lr"], b["lr"]) and torch.equal(a["hr"], b["hr"])
 
 
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_training_under_realesrgan_makes_no_bicubic_lr(tiny_data, monkeypatch, storage):
+    """The online degradation makes each training batch's LR on the device: the training images'
+    bicubic LR is never made (only the validation set's, which keeps the bicubic protocol)."""
+    import sr_lightning.data.datasets as datasets
+
+    made = []
+    real_make_lr = datasets.make_lr
+    monkeypatch.setattr(datasets, "make_lr", lambda x, *a, **k: made.append(tuple(x.shape)) or real_make_lr(x, *a, **k))
+    counts = []
+    for online in (True, False):
+        made.clear()
+        dm = _datamodule(tiny_data, seed=0, storage=storage, cache_dir=None, realesrgan=online)
+        dm.setup("fit")
+        batch = next(iter(dm.train_dataloader()))
+        assert batch["lr"].shape == (4, 3, 16, 16) and batch["hr"].shape == (4, 3, 64, 64)
+        counts.append(sum(shape != (3, 64, 64) for shape in made))  # the 64x64 image is the validation set's
+    assert counts[0] == 0 and counts[1] > 0  # realesrgan: no training LR; bicubic training: its LR
+
+
 def test_realesrgan_needs_rgb(tiny_data):
     with pytest.raises(UserError, match=r"realesrgan degrades RGB images but data\.channels=1: it needs RGB"):
         _datamodule(tiny_data, channels=1)
@@ -193,7 +215,7 @@ def test_realesrgan_needs_rgb(tiny_data):
     ({"stage1.resize": {"up": 0.5, "sideways": 0.5}}, r"stage1\.resize: unknown \['sideways'\]; known: up, down, keep"),
     ({"kernel_size": [7, 20]}, r"kernel_size=\[7, 20\] must be odd integers"),
     ({"resize_modes": ["nearest"]}, r"resize_modes=\['nearest'\]: give a non-empty list of area, bilinear, bicubic"),
-    ({"stage1.blur": 1.0}, r"stage1 has unknown options \['blur'\]"),
+    ({"stage1.blur": 1.0}, r"stage1\.blur: Key 'blur' not in 'Stage' \(the options there: kernels, blur_prob"),
 ])
 def test_bad_options_are_named(change, message):
     with pytest.raises(UserError, match=r"^data\.degradation\.realesrgan\." + message):

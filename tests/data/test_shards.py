@@ -164,23 +164,33 @@ def test_data_shards_refuses_bad_locations(hr_folder, tmp_path):
 
 @pytest.mark.parametrize(("shards", "message"), [
     ({"patches_per_image": 0}, r"data.shards.patches_per_image=0 must be an integer >= 1"),
-    ({"shuffle_buffer": 2.5}, r"data.shards.shuffle_buffer=2.5 must be an integer >= 1"),
-    ({"timeout_s": 0}, r"data.shards.timeout_s=0 must be a number of seconds > 0"),
-    ({"buffer": 8}, r"data.shards: unknown option\(s\) \['buffer'\]; the options are \['patches_per_image'"),
+    ({"shuffle_buffer": 2.5}, r"data.shards.shuffle_buffer: Value '2.5' of type 'float' could not be converted to "
+                              r"Integer"),
+    ({"timeout_s": 0}, r"data.shards.timeout_s=0.0 must be a number of seconds > 0"),
+    ({"buffer": 8}, r"data.shards.buffer: Key 'buffer' not in 'ShardOptions' \(the options there: patches_per_image"),
 ])
 def test_bad_shard_options_name_the_option(shards, message):
     with pytest.raises(ValueError, match=message):
         _shard_dm("unused", shards=shards)
 
 
-def test_the_shards_config_sets_the_documented_defaults():
+def test_the_shards_options_are_a_schema_hydra_checks():
+    """data=shards takes its defaults from ShardOptions (stated once), and Hydra refuses an
+    unknown option or a wrong type when it composes, naming the key."""
+    from hydra.errors import ConfigCompositionException
     from omegaconf import OmegaConf
 
-    from sr_lightning.config import CONF_DIR
+    from sr_lightning.config import compose_config
     from sr_lightning.data.shards import ShardOptions
 
-    config = OmegaConf.load(CONF_DIR / "data/shards.yaml").shards
+    given = ["data=shards", "data.train_dir=x"]
+    config = compose_config("train", given).data.shards
+    assert OmegaConf.get_type(config) is ShardOptions
     assert ShardOptions.from_config(OmegaConf.to_container(config)) == ShardOptions()
+    for bad, says in (("data.shards.buffer=8", "data.shards.buffer"), ("data.shards.timeout_s=soon", "timeout_s")):
+        with pytest.raises(ConfigCompositionException) as err:
+            compose_config("train", [*given, bad])
+        assert says in str(err.value) + str(err.value.__cause__)
 
 
 def test_shards_stream_over_http(hr_folder, tmp_path):

@@ -99,8 +99,8 @@ def test_a_network_of_one_input_size_is_refused():
                          evaluation={"self_ensemble": True})
     with pytest.raises(UserError, match="fixed_espcn takes only 21x30"):
         module.predict_pair(_photo(), ensemble=True)
-    with pytest.raises(UserError, match=r"evaluation\.self_ensemble='yes' must be true or false"):
-        SRLitModule(net={"name": "espcn", "scale": 3, "in_channels": 3}, evaluation={"self_ensemble": "yes"})
+    with pytest.raises(UserError, match=r"evaluation\.self_ensemble: Value 'always' is not a valid bool"):
+        SRLitModule(net={"name": "espcn", "scale": 3, "in_channels": 3}, evaluation={"self_ensemble": "always"})
 
 
 def _metrics(folder) -> dict:
