@@ -8,3 +8,7 @@ Lightning and Hydra, keeps its traceback: it is a bug to fix, not an option to c
 
 class UserError(ValueError):
     """Bad input: a config option, a file or an argument; the message names it and the fix."""
+
+
+class WeightFormatError(UserError):
+    """A weights file is not of the expected format; the message says what was found."""

@@ -8,9 +8,8 @@ from omegaconf import OmegaConf
 
 from sr_lightning.checkpoint import CheckpointError
 from sr_lightning.cli import user_errors
-from sr_lightning.convert.mat import WeightFormatError
 from sr_lightning.data.io import ImageReadError
-from sr_lightning.errors import UserError
+from sr_lightning.errors import UserError, WeightFormatError
 from tests.conftest import run_cli
 
 

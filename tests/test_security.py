@@ -301,8 +301,8 @@ def test_d7_rcan_mean_shifts_that_differ_from_the_standard_are_folded_exactly():
     computes with them (here: our modules with the file's shifts applied by hand)."""
     import torch.nn.functional as F
 
-    from sr_lightning.convert.release import fold_mean_shift
     from sr_lightning.nets import create_net
+    from sr_lightning.nets.rcan import fold_mean_shift
 
     torch.manual_seed(0)
     kw = {"scale": 2, "in_channels": 3, "num_groups": 1, "num_blocks": 1, "img_range": 255.0}
@@ -333,8 +333,8 @@ def test_d7_rcan_mean_shifts_that_differ_from_the_standard_are_folded_exactly():
 @pytest.mark.parametrize("config", ["swinir", "span", "hat"])
 def test_d7_derived_release_tensors_must_equal_what_the_network_computes(config):
 
-    from sr_lightning.convert.mat import WeightFormatError
-    from sr_lightning.convert.release import DERIVED, check_derived, derived_keys, expected_derived, our_keys
+    from sr_lightning.convert.release import check_derived, derived_keys, expected_derived, our_keys, release_format
+    from sr_lightning.errors import WeightFormatError
     from sr_lightning.nets import create_net
 
     layout = json.loads((Path(__file__).parent / "convert/release_layouts.json").read_text())[config]
@@ -343,18 +343,19 @@ def test_d7_derived_release_tensors_must_equal_what_the_network_computes(config)
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     shapes = {k: torch.empty(s) for k, s in layout["keys"].items()}
-    release = {k: net.state_dict()[ours].clone() for ours, (k, _) in our_keys(config, shapes).items()}
-    for ours, (k, like) in derived_keys(config, shapes).items():
+    fmt = release_format(config)  # what the network says about its release, beside it
+    release = {k: net.state_dict()[ours].clone() for ours, (k, _) in our_keys(fmt, shapes).items()}
+    for ours, (k, like) in derived_keys(fmt, shapes).items():
         release[k] = expected_derived(net, ours, like).detach().clone()
     cfg = {"name": layout["net"], "in_channels": 3, **layout["kwargs"]}
-    tensors = {ours: v for ours, (_, v) in our_keys(config, release).items()}
-    check_derived(cfg, tensors, derived_keys(config, release), Path("r.pth"))  # the authors' values pass
-    key = next(k for k in release if any(re.search(p, k) for p in DERIVED[config]))
+    tensors = {ours: v for ours, (_, v) in our_keys(fmt, release).items()}
+    check_derived(cfg, tensors, derived_keys(fmt, release), Path("r.pth"))  # the authors' values pass
+    key = next(k for k in release if fmt.is_derived(k))
     bad = dict(release)
     bad[key] = release[key].clone().contiguous()
     bad[key].view(-1)[0] += 1
     with pytest.raises(WeightFormatError, match=f"{re.escape(key)} is not what the network computes"):
-        check_derived(cfg, tensors, derived_keys(config, bad), Path("r.pth"))
+        check_derived(cfg, tensors, derived_keys(fmt, bad), Path("r.pth"))
 
 
 def test_d6_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):

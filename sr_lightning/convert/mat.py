@@ -9,11 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sr_lightning.errors import UserError
-
-
-class WeightFormatError(UserError):
-    """A weights file is not of the expected format; the message says what was found."""
+from sr_lightning.errors import WeightFormatError
 
 
 def read_mat(path: str | Path) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from sr_lightning.convert.imported import Imported
-from sr_lightning.convert.mat import WeightFormatError, describe, read_mat, scale_in_name
-from sr_lightning.errors import UserError
+from sr_lightning.convert.mat import describe, read_mat, scale_in_name
+from sr_lightning.errors import UserError, WeightFormatError
 
 KEYS = ("weights_conv1", "biases_conv1", "weights_conv2", "biases_conv2", "weights_conv3", "biases_conv3")
 EXPECTED = ("weights_conv1 (f1*f1, n1), biases_conv1 (n1, 1), weights_conv2 (n1, f2*f2, n2), biases_conv2 (n2, 1), "

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from sr_lightning.convert.imported import Imported
-from sr_lightning.convert.mat import WeightFormatError, describe, read_mat
-from sr_lightning.errors import UserError
+from sr_lightning.convert.mat import describe, read_mat
+from sr_lightning.errors import UserError, WeightFormatError
 
 TRAINED_SCALES = [2, 3, 4]
 EXPECTED = "a struct `model` with cells weight{1..L} (3, 3, C_in, C_out) and bias{1..L} (C_out, 1), C_in = 1 first"

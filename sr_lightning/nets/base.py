@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
+from sr_lightning.nets.release_format import ReleaseFormat
 from sr_lightning.ops.resize import BORDERS, imresize
 
 
@@ -54,6 +55,14 @@ class SRNet(nn.Module):
                 f"scale={scale} is not supported by {cls.name} (supported scales: {', '.join(map(str, cls.scales))})"
             )
 
+
+    @classmethod
+    def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
+        """How the authors' release of this network, built with ``config`` (variants may lay
+        out their weights differently), names its tensors
+        (:class:`~sr_lightning.nets.release_format.ReleaseFormat`); this default: our names,
+        nothing derived. :mod:`sr_lightning.convert.release` applies it."""
+        return ReleaseFormat()
 
     def deployed_parameter_count(self) -> int:
         """The parameters of the network as it runs in evaluation, the count papers report:

@@ -24,13 +24,26 @@ Parameters (RGB) at x4: HAT 20,772,507 and HAT-S 9,621,183, the paper's 20.8M an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, ChannelAttention, conv
-from sr_lightning.nets.swinir import RSTB, SwinIR, SwinLayer, window_partition, window_reverse
+from sr_lightning.nets.release_format import ReleaseFormat
+from sr_lightning.nets.swinir import (
+    RSTB,
+    SWIN_DERIVED,
+    SWIN_KEYS,
+    SWIN_UPSAMPLER_KEYS,
+    SwinIR,
+    SwinLayer,
+    window_partition,
+    window_reverse,
+)
 
 
 class HAB(SwinLayer):
@@ -121,6 +134,16 @@ class HAT(SwinIR):
     paper = "Chen et al., CVPR 2023"
     published_on_rgb = True
     tiles_exactly = False
+
+    @classmethod
+    def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
+        """The authors' release (github.com/XPixelGroup/HAT): SwinIR's layout, the overlapping
+        cross-attention and channel-attention blocks' names, SwinIR's upsampler; masks and the
+        shared index tables derived."""
+        return ReleaseFormat(key_map=(*SWIN_KEYS, (r"\.residual_group\.overlap_attn\.", ".overlap_attn."),
+                                      (r"\.conv_block\.cab\.", ".conv_block."), (r"\.attention\.1\.", ".excite.0."),
+                                      (r"\.attention\.3\.", ".excite.2."), *SWIN_UPSAMPLER_KEYS),
+                             derived=SWIN_DERIVED)
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, embed_dim: int = 180,
                  depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6), num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6),

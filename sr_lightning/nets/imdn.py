@@ -19,11 +19,15 @@ pass but not equal to it (``tiles_exactly = False``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import ChannelAttention, conv
+from sr_lightning.nets.release_format import ReleaseFormat
 
 
 class IMDB(nn.Module):
@@ -59,6 +63,15 @@ class IMDN(SRNet):
     paper = "Hui et al., ACM MM 2019"
     published_on_rgb = True
     tiles_exactly = False
+
+    @classmethod
+    def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
+        """The authors' release (github.com/Zheng222/IMDN, models/architecture.py): fea_conv,
+        IMDB1..6, c, LR_conv, upsampler."""
+        return ReleaseFormat(key_map=((r"^fea_conv\.", "head."),
+                                      (r"^IMDB(\d+)\.", lambda m: f"blocks.{int(m[1]) - 1}."),
+                                      (r"\.cca\.conv_du\.", ".cca.excite."), (r"^c\.0\.", "fuse.0."),
+                                      (r"^LR_conv\.", "body_tail."), (r"^upsampler\.0\.", "upsample.0.")))
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 6,
                  distillation_rate: float = 0.25) -> None:

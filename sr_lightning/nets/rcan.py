@@ -20,10 +20,20 @@ but not equal to it.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
 from torch import Tensor, nn
 
+from sr_lightning.errors import WeightFormatError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, ChannelAttention, PixelShuffleUpsampler, conv, mean_shift
+from sr_lightning.nets.release_format import ReleaseFormat
+
+log = logging.getLogger(__name__)
 
 
 class RCAB(nn.Module):
@@ -59,6 +69,14 @@ class RCAN(SRNet):
     scales = (2, 3, 4, 8)
     tiles_exactly = False
 
+    @classmethod
+    def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
+        """The authors' release (github.com/yulunzhang/RCAN): ``head.0``, CALayer's ``conv_du``;
+        trained on 0..255 inputs (``img_range`` 255); its mean shifts folded into the weights
+        (:func:`fold_mean_shift`)."""
+        return ReleaseFormat(key_map=((r"^head\.0\.", "head."), (r"\.conv_du\.", ".excite.")),
+                             derived=(r"^(sub|add)_mean\.",), options={"img_range": 255.0}, fold=fold_mean_shift)
+
     def __init__(self, *, scale: int = 2, in_channels: int = 3, num_features: int = 64, num_groups: int = 10,
                  num_blocks: int = 20, reduction: int = 16, img_range: float = 1.0,
                  rgb_mean: tuple[float, float, float] | None = DIV2K_RGB_MEAN) -> None:
@@ -73,3 +91,50 @@ class RCAN(SRNet):
     def forward(self, lr: Tensor) -> Tensor:
         x = self.head((lr - self.mean) * self.img_range)
         return self.tail(x + self.body(x)) / self.img_range + self.mean
+
+
+def _affine_1x1(weight: Tensor, bias: Tensor, key: str, path: Path) -> tuple[Tensor, Tensor]:
+    if weight.shape != (3, 3, 1, 1) or bias.shape != (3,):
+        raise WeightFormatError(f"'{path}': {key} is {tuple(weight.shape)}, not the (3, 3, 1, 1) mean-shift "
+                                f"convolution of RCAN's code")
+    return weight[:, :, 0, 0].double(), bias.double()
+
+
+def fold_mean_shift(cfg: dict[str, Any], tensors: dict[str, Tensor], derived: Mapping[str, tuple[str, Tensor]],
+                    path: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """RCAN's mean shifts as the file has them, folded exactly into our network.
+
+    The authors' ``sub_mean`` / ``add_mean`` are 1x1 convolutions (y = W x + b, on 0..255
+    values) meant to hold identity weights and -/+ 255 x the DIV2K mean; their code sets
+    ``requires_grad = False`` on the module, not on its parameters, so a run can train them.
+    Ours: the input is ``(lr - m) * r`` and the output ``tail / r + m`` (r = ``img_range``, m =
+    ``rgb_mean``). A file holding the standard values keeps the config as it is; otherwise
+    ``m = -W_s^-1 b_s / r`` (the mean the input shift implies), ``W_s`` is folded into the head
+    convolution (exact at the zero-padded borders too: W_s 0 = 0) and ``W_a``, ``b_a`` into
+    the last convolution of the tail.
+
+    Raises:
+        WeightFormatError: the shifts are not 3x3 affine maps, or ``W_s`` is singular.
+    """
+    if not derived:
+        return cfg, tensors
+    (ks, ws), (_, bs) = derived["sub_mean.weight"], derived["sub_mean.bias"]
+    (ka, wa), (_, ba) = derived["add_mean.weight"], derived["add_mean.bias"]
+    (w_s, b_s), (w_a, b_a) = _affine_1x1(ws, bs, ks, path), _affine_1x1(wa, ba, ka, path)
+    r, mean = float(cfg["img_range"]), torch.tensor(cfg.get("rgb_mean") or [0.0] * 3, dtype=torch.float64)
+    eye = torch.eye(3, dtype=torch.float64)
+    standard = (torch.allclose(w_s, eye, atol=1e-6) and torch.allclose(w_a, eye, atol=1e-6)
+                and torch.allclose(b_s, -r * mean, atol=1e-4 * r) and torch.allclose(b_a, r * mean, atol=1e-4 * r))
+    if standard:
+        return cfg, tensors
+    if torch.linalg.matrix_rank(w_s) < 3:
+        raise WeightFormatError(f"'{path}': {ks} is a singular 3x3 map, which no mean shift folds into the head")
+    m = -torch.linalg.solve(w_s, b_s) / r
+    tensors = dict(tensors)
+    tensors["head.weight"] = torch.einsum("ojuv,jc->ocuv", tensors["head.weight"].double(), w_s).float()
+    last_w, last_b = tensors["tail.1.weight"].double(), tensors["tail.1.bias"].double()
+    tensors["tail.1.weight"] = torch.einsum("ij,jcuv->icuv", w_a, last_w).float()
+    tensors["tail.1.bias"] = (w_a @ last_b + b_a - r * m).float()
+    log.warning("'%s': its mean shifts are not RCAN's standard ones (identity, -/+ %g x the DIV2K mean); folded "
+                "into the head and tail convolutions, rgb_mean=%s", path, r, [round(float(v), 6) for v in m])
+    return {**cfg, "rgb_mean": [float(v) for v in m]}, tensors

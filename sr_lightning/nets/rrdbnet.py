@@ -15,12 +15,16 @@ first convolution), so the same x4 body serves. Key names follow the authors' re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import conv
+from sr_lightning.nets.release_format import ReleaseFormat
 
 
 class ResidualDenseBlock(nn.Module):
@@ -63,6 +67,13 @@ class RRDBNet(SRNet):
     paper = "Wang et al., ECCVW 2018 (ESRGAN)"
     published_on_rgb = True
     scales = (2, 4)
+
+    @classmethod
+    def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
+        """ESRGAN's first release (github.com/xinntao/ESRGAN); BasicSR / Real-ESRGAN files use our names."""
+        return ReleaseFormat(key_map=((r"^RRDB_trunk\.", "body."), (r"\.RDB(\d)\.", r".rdb\1."),
+                                      (r"^trunk_conv\.", "conv_body."), (r"^upconv(\d)\.", r"conv_up\1."),
+                                      (r"^HRconv\.", "conv_hr.")))
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 23,
                  growth: int = 32) -> None:

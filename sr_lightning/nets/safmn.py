@@ -22,6 +22,9 @@ pixels than one pass does (``tiles_exactly = False``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -29,6 +32,7 @@ from torch import Tensor, nn
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import conv
+from sr_lightning.nets.release_format import ReleaseFormat
 
 
 class ChannelLayerNorm(nn.Module):
@@ -92,6 +96,11 @@ class SAFMN(SRNet):
     paper = "Sun et al., ICCV 2023"
     published_on_rgb = True
     tiles_exactly = False
+
+    @classmethod
+    def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
+        """The authors' release (github.com/sunny2109/SAFMN): the channel mixer's inner Sequential."""
+        return ReleaseFormat(key_map=((r"\.ccm\.ccm\.", ".ccm."),))
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, dim: int = 36, num_blocks: int = 8,
                  ffn_scale: float = 2.0) -> None:

@@ -20,12 +20,16 @@ figure's "<= 450K" bubble). Training holds the unfolded branches: 1,824,900 / 1,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import conv, mean_shift
+from sr_lightning.nets.release_format import ReleaseFormat
 
 SPAN_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -77,6 +81,13 @@ class SPAN(SRNet):
     upsampling = "pixel shuffle"
     paper = "Wan et al., CVPRW 2024"
     published_on_rgb = True
+
+    @classmethod
+    def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
+        """The authors' release (github.com/hongyuanyu/SPAN): block_1..6, and each Conv3XC's
+        folded ``eval_conv`` (checked against the branches, then dropped)."""
+        return ReleaseFormat(key_map=((r"^block_(\d+)\.", lambda m: f"blocks.{int(m[1]) - 1}."),),
+                             derived=(r"\.eval_conv\.",))
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 48, num_blocks: int = 6,
                  img_range: float = 255.0, rgb_mean: tuple[float, float, float] | None = SPAN_RGB_MEAN) -> None:

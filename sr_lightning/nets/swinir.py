@@ -22,6 +22,9 @@ Parameters (RGB), counting the relative-position bias tables: classical 11,752,4
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -29,6 +32,7 @@ from torch import Tensor, nn
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, PixelShuffleUpsampler, mean_shift
+from sr_lightning.nets.release_format import ReleaseFormat, Rewrites
 
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect")
 
@@ -159,6 +163,15 @@ class RSTB(nn.Module):
         return x + y.flatten(2).transpose(1, 2)
 
 
+# The authors' layout (github.com/JingyunLiang/SwinIR), shared by HAT (github.com/XPixelGroup/HAT).
+SWIN_KEYS: Rewrites = ((r"\.residual_group\.blocks\.", ".layers."), (r"\.mlp\.fc1\.", ".mlp.0."),
+                       (r"\.mlp\.fc2\.", ".mlp.2."), (r"^patch_embed\.norm\.", "patch_norm."))
+SWIN_UPSAMPLER_KEYS: Rewrites = ((r"^upsample\.", "upsample.2."), (r"^conv_before_upsample\.0\.", "upsample.0."),
+                                 (r"^conv_last\.", "upsample.3."))
+# The shifted windows' masks and the relative position index tables: computed from the sizes.
+SWIN_DERIVED = (r"attn_mask$", r"relative_position_index(_SA|_OCA)?$")
+
+
 class SwinIR(SRNet):
     """SwinIR (N, C, h, w) -> (N, C, s*h, s*w)."""
 
@@ -167,6 +180,14 @@ class SwinIR(SRNet):
     paper = "Liang et al., ICCVW 2021"
     published_on_rgb = True
     scales = (2, 3, 4, 8)
+
+    @classmethod
+    def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
+        """The authors' release: their Swin layer names; the classical upsampler's convolutions
+        (``pixelshuffledirect``, the lightweight model's one step, is ``upsample.0`` in both);
+        the masks and index tables are derived."""
+        upsampler = SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") == "pixelshuffle" else ()
+        return ReleaseFormat(key_map=(*SWIN_KEYS, *upsampler), derived=SWIN_DERIVED)
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, embed_dim: int = 180,
                  depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6), num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6),

@@ -13,12 +13,12 @@ from safetensors.torch import save_file
 
 from sr_lightning.convert import convert
 from sr_lightning.convert.__main__ import main as convert_main
-from sr_lightning.convert.release import DERIVED, KEY_MAPS, first_mismatch, our_keys
+from sr_lightning.convert.release import first_mismatch, our_keys, release_format
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import create_net
 from tests.conftest import TouchOnUnpickle, run_entry
 
-# Our IMDN keys -> the release's (github.com/Zheng222/IMDN), the inverse of KEY_MAPS["imdn"].
+# Our IMDN keys -> the release's (github.com/Zheng222/IMDN), the inverse of IMDN.release_format's key map.
 TO_RELEASE = ((r"^head\.", "fea_conv."), (r"^blocks\.(\d+)\.", lambda m: f"IMDB{int(m[1]) + 1}."),
               (r"\.cca\.excite\.", ".cca.conv_du."), (r"^fuse\.0\.", "c.0."), (r"^body_tail\.", "LR_conv."),
               (r"^upsample\.0\.", "upsampler.0."))
@@ -136,7 +136,7 @@ def test_the_authors_imdn_x4_reproduces_set14_and_b100_with_gray_as_rgb(sr_data,
 LAYOUTS = json.loads((Path(__file__).parent / "release_layouts.json").read_text())
 
 
-@pytest.mark.parametrize("config", sorted(set(KEY_MAPS) - {"imdn"}))
+@pytest.mark.parametrize("config", sorted(set(LAYOUTS) - {"_about"} | {"hat_s"}))
 def test_release_layouts_map_onto_our_networks(config):
     """Every key of an author's release (the key names and shapes of their code, at a small
     configuration; HAT-S has HAT's layout) lands on our network's key of the same shape, the
@@ -144,6 +144,17 @@ def test_release_layouts_map_onto_our_networks(config):
     layout = LAYOUTS["hat" if config == "hat_s" else config]
     ours = create_net(layout["net"], in_channels=3, **layout["kwargs"]).state_dict()
     release = {k: torch.empty(shape, device="meta") for k, shape in layout["keys"].items()}
-    mapped = our_keys(config, release)
+    fmt = release_format(config)  # what the network states about its release, beside its architecture
+    mapped = our_keys(fmt, release)
     assert first_mismatch(ours, mapped) is None
-    assert len(release) - len(mapped) == sum(any(re.search(p, k) for p in DERIVED.get(config, ())) for k in release)
+    assert len(release) - len(mapped) == sum(fmt.is_derived(k) for k in release)
+
+
+def test_every_network_with_a_release_format_has_a_release_layout_to_check_it():
+    """A network that renames or derives release keys has its authors' layout in
+    release_layouts.json (IMDN: the real release file, test_release_layouts_import_...)."""
+    from sr_lightning.config import CONF_DIR
+
+    stated = {c for c in sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+              if release_format(c).key_map or release_format(c).derived}
+    assert stated == set(LAYOUTS) - {"_about"} | {"hat_s", "imdn"}
