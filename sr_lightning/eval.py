@@ -25,7 +25,7 @@ from sr_lightning.lit import SRLitModule, load_module
 from sr_lightning.loggers import instantiate_loggers
 from sr_lightning.published import PACKAGED, PublishedRow, find_published, read_published, variants
 from sr_lightning.report import report
-from sr_lightning.settings import apply_settings, resolve_settings
+from sr_lightning.settings import apply_settings, trainer_settings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def evaluate(cfg: DictConfig, checkpoint: Checkpoint | None = None
     if OmegaConf.is_missing(cfg.data, "train_dir"):  # data=folder: evaluation trains on nothing
         cfg = updated(cfg, {"data.train_dir": None})
     require_given(cfg)
-    settings = apply_settings(resolve_settings(cfg, cfg.trainer.get("accelerator", "auto"), cfg.trainer.precision))
+    settings = apply_settings(trainer_settings(cfg))
     if cfg.ckpt_path:
         # The checkpoint's network (checked against the registry) and weights; the evaluation
         # protocol is this command's; no loss/optimizer/scheduler is built.

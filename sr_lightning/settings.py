@@ -76,6 +76,12 @@ def resolve_settings(options: Mapping[str, Any], accelerator: str = "auto", prec
                        compile=speed["compile"], threads=speed["threads"], tune_allocator=speed["tune_allocator"])
 
 
+def trainer_settings(cfg: Any) -> RunSettings:
+    """:func:`resolve_settings` of a train or eval config: its speed options, ``trainer.accelerator``
+    and ``trainer.precision``."""
+    return resolve_settings(cfg, cfg.trainer.get("accelerator", "auto"), cfg.trainer.precision)
+
+
 def apply_settings(settings: RunSettings) -> RunSettings:
     """Set the process-wide parts (threads, the allocator) and log :meth:`RunSettings.describe`.
     Returns the settings, with ``tune_allocator`` False where the C library refused it."""

@@ -55,7 +55,7 @@ from sr_lightning.loggers import (
 from sr_lightning.nets.flops import net_gflops
 from sr_lightning.report import print_config, report
 from sr_lightning.resume import NOT_REPLAYED, key_of, resume_argv, run_folder_of
-from sr_lightning.settings import RunSettings, apply_settings, resolve_settings
+from sr_lightning.settings import RunSettings, apply_settings, trainer_settings
 from sr_lightning.sweep import JOB_FILE
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def resolve(cfg: DictConfig) -> RunPlan:
         data_updates, net_overrides = data_for(ckpt, cfg.data, overridden_keys())
         updates.update(data_updates)
         updates["module.net"] = ckpt.net_config(net_overrides)  # replaces `model`
-    settings = apply_settings(resolve_settings(cfg, cfg.trainer.get("accelerator", "auto"), cfg.trainer.precision))
+    settings = apply_settings(trainer_settings(cfg))
     updates.update(settings.speed_options())
     run_cfg = updated(cfg, updates)
     steps = planned_steps(run_cfg, settings, ckpt if resume else None, module_cls)

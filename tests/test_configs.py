@@ -22,7 +22,7 @@ from sr_lightning.train import validation_interval
 from tests.conftest import _crops, write_folder
 
 CONF = CONF_DIR
-# What train resolves the speed options' "auto" to before it builds the module (apply_speed).
+# What train resolves the speed options' "auto" to before it builds the module (sr_lightning.settings).
 RESOLVED_SPEED = ["channels_last=false", "compile=false"]
 
 
