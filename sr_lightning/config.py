@@ -102,11 +102,13 @@ def register_schemas() -> None:
     """Store the config groups' schemas in Hydra's ConfigStore, where the YAML files' defaults
     lists name them (``- schema``, ``- /schema/shards@shards``): ``evaluation`` (the protocol,
     :class:`~sr_lightning.lit.evaluation.Evaluation`), ``data`` (:class:`SRDataModule`'s
-    arguments), ``data/degradation`` (:class:`~sr_lightning.data.pairs.DegradationConfig`),
+    arguments), ``data/degradation`` (:class:`~sr_lightning.data.pairs.Degradation`; ``realesrgan``:
+    :class:`~sr_lightning.data.realesrgan.RealESRGANDegradation`),
     ``data.shards`` and ``data.internal`` (their options)."""
     from sr_lightning.data import SRDataModule
     from sr_lightning.data.internal import InternalOptions
-    from sr_lightning.data.pairs import DegradationConfig
+    from sr_lightning.data.pairs import Degradation
+    from sr_lightning.data.realesrgan import RealESRGANDegradation
     from sr_lightning.data.shards import ShardOptions
     from sr_lightning.lit.evaluation import Evaluation
 
@@ -114,7 +116,8 @@ def register_schemas() -> None:
     store.store(group="evaluation", name="schema", node=schema(Evaluation))
     # A data config names its training images (the Python API's default is the bundled sample).
     store.store(group="data", name="schema", node=schema_of(SRDataModule, required=("train_dir",)))
-    store.store(group="data/degradation", name="schema", node=schema(DegradationConfig))
+    store.store(group="data/degradation", name="schema", node=schema(Degradation))
+    store.store(group="data/degradation", name="realesrgan_schema", node=schema(RealESRGANDegradation))
     store.store(group="schema", name="shards", node=schema(ShardOptions))
     store.store(group="schema", name="internal", node=schema(InternalOptions))
 

@@ -232,14 +232,18 @@ def test_the_multi_node_example_composes(tmp_path):
                                                ("evaluation.y_channel=maybe", "evaluation.y_channel"),
                                                ("data.patch_sise=16", "data.patch_sise"),
                                                ("data.batch_size=many", "data.batch_size"),
-                                               ("data.degradation.bordr=clamp", "data.degradation.bordr")])
+                                               ("data.degradation.bordr=clamp", "data.degradation.bordr"),
+                                               ("data.degradation.realesrgan.stage1.blur_prob=1",
+                                                "data.degradation.realesrgan"),  # not the realesrgan degradation
+                                               ("data/degradation=realesrgan data.degradation.realesrgan.stage1.blur=1",
+                                                "data.degradation.realesrgan.stage1.blur")])
 def test_the_option_schemas_refuse_unknown_keys_and_wrong_types_when_composing(override, key):
     """The option dataclasses (and SRDataModule's signature) are Hydra schemas: a typo or a
     wrong type stops the composition, naming the key, before anything is built."""
     from hydra.errors import ConfigCompositionException
 
     with pytest.raises(ConfigCompositionException) as err:
-        compose_config("train", [override])
+        compose_config("train", override.split())
     assert key in str(err.value) + str(err.value.__cause__)
 
 

@@ -9,7 +9,6 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -51,15 +50,6 @@ class Degradation:
             raise UserError(f"data.degradation.source={self.source!r} is not one of {SOURCES}")
         if self.border not in BORDERS:
             raise UserError(f"data.degradation.border={self.border!r} is not one of {BORDERS}")
-
-
-@dataclass(frozen=True)
-class DegradationConfig(Degradation):
-    """``data.degradation``'s schema: a :class:`Degradation` and, for training on synthetic
-    real-world degradations (``data/degradation=realesrgan``), the ``realesrgan`` options
-    (:class:`~sr_lightning.data.realesrgan.RealESRGAN`, all stated in its YAML); None: none."""
-
-    realesrgan: Any = None
 
 
 # data/degradation=benchmark_lr: the standard benchmark LR files, bit-exactly (RGB networks' setting).

@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from kornia.enhance import jpeg_codec_differentiable
 from kornia.filters import filter2d
+from omegaconf import MISSING
 from torch import Tensor
 
 from sr_lightning.data import blur_kernels as bk
+from sr_lightning.data.pairs import BENCHMARK_LR, Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.ops.color import rgb_to_luma
 from sr_lightning.options import checked
@@ -67,7 +69,7 @@ def _choices(value: Any, name: str, known: Sequence[str]) -> dict[str, float]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: OmegaConf makes a frozen dataclass's node read-only, and Hydra merges the YAML onto it
 class Stage:
     """One degradation stage's options (ranges are [low, high], drawn uniformly).
 
@@ -116,7 +118,7 @@ class Stage:
                    jpeg_quality=_range(cfg["jpeg_quality"], f"{name}.jpeg_quality", 1.0, 100.0), **p)
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen, as Stage
 class RealESRGAN:
     """The whole degradation: two :class:`Stage` s and the final step.
 
@@ -290,3 +292,16 @@ class RealESRGAN:
         if sinc_first:
             x = self.jpeg(x, self.stage2, g)
         return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
+@dataclass(frozen=True)
+class RealESRGANDegradation(Degradation):
+    """``data/degradation=realesrgan``'s schema: the evaluation sets' LR made as the standard
+    benchmark LR files (:data:`~sr_lightning.data.pairs.BENCHMARK_LR`), and the training
+    batches' by :class:`RealESRGAN` with the ``realesrgan`` options (all of them, stated in its
+    YAML: the paper's values), which Hydra checks for keys and types."""
+
+    source: str = BENCHMARK_LR.source
+    border: str = BENCHMARK_LR.border
+    antialias: bool = BENCHMARK_LR.antialias
+    realesrgan: RealESRGAN = MISSING
