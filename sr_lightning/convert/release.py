@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -35,10 +34,9 @@ from sr_lightning.data.pairs import BENCHMARK_LR
 from sr_lightning.errors import UserError, WeightFormatError
 from sr_lightning.files import PICKLED, UnreadableFileError, read_data
 from sr_lightning.nets import build_net, net_class
-from sr_lightning.nets.release_format import ReleaseFormat
+from sr_lightning.nets.detection import unwrap_state
+from sr_lightning.nets.release_format import ReleaseFormat, first_mismatch
 
-# Keys under which releases nest the state dict, in order of preference (EMA weights first).
-WRAPPERS = ("params_ema", "params", "state_dict", "model")
 RESAVE = ("load it where you trust its code and save only the weights: "
           "torch.save(model.state_dict(), 'weights.pth')")
 
@@ -56,19 +54,6 @@ def read_tensors(path: Path) -> Any:
                                     f"{RESAVE}") from None
         raise WeightFormatError(f"'{path}' is {err if str(err).startswith('not a') else f'not readable ({err})'}"
                                 ) from None
-
-
-def unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
-    """The state dict inside a release's file: :data:`WRAPPERS` unwrapped, ``module.`` dropped."""
-    while isinstance(obj, Mapping) and not all(isinstance(v, Tensor) for v in obj.values()):
-        inner = next((k for k in WRAPPERS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
-            raise WeightFormatError(f"'{path}' holds {sorted(map(str, obj))[:8]} but no state dict of tensors "
-                                    f"(looked under {', '.join(WRAPPERS)})")
-        obj = obj[inner]
-    if not isinstance(obj, Mapping) or not obj:
-        raise WeightFormatError(f"'{path}' holds a {type(obj).__name__}, not a state dict of tensors")
-    return {re.sub(r"^(module\.)+", "", str(k)): v for k, v in obj.items()}
 
 
 def our_keys(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> dict[str, tuple[str, Tensor]]:
@@ -150,24 +135,6 @@ def model_config(net: str) -> dict[str, Any]:
     return OmegaConf.to_container(compose_config("train", [f"model={net}"]).model, resolve=True)
 
 
-def first_mismatch(expected: Mapping[str, Tensor], found: Mapping[str, tuple[str, Tensor]]) -> str | None:
-    """The first difference between a network's state dict and the file's, or None if they fit."""
-    missing = [k for k in expected if k not in found]
-    if missing:
-        return f"the network's {missing[0]} {tuple(expected[missing[0]].shape)} is not in the file" \
-               f"{f' ({len(missing)} keys missing)' if len(missing) > 1 else ''}"
-    extra = [k for k in found if k not in expected]
-    if extra:
-        key, value = found[extra[0]]
-        return f"the file's {key} {tuple(value.shape)} has no place in the network" \
-               f"{f' ({len(extra)} keys unexpected)' if len(extra) > 1 else ''}"
-    for k, v in expected.items():
-        key, value = found[k]
-        if value.shape != v.shape:
-            return f"{key} is {tuple(value.shape)} in the file but {tuple(v.shape)} in the network ({k})"
-    return None
-
-
 def load(path: str | Path, scale: int | None, net: str) -> Imported:
     """Read a PyTorch release of the network ``net`` (a model config name).
 
@@ -180,7 +147,7 @@ def load(path: str | Path, scale: int | None, net: str) -> Imported:
         FileNotFoundError, WeightFormatError, UserError: with the key or option at fault.
     """
     path = Path(path).expanduser()
-    raw = unwrap(read_tensors(path), path)
+    raw = unwrap_state(read_tensors(path), f"'{path}'")
     config = model_config(net)
     fmt = net_class(config).release_format(config)
     state, derived = our_keys(fmt, raw), derived_keys(fmt, raw)

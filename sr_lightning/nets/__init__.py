@@ -9,6 +9,7 @@ outside the package: :func:`register_net`.
 from __future__ import annotations
 
 from sr_lightning.nets.base import PreUpsampleNet, SRNet
+from sr_lightning.nets.detection import Detection, UnknownModelError, detect
 from sr_lightning.nets.registry import (
     NETS,
     build_net,
@@ -21,5 +22,5 @@ from sr_lightning.nets.registry import (
     register_net,
 )
 
-__all__ = ["NETS", "PreUpsampleNet", "SRNet", "build_net", "class_path", "create_net", "file_net_class",
-           "get_net_class", "list_nets", "net_class", "register_net"]
+__all__ = ["NETS", "Detection", "PreUpsampleNet", "SRNet", "UnknownModelError", "build_net", "class_path", "create_net",
+           "detect", "file_net_class", "get_net_class", "list_nets", "net_class", "register_net"]

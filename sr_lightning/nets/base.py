@@ -64,6 +64,21 @@ class SRNet(nn.Module):
         nothing derived. :mod:`sr_lightning.convert.release` applies it."""
         return ReleaseFormat()
 
+    @classmethod
+    def release_formats(cls) -> dict[str, ReleaseFormat]:
+        """Every layout a file of this network may come in, by name: ours and the authors'
+        release (:meth:`release_format` of the default config); detection tries each."""
+        release = cls.release_format({})
+        return {"sr_lightning": ReleaseFormat(), **({"release": release} if release != ReleaseFormat() else {})}
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """The constructor arguments a state dict in our key names fixes (widths, depths, the
+        scale and channels where the weights hold them), or None when it is not this network's.
+        Read from key names and shapes only; :func:`sr_lightning.nets.detect` then builds the
+        network with them and checks every key and shape. This default: not detectable."""
+        return None
+
     def deployed_parameter_count(self) -> int:
         """The parameters of the network as it runs in evaluation, the count papers report:
         all of them, unless a network folds training-time branches into fewer weights (SPAN)."""

@@ -10,10 +10,14 @@ EDSR is ``num_features=256, num_blocks=32, res_scale=0.1``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, PixelShuffleUpsampler, ScaledResidual, mean_shift
+from sr_lightning.nets.release_format import indices, shape, shuffle_scale
 
 
 def _res_block(features: int, res_scale: float) -> ScaledResidual:
@@ -29,6 +33,18 @@ class EDSR(SRNet):
     paper = "Lim et al., CVPRW 2017"
     published_on_rgb = True
     scales = (2, 3, 4, 8)
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """Head, ``num_blocks`` residual blocks of two convolutions, the pixel-shuffle tail."""
+        head, last = shape(state, "head.weight"), shape(state, "tail.1.weight")
+        if head is None or last is None or "body.0.body.0.weight" not in state:
+            return None
+        ups = indices(state, r"^tail\.0\.(\d+)\.weight")
+        scale = shuffle_scale(shape(state, "tail.0.0.weight")[0], head[0], len(ups)) if ups else None
+        blocks = [i for i in indices(state, r"^body\.(\d+)\.body\.")]
+        return None if scale is None else {"in_channels": head[1], "num_features": head[0],
+                                           "num_blocks": len(blocks), "scale": scale}
 
     def __init__(
         self,

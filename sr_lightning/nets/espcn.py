@@ -8,10 +8,14 @@ relu`` is the common variant.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
+from sr_lightning.nets.release_format import indices, shape, shuffle_scale
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -22,6 +26,15 @@ class ESPCN(SRNet):
     name = "espcn"
     upsampling = "pixel shuffle"
     paper = "Shi et al., CVPR 2016"
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """Three convolutions, the last to ``C * s^2`` channels (the pixel shuffle's)."""
+        if indices(state, r"^body\.(\d+)\.") != [0, 2, 4] or len(state) != 6:
+            return None
+        (f1, c, _, _), (f2, _, _, _), (out, _, _, _) = (shape(state, f"body.{i}.weight") for i in (0, 2, 4))
+        scale = shuffle_scale(out, c)
+        return None if scale is None else {"in_channels": c, "scale": scale, "num_features": [f1, f2]}
 
     def __init__(self, *, scale: int = 2, in_channels: int = 1, num_features: tuple[int, int] = (64, 32),
                  activation: str = "tanh") -> None:

@@ -9,10 +9,14 @@ for one channel, as the paper counts them. FSRCNN-s: ``d=32, s=5, m=1`` (3,937).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
+from sr_lightning.nets.release_format import indices, shape
 
 
 class FSRCNN(SRNet):
@@ -21,6 +25,17 @@ class FSRCNN(SRNet):
     name = "fsrcnn"
     upsampling = "transposed conv (9x9, stride s)"
     paper = "Dong et al., ECCV 2016"
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """Feature extraction to ``d``, shrinking to ``s``, ``m`` 3x3 mappings, expanding, each
+        with a PReLU, and the deconvolution; its stride (the scale) is not in the weights."""
+        first, deconv = shape(state, "body.0.weight"), shape(state, "upsample.weight")
+        if first is None or deconv is None or "body.1.weight" not in state:
+            return None
+        convs = [i for i in indices(state, r"^body\.(\d+)\.weight") if len(shape(state, f"body.{i}.weight")) == 4]
+        s = shape(state, "body.2.weight")[0] if "body.2.weight" in state else None
+        return None if s is None else {"in_channels": first[1], "d": first[0], "s": s, "m": len(convs) - 3}
 
     def __init__(self, *, scale: int = 2, in_channels: int = 1, d: int = 56, s: int = 12, m: int = 4) -> None:
         super().__init__(scale=scale, in_channels=in_channels)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, ChannelAttention, conv
-from sr_lightning.nets.release_format import ReleaseFormat
+from sr_lightning.nets.release_format import ReleaseFormat, shape
 from sr_lightning.nets.swinir import (
     RSTB,
     SWIN_DERIVED,
@@ -41,6 +41,7 @@ from sr_lightning.nets.swinir import (
     SWIN_UPSAMPLER_KEYS,
     SwinIR,
     SwinLayer,
+    swin_kwargs,
     window_partition,
     window_reverse,
 )
@@ -144,6 +145,30 @@ class HAT(SwinIR):
                                       (r"\.conv_block\.cab\.", ".conv_block."), (r"\.attention\.1\.", ".excite.0."),
                                       (r"\.attention\.3\.", ".excite.2."), *SWIN_UPSAMPLER_KEYS),
                              derived=SWIN_DERIVED)
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """SwinIR's, and the hybrid blocks' channel compression and squeeze, and the overlapping
+        window's ratio (read off its bias table)."""
+        if not cls._hybrid(state) or "conv_first.weight" not in state:
+            return None
+        kwargs = swin_kwargs(state)
+        if kwargs is None or kwargs.pop("upsampler") != "pixelshuffle":
+            return None
+        e, w = kwargs["embed_dim"], kwargs["window_size"]
+        compress, squeeze = shape(state, "layers.0.layers.0.conv_block.0.weight"), shape(
+            state, "layers.0.layers.0.conv_block.3.excite.0.weight")
+        table = shape(state, "layers.0.overlap_attn.relative_position_bias_table")
+        if compress is None or squeeze is None or table is None:
+            return None
+        overlap = round(table[0] ** 0.5) + 1 - w
+        return {**kwargs, "compress_ratio": e // compress[0], "squeeze_factor": e // squeeze[0],
+                "overlap_ratio": (overlap - w) / w}
+
+    @classmethod
+    def release_formats(cls) -> dict[str, ReleaseFormat]:
+        """Ours and the authors' release."""
+        return {"sr_lightning": ReleaseFormat(), "release": cls.release_format({})}
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, embed_dim: int = 180,
                  depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6), num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6),

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import ChannelAttention, conv
-from sr_lightning.nets.release_format import ReleaseFormat
+from sr_lightning.nets.release_format import ReleaseFormat, indices, shape, shuffle_scale
 
 
 class IMDB(nn.Module):
@@ -72,6 +72,19 @@ class IMDN(SRNet):
                                       (r"^IMDB(\d+)\.", lambda m: f"blocks.{int(m[1]) - 1}."),
                                       (r"\.cca\.conv_du\.", ".cca.excite."), (r"^c\.0\.", "fuse.0."),
                                       (r"^LR_conv\.", "body_tail."), (r"^upsampler\.0\.", "upsample.0.")))
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """Head, ``num_blocks`` distillation blocks (the distilled share read off ``c2``), fusion,
+        and one pixel-shuffle convolution to ``C * s^2``."""
+        head, c2 = shape(state, "head.weight"), shape(state, "blocks.0.c2.weight")
+        up = shape(state, "upsample.0.weight")
+        if head is None or c2 is None or up is None:
+            return None
+        scale = shuffle_scale(up[0], head[1])
+        return None if scale is None else {"in_channels": head[1], "num_features": head[0],
+                                           "num_blocks": len(indices(state, r"^blocks\.(\d+)\.")),
+                                           "distillation_rate": (head[0] - c2[1]) / head[0], "scale": scale}
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 6,
                  distillation_rate: float = 0.25) -> None:

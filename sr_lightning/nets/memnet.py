@@ -21,12 +21,16 @@ weights come on top, 695,497 in all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import PreUpsampleNet
 from sr_lightning.nets.blocks import conv
+from sr_lightning.nets.release_format import indices, shape
 
 
 def pre_activation(channels: int) -> nn.Sequential:
@@ -60,6 +64,17 @@ class MemNet(PreUpsampleNet):
 
     name = "memnet"
     paper = "Tai et al., ICCV 2017"
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """The feature extractor, ``num_blocks`` memory blocks of ``num_recursions`` recursive
+        units each; the scale is not in the weights."""
+        first = shape(state, "extract.1.weight")
+        blocks = indices(state, r"^blocks\.(\d+)\.")
+        if first is None or not blocks or "output_weights" not in state:
+            return None
+        return {"in_channels": first[1], "num_features": first[0], "num_blocks": len(blocks),
+                "num_recursions": len(indices(state, r"^blocks\.0\.norms_a\.(\d+)\."))}
 
     def __init__(self, *, scale: int = 2, in_channels: int = 1, num_features: int = 64, num_blocks: int = 6,
                  num_recursions: int = 6, upsample_border: str = "clamp") -> None:

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from sr_lightning.errors import WeightFormatError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, ChannelAttention, PixelShuffleUpsampler, conv, mean_shift
-from sr_lightning.nets.release_format import ReleaseFormat
+from sr_lightning.nets.release_format import ReleaseFormat, indices, shape, shuffle_scale
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,20 @@ class RCAN(SRNet):
         (:func:`fold_mean_shift`)."""
         return ReleaseFormat(key_map=((r"^head\.0\.", "head."), (r"\.conv_du\.", ".excite.")),
                              derived=(r"^(sub|add)_mean\.",), options={"img_range": 255.0}, fold=fold_mean_shift)
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """Head, ``num_groups`` residual groups of ``num_blocks`` channel-attention blocks
+        (``reduction`` read off the squeeze), the pixel-shuffle tail."""
+        head, squeeze = shape(state, "head.weight"), shape(state, "body.0.body.0.body.3.excite.0.weight")
+        if head is None or squeeze is None:
+            return None
+        ups = indices(state, r"^tail\.0\.(\d+)\.weight")
+        scale = shuffle_scale(shape(state, "tail.0.0.weight")[0], head[0], len(ups)) if ups else None
+        return None if scale is None else {
+            "in_channels": head[1], "num_features": head[0], "scale": scale,
+            "num_groups": len(indices(state, r"^body\.(\d+)\.body\.")),
+            "num_blocks": len(indices(state, r"^body\.0\.body\.(\d+)\.body\.")), "reduction": head[0] // squeeze[0]}
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, num_features: int = 64, num_groups: int = 10,
                  num_blocks: int = 20, reduction: int = 16, img_range: float = 1.0,

@@ -9,10 +9,14 @@ output. Layers keep the image size ('same' padding) so any input size works.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import PreUpsampleNet
+from sr_lightning.nets.release_format import indices, shape
 
 
 class REDNet(PreUpsampleNet):
@@ -20,6 +24,16 @@ class REDNet(PreUpsampleNet):
 
     name = "rednet"
     paper = "Mao et al., NIPS 2016"
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """``num_layers / 2`` convolutions (``encoder.*``) and as many deconvolutions
+        (``decoder.*``); the scale is not in the weights."""
+        enc, dec = indices(state, r"^encoder\.(\d+)\."), indices(state, r"^decoder\.(\d+)\.")
+        first = shape(state, "encoder.0.weight")
+        if not enc or len(enc) != len(dec) or first is None:
+            return None
+        return {"in_channels": first[1], "num_features": first[0], "num_layers": 2 * len(enc)}
 
     def __init__(self, *, scale: int = 2, in_channels: int = 1, num_features: int = 64, num_layers: int = 30,
                  skip_every: int = 2, upsample_border: str = "symmetric") -> None:

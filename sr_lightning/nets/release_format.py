@@ -53,3 +53,67 @@ class ReleaseFormat:
     def is_derived(self, key: str) -> bool:
         """Whether a release key holds a value computed from the others."""
         return any(re.search(pattern, key) for pattern in self.derived)
+
+
+# -- reading hyperparameters off a state dict (the networks' ``detect`` hooks) ------------------
+
+def indices(state: Mapping[str, Tensor], pattern: str) -> list[int]:
+    """The distinct integers ``pattern``'s first group captures over the keys of ``state``.
+
+    >>> indices({"body.0.w": None, "body.2.w": None, "body.2.b": None, "head.w": None}, r"^body\\.(\\d+)\\.")
+    [0, 2]
+    """
+    found = {int(m[1]) for k in state if (m := re.match(pattern, k))}
+    return sorted(found)
+
+
+def shape(state: Mapping[str, Tensor], key: str) -> tuple[int, ...] | None:
+    """The shape of ``state[key]``, or None when the key is absent."""
+    value = state.get(key)
+    return tuple(value.shape) if value is not None else None
+
+
+def shuffle_scale(out_channels: int, channels: int, steps: int = 1) -> int | None:
+    """The scale of pixel-shuffle upsampling: one convolution to ``channels * s^2`` outputs
+    (``steps=1``), or ``steps`` x2 steps of ``4 * channels`` each (x3: one step of 9); None
+    when the numbers fit neither.
+
+    >>> shuffle_scale(27, 3), shuffle_scale(256, 64, 2), shuffle_scale(576, 64), shuffle_scale(10, 3)
+    (3, 4, 3, None)
+    """
+    if steps == 1:
+        side = round((out_channels / channels) ** 0.5)
+        return side if side >= 2 and side * side * channels == out_channels else None
+    return 2 ** steps if out_channels == 4 * channels else None
+
+
+def first_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str | None:
+    """The first difference between a network's keys and shapes (``expected``: tensors or
+    shapes) and a file's (``found``: tensors, or (file key, tensor) pairs), or None if they fit.
+
+    >>> import torch
+    >>> first_mismatch({"w": (2, 3)}, {"w": torch.zeros(2, 3)}) is None
+    True
+    >>> first_mismatch({"w": (2, 3)}, {"w": torch.zeros(2, 4)})
+    'w is (2, 4) in the file but (2, 3) in the network (w)'
+    """
+    def size(value: Any) -> tuple[int, ...]:
+        return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
+
+    def entry(key: str, value: Any) -> tuple[str, Any]:  # the file's own key, and its tensor
+        return value if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) else (key, value)
+
+    missing = [k for k in expected if k not in found]
+    if missing:
+        return f"the network's {missing[0]} {size(expected[missing[0]])} is not in the file" \
+               f"{f' ({len(missing)} keys missing)' if len(missing) > 1 else ''}"
+    extra = [k for k in found if k not in expected]
+    if extra:
+        key, value = entry(extra[0], found[extra[0]])
+        return f"the file's {key} {size(value)} has no place in the network" \
+               f"{f' ({len(extra)} keys unexpected)' if len(extra) > 1 else ''}"
+    for k, v in expected.items():
+        key, value = entry(k, found[k])
+        if size(value) != size(v):
+            return f"{key} is {size(value)} in the file but {size(v)} in the network ({k})"
+    return None

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import conv
-from sr_lightning.nets.release_format import ReleaseFormat
+from sr_lightning.nets.release_format import ReleaseFormat, indices, shape
 
 
 class ResidualDenseBlock(nn.Module):
@@ -74,6 +74,20 @@ class RRDBNet(SRNet):
         return ReleaseFormat(key_map=((r"^RRDB_trunk\.", "body."), (r"\.RDB(\d)\.", r".rdb\1."),
                                       (r"^trunk_conv\.", "conv_body."), (r"^upconv(\d)\.", r"conv_up\1."),
                                       (r"^HRconv\.", "conv_hr.")))
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """``conv_first``, ``num_blocks`` RRDBs (``growth`` channels per dense layer), two
+        nearest-neighbour x2 steps; x2 files (Real-ESRGAN's) take the input pixel-unshuffled by 2,
+        so ``conv_first`` reads 4x the channels ``conv_last`` writes."""
+        first, growth, last = (shape(state, k) for k in ("conv_first.weight", "body.0.rdb1.conv1.weight",
+                                                         "conv_last.weight"))
+        if first is None or growth is None or last is None or "conv_up2.weight" not in state:
+            return None
+        c = last[0]
+        scale = {c: 4, 4 * c: 2}.get(first[1])
+        return None if scale is None else {"in_channels": c, "num_features": first[0], "growth": growth[0],
+                                           "num_blocks": len(indices(state, r"^body\.(\d+)\.")), "scale": scale}
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 23,
                  growth: int = 32) -> None:

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import conv
-from sr_lightning.nets.release_format import ReleaseFormat
+from sr_lightning.nets.release_format import ReleaseFormat, indices, shape, shuffle_scale
 
 
 class ChannelLayerNorm(nn.Module):
@@ -101,6 +101,19 @@ class SAFMN(SRNet):
     def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
         """The authors' release (github.com/sunny2109/SAFMN): the channel mixer's inner Sequential."""
         return ReleaseFormat(key_map=((r"\.ccm\.ccm\.", ".ccm."),))
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """``to_feat`` to ``dim``, ``num_blocks`` SAFM blocks (``ffn_scale`` read off the channel
+        mixer), one pixel-shuffle convolution to ``C * s^2``."""
+        feat, ccm = shape(state, "to_feat.weight"), shape(state, "feats.0.ccm.0.weight")
+        out = shape(state, "to_img.0.weight")
+        if feat is None or ccm is None or out is None:
+            return None
+        scale = shuffle_scale(out[0], feat[1])
+        return None if scale is None else {"in_channels": feat[1], "dim": feat[0], "scale": scale,
+                                           "num_blocks": len(indices(state, r"^feats\.(\d+)\.")),
+                                           "ffn_scale": ccm[0] / feat[0]}
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, dim: int = 36, num_blocks: int = 8,
                  ffn_scale: float = 2.0) -> None:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import conv, mean_shift
-from sr_lightning.nets.release_format import ReleaseFormat
+from sr_lightning.nets.release_format import ReleaseFormat, indices, shape, shuffle_scale
 
 SPAN_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -88,6 +88,16 @@ class SPAN(SRNet):
         folded ``eval_conv`` (checked against the branches, then dropped)."""
         return ReleaseFormat(key_map=((r"^block_(\d+)\.", lambda m: f"blocks.{int(m[1]) - 1}."),),
                              derived=(r"\.eval_conv\.",))
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """``conv_1`` to the width, ``num_blocks`` SPABs, one pixel-shuffle convolution to ``C * s^2``."""
+        first, up = shape(state, "conv_1.sk.weight"), shape(state, "upsampler.0.weight")
+        if first is None or up is None:
+            return None
+        scale = shuffle_scale(up[0], first[1])
+        return None if scale is None else {"in_channels": first[1], "num_features": first[0], "scale": scale,
+                                           "num_blocks": len(indices(state, r"^blocks\.(\d+)\."))}
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 48, num_blocks: int = 6,
                  img_range: float = 255.0, rgb_mean: tuple[float, float, float] | None = SPAN_RGB_MEAN) -> None:

@@ -8,10 +8,14 @@ code filters with 'same' size and replicated borders, hence ``padding_mode="repl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import PreUpsampleNet
+from sr_lightning.nets.release_format import indices, shape
 
 PADDING_MODES = ("zeros", "replicate")
 
@@ -21,6 +25,17 @@ class SRCNN(PreUpsampleNet):
 
     name = "srcnn"
     paper = "Dong et al., TPAMI 2016"
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """Three convolutions (``body.0/2/4``), the last back to the input's channels; the
+        scale is not in the weights (they refine a bicubic upscale)."""
+        if indices(state, r"^body\.(\d+)\.") != [0, 2, 4] or len(state) != 6:
+            return None
+        (f1, c, k1, _), (f2, _, k2, _), (c_out, _, k3, _) = (shape(state, f"body.{i}.weight") for i in (0, 2, 4))
+        if c_out != c:
+            return None
+        return {"in_channels": c, "kernel_sizes": [k1, k2, k3], "num_features": [f1, f2]}
 
     def __init__(
         self,

@@ -8,10 +8,14 @@ PReLU (one x3 step for x3), and a 9x9 output convolution; 64 features.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import PixelShuffleUpsampler, ScaledResidual
+from sr_lightning.nets.release_format import indices, shape, shuffle_scale
 
 
 def _res_block(features: int) -> ScaledResidual:
@@ -28,6 +32,17 @@ class SRResNet(SRNet):
     paper = "Ledig et al., CVPR 2017"
     published_on_rgb = True
     scales = (2, 3, 4, 8)
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """A 9x9 head with PReLU, ``num_blocks`` batch-normed residual blocks, the tail's x2 steps."""
+        head = shape(state, "head.0.weight")
+        if head is None or head[2:] != (9, 9) or "body.0.body.1.running_mean" not in state:
+            return None
+        ups = [i for i in indices(state, r"^tail\.0\.(\d+)\.weight") if len(shape(state, f"tail.0.{i}.weight")) == 4]
+        scale = shuffle_scale(shape(state, "tail.0.0.weight")[0], head[0], len(ups)) if ups else None
+        return None if scale is None else {"in_channels": head[1], "num_features": head[0],
+                                           "num_blocks": len(indices(state, r"^body\.(\d+)\.body\.")), "scale": scale}
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 16) -> None:
         super().__init__(scale=scale, in_channels=in_channels)

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, PixelShuffleUpsampler, mean_shift
-from sr_lightning.nets.release_format import ReleaseFormat, Rewrites
+from sr_lightning.nets.release_format import ReleaseFormat, Rewrites, indices, shape, shuffle_scale
 
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect")
 
@@ -172,6 +172,32 @@ SWIN_UPSAMPLER_KEYS: Rewrites = ((r"^upsample\.", "upsample.2."), (r"^conv_befor
 SWIN_DERIVED = (r"attn_mask$", r"relative_position_index(_SA|_OCA)?$")
 
 
+def swin_kwargs(state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+    """What a SwinIR-layout state dict (our names) fixes: channels, ``embed_dim``, each group's
+    depth and heads, the window (from the relative position bias table, (2w - 1)^2 rows), the
+    MLP ratio, the upsampler and scale (and ``num_features`` of the classical one)."""
+    first = shape(state, "conv_first.weight")
+    groups = indices(state, r"^layers\.(\d+)\.layers\.")
+    table, mlp = shape(state, "layers.0.layers.0.attn.relative_position_bias_table"), shape(
+        state, "layers.0.layers.0.mlp.0.weight")
+    up = shape(state, "upsample.0.weight")
+    if first is None or not groups or table is None or mlp is None or up is None:
+        return None
+    c, e = first[1], first[0]
+    kwargs: dict[str, Any] = {
+        "in_channels": c, "embed_dim": e, "window_size": (round(table[0] ** 0.5) + 1) // 2, "mlp_ratio": mlp[0] / e,
+        "depths": [len(indices(state, rf"^layers\.{g}\.layers\.(\d+)\.")) for g in groups],
+        "num_heads": [shape(state, f"layers.{g}.layers.0.attn.relative_position_bias_table")[1] for g in groups]}
+    steps = indices(state, r"^upsample\.2\.(\d+)\.weight")
+    if steps:  # classical: conv to num_features, x2 (or one x3) pixel-shuffle steps, conv to C
+        scale = shuffle_scale(shape(state, "upsample.2.0.weight")[0], up[0], len(steps))
+        kwargs.update(upsampler="pixelshuffle", num_features=up[0])
+    else:  # lightweight: one convolution to C * s^2
+        scale = shuffle_scale(up[0], c)
+        kwargs["upsampler"] = "pixelshuffledirect"
+    return None if scale is None else {**kwargs, "scale": scale}
+
+
 class SwinIR(SRNet):
     """SwinIR (N, C, h, w) -> (N, C, s*h, s*w)."""
 
@@ -188,6 +214,27 @@ class SwinIR(SRNet):
         the masks and index tables are derived."""
         upsampler = SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") == "pixelshuffle" else ()
         return ReleaseFormat(key_map=(*SWIN_KEYS, *upsampler), derived=SWIN_DERIVED)
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """The Swin groups' depths, heads and window (read off the bias tables), the MLP ratio,
+        and the upsampler: classical (a convolution to ``num_features`` and x2 steps) or
+        lightweight (one convolution to ``C * s^2``)."""
+        if "conv_first.weight" not in state or "layers.0.layers.0.attn.qkv.weight" not in state or cls._hybrid(state):
+            return None
+        return swin_kwargs(state)
+
+    @staticmethod
+    def _hybrid(state: Mapping[str, Tensor]) -> bool:
+        """HAT's hybrid attention blocks are present (a HAT file, not a SwinIR one)."""
+        return "layers.0.overlap_attn.qkv.weight" in state
+
+    @classmethod
+    def release_formats(cls) -> dict[str, ReleaseFormat]:
+        """Ours and the authors' classical and lightweight layouts (their upsamplers' names differ)."""
+        return {"sr_lightning": ReleaseFormat(),
+                "release (classical)": cls.release_format({"upsampler": "pixelshuffle"}),
+                "release (lightweight)": cls.release_format({"upsampler": "pixelshuffledirect"})}
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, embed_dim: int = 180,
                  depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6), num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6),

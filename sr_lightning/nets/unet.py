@@ -10,12 +10,16 @@ the output cropped back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import PreUpsampleNet
+from sr_lightning.nets.release_format import indices, shape
 
 
 def _block(cin: int, cout: int, convs: int) -> nn.Sequential:
@@ -33,6 +37,16 @@ class UNet(PreUpsampleNet):
     paper = "Ronneberger et al. 2015; Mao et al. 2016"
     scales = (2, 3, 4)
     scale_agnostic = False  # its transposed convolution upsamples by the scale
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """``depth`` strided convolutions down (``down.*``) and up, ``convs_per_block`` 3x3
+        convolutions per block; the scale is not in the weights."""
+        head, down = shape(state, "head.0.weight"), indices(state, r"^down\.(\d+)\.")
+        if head is None or not down or "upscale.weight" not in state:
+            return None
+        return {"in_channels": head[1], "num_features": head[0], "depth": len(down),
+                "convs_per_block": len(indices(state, r"^head\.(\d+)\.weight"))}
 
     def __init__(
         self,

@@ -7,10 +7,14 @@ channel), zero padding, learning the residual to the bicubic upscale of the inpu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import PreUpsampleNet
+from sr_lightning.nets.release_format import indices, shape
 
 
 class VDSR(PreUpsampleNet):
@@ -18,6 +22,18 @@ class VDSR(PreUpsampleNet):
 
     name = "vdsr"
     paper = "Kim et al., CVPR 2016"
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """``num_layers`` 3x3 convolutions (``body.0, 2, ...``), the last back to the input's
+        channels; the scale is not in the weights."""
+        convs = indices(state, r"^body\.(\d+)\.")
+        if len(convs) < 3 or convs != list(range(0, 2 * len(convs), 2)) or len(state) != 2 * len(convs):
+            return None
+        first, last = shape(state, "body.0.weight"), shape(state, f"body.{convs[-1]}.weight")
+        if first is None or last is None or len(first) != 4 or first[2:] != (3, 3) or last[0] != first[1]:
+            return None
+        return {"in_channels": first[1], "num_features": first[0], "num_layers": len(convs)}
 
     def __init__(
         self,

@@ -9,12 +9,16 @@ channels, both pixel-shuffled by r and added; the DIV2K mean is subtracted for R
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, ScaledResidual, mean_shift
+from sr_lightning.nets.release_format import indices, shape, shuffle_scale
 
 
 def _wn_conv(cin: int, cout: int, k: int) -> nn.Module:
@@ -33,6 +37,22 @@ class WDSR(SRNet):
     upsampling = "pixel shuffle"
     paper = "Yu et al., arXiv 2018"
     published_on_rgb = True
+
+    @classmethod
+    def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
+        """Weight-normed head, ``num_blocks`` wide-activation blocks (``expansion`` x the width),
+        body and skip branches ending in ``C * s^2`` channels."""
+        head = shape(state, "head.parametrizations.weight.original1")
+        if head is None:
+            return None
+        blocks = indices(state, r"^body\.(\d+)\.body\.")
+        wide = shape(state, "body.0.body.0.parametrizations.weight.original1")
+        last = shape(state, f"body.{len(blocks)}.parametrizations.weight.original1")
+        if not blocks or wide is None or last is None:
+            return None
+        scale = shuffle_scale(last[0], head[1])
+        return None if scale is None else {"in_channels": head[1], "num_features": head[0], "num_blocks": len(blocks),
+                                           "expansion": wide[0] // head[0], "scale": scale}
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, num_features: int = 32, num_blocks: int = 16,
                  expansion: int = 4, res_scale: float = 1.0,

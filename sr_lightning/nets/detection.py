@@ -1,0 +1,160 @@
+"""Which registered network a state dict holds, and with which constructor arguments, from its
+key names and tensor shapes alone: no forward pass, nothing imported or unpickled (the
+caller reads the file as data).
+
+Each network states the layouts its files come in (``SRNet.release_formats``: ours, its
+authors' release) and reads its own arguments off a state dict in our names
+(``SRNet.detect``); :func:`detect` tries every network in every layout, builds each answer
+and keeps those whose every key and shape fit. None: the closest network is named with how
+many of its keys matched; two: both are named.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sr_lightning.errors import UserError, WeightFormatError
+from sr_lightning.nets.base import SRNet
+from sr_lightning.nets.registry import NETS
+from sr_lightning.nets.release_format import ReleaseFormat, first_mismatch
+
+# Keys under which files nest the state dict, in order of preference (EMA weights first).
+WRAPPERS = ("params_ema", "params", "state_dict", "model")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A network found in a state dict.
+
+    Attributes:
+        name: its registry name (``rrdbnet``).
+        kwargs: the constructor arguments the weights fix (the others keep the network's
+            defaults: the paper's); no ``scale`` for networks whose weights do not hold it
+            (those refining a bicubic upscale, FSRCNN's deconvolution stride).
+        layout: the layout the file is in (``sr_lightning``, ``release``, ...).
+        state_dict: the weights in our key names, the layout's derived keys left out.
+        derived: the derived keys: our key -> (the file's key, tensor).
+    """
+
+    name: str
+    kwargs: dict[str, Any]
+    layout: str
+    state_dict: dict[str, Tensor] = field(repr=False)
+    derived: dict[str, tuple[str, Tensor]] = field(repr=False, default_factory=dict)
+
+
+class UnknownModelError(WeightFormatError):
+    """A state dict no registered network fits (the message names the closest), or that two fit."""
+
+
+def unwrap_state(obj: Any, source: str) -> dict[str, Tensor]:
+    """The state dict inside what a file holds: :data:`WRAPPERS` unwrapped, DataParallel's
+    ``module.`` prefixes dropped (``source`` names the file in errors).
+
+    Raises:
+        WeightFormatError: no mapping of names to tensors inside.
+    """
+    while isinstance(obj, Mapping) and not all(isinstance(v, Tensor) for v in obj.values()):
+        inner = next((k for k in WRAPPERS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            raise WeightFormatError(f"{source} holds {sorted(map(str, obj))[:8]} but no state dict of tensors "
+                                    f"(looked under {', '.join(WRAPPERS)})")
+        obj = obj[inner]
+    if not isinstance(obj, Mapping) or not obj:
+        raise WeightFormatError(f"{source} holds a {type(obj).__name__}, not a state dict of tensors")
+    return {re.sub(r"^(module\.)+", "", str(k)): v for k, v in obj.items()}
+
+
+def in_layout(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor],
+                                                                         dict[str, tuple[str, Tensor]]]:
+    """A file's state dict in our names through ``fmt``, and its derived keys apart."""
+    ours = {fmt.our_key(k): v for k, v in state.items() if not fmt.is_derived(k)}
+    derived = {fmt.our_key(k): (k, v) for k, v in state.items() if fmt.is_derived(k)}
+    return ours, derived
+
+
+def build_shapes(cls: type[SRNet], kwargs: Mapping[str, Any]) -> dict[str, tuple[int, ...]] | None:
+    """The key -> shape of ``cls(**kwargs)`` (built without memory where the network allows it),
+    or None when the arguments do not make a network."""
+    try:
+        try:
+            with torch.device("meta"):
+                net = cls(**kwargs)
+        except (NotImplementedError, RuntimeError):  # a constructor that computes buffers from data
+            net = cls(**kwargs)
+    except (UserError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def candidates(state: Mapping[str, Tensor]) -> list[Detection]:
+    """Every network whose detector answers, in a layout of its own, and which, built with the
+    answer, has exactly the state dict's keys and shapes; a network that fits in several of
+    its layouts (their names agree on this file) once, in the first (ours before the release's)."""
+    found: list[Detection] = []
+    for cls in NETS.values():
+        for layout, fmt in cls.release_formats().items():
+            ours, derived = in_layout(fmt, state)
+            kwargs = cls.detect(ours)
+            if kwargs is None or any(d.name == cls.name and d.kwargs == kwargs for d in found):
+                continue
+            shapes = build_shapes(cls, kwargs)
+            if shapes is not None and first_mismatch(shapes, ours) is None:
+                found.append(Detection(cls.name, kwargs, layout, ours, derived))
+    return found
+
+
+@functools.cache
+def _patterns(cls: type[SRNet], layout: str) -> frozenset[str]:
+    """The key patterns (indices as ``#``) of the network at its defaults, in ``layout``'s names."""
+    shapes = build_shapes(cls, {})
+    return frozenset(re.sub(r"\.\d+(?=\.)", ".#", k) for k in shapes or {})
+
+
+def closest(state: Mapping[str, Tensor]) -> tuple[str, int, int, str | None]:
+    """The network whose key patterns the state dict shares most: (name, matched, its count,
+    the first of its patterns the file lacks)."""
+    best = ("", 0, 1, None)
+    for cls in NETS.values():
+        ours = _patterns(cls, "sr_lightning")
+        if not ours:
+            continue
+        for fmt in cls.release_formats().values():
+            mine = {re.sub(r"\.\d+(?=\.)", ".#", k) for k in in_layout(fmt, state)[0]}
+            matched = len(ours & mine)
+            if matched / len(ours) > best[1] / best[2]:
+                best = (cls.name, matched, len(ours), min(ours - mine, default=None))
+    return best
+
+
+def detect(state_dict: Any, source: str = "the state dict") -> Detection:
+    """The one registered network a state dict (a whole file's content: wrappers allowed) holds.
+
+    Args:
+        state_dict: what the file holds, read as data.
+        source: how errors name it (``"'x4.pth'"``).
+
+    Raises:
+        WeightFormatError: not a state dict of tensors.
+        UnknownModelError: no network fits (the closest named, with how many of its keys
+            matched), or several do (both named).
+    """
+    state = unwrap_state(state_dict, source)
+    found = candidates(state)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        named = " and ".join(f"{d.name} ({d.layout} layout)" for d in found)
+        raise UnknownModelError(f"{source} fits {named}: name the network (e.g. model={found[0].name})")
+    name, matched, total, missing = closest(state)
+    near = f"; closest: {name} ({matched} of {total} key patterns{f', missing {missing}' if missing else ''})" \
+        if name else ""
+    raise UnknownModelError(f"{source} is not a network sr_lightning knows ({len(state)} tensors, e.g. "
+                            f"{', '.join(sorted(state)[:3])}){near}")
