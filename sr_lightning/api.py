@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sr_lightning.checkpoint import Checkpoint, read_checkpoint
+from sr_lightning.checkpoint import Checkpoint
+from sr_lightning.convert.importer import read_model
 from sr_lightning.data.io import image_pixels, pil_image, read_image
 from sr_lightning.errors import UserError
 from sr_lightning.inference import Upscaler, load_upscaler, tile_progress, tiled_forward, upscale_pixels, upscale_tensor
@@ -143,7 +144,7 @@ def load(path: str | Path, *, device: str = "auto", scale: int | None = None, se
     if path.suffix.lower() == ".onnx":
         return SRModel(load_upscaler(path, "onnx", device, scale, self_ensemble), path.resolve(), "onnx",
                        device=device, self_ensemble=self_ensemble)
-    checkpoint = read_checkpoint(path, "path", list(trusted_nets))
+    checkpoint = read_model(path, "path", list(trusted_nets))
     upscaler = load_upscaler(checkpoint, "pytorch", device, scale, self_ensemble)
     return SRModel(upscaler, path.resolve(), "pytorch", checkpoint, device, self_ensemble)
 

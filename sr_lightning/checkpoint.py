@@ -60,6 +60,11 @@ class CheckpointError(UserError):
     """A checkpoint holds something sr_lightning will not use; the message names the key."""
 
 
+class NotACheckpointError(UserError):
+    """A file torch reads as data but that is no sr_lightning checkpoint (a bare state dict:
+    :func:`sr_lightning.convert.read_model` detects its network)."""
+
+
 @dataclass(frozen=True)
 class RunMeta:
     """What sr_lightning records of a network's training, in ``checkpoint["sr_lightning"]``: one
@@ -198,11 +203,20 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path", trusted_nets: Coll
             sr_lightning one; :class:`CheckpointError` for a part it will not use.
     """
     path = Path(path).expanduser()
-    data = load_tensors(path, key, EXPECTED)
+    return checkpoint_of(load_tensors(path, key, EXPECTED), path, key, trusted_nets)
+
+
+def checkpoint_of(data: Any, path: Path, key: str = "ckpt_path", trusted_nets: Collection[str] = ()) -> Checkpoint:
+    """:func:`read_checkpoint`'s checks on what a file held (``path`` and ``key`` name it in errors).
+
+    Raises:
+        NotACheckpointError: no sr_lightning network config in it (a bare state dict).
+        CheckpointError: a part it will not use (the message names the key).
+    """
     hparams = data.get("hyper_parameters") if isinstance(data, dict) else None
     if not isinstance(hparams, dict) or "net" not in hparams or "state_dict" not in data:
-        raise UserError(f"{key}='{path}' is a file torch can read but not an sr_lightning checkpoint "
-                        f"(no network config in its hyper_parameters)")
+        raise NotACheckpointError(f"{key}='{path}' is a file torch can read but not an sr_lightning checkpoint "
+                                  f"(no network config in its hyper_parameters)")
     source = f"{key}='{path}'"
     net, cls = _check_net(data, source, trusted_nets)
     for name in USED_HPARAMS[1:]:

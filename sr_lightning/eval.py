@@ -17,9 +17,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.callbacks import ProgressLog
-from sr_lightning.checkpoint import Checkpoint, config_trusted_nets, data_for, read_checkpoint
+from sr_lightning.checkpoint import Checkpoint, config_trusted_nets, data_for
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
 from sr_lightning.config import register_resolvers, updated
+from sr_lightning.convert.importer import read_model
 from sr_lightning.errors import UserError
 from sr_lightning.lit import SRLitModule, load_module
 from sr_lightning.loggers import instantiate_loggers
@@ -43,7 +44,7 @@ def evaluate(cfg: DictConfig, checkpoint: Checkpoint | None = None
     if cfg.ckpt_path:
         # The checkpoint's network (checked against the registry) and weights; the evaluation
         # protocol is this command's; no loss/optimizer/scheduler is built.
-        ckpt = checkpoint or read_checkpoint(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg))
+        ckpt = checkpoint or read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg))
         data_updates, net_overrides = data_for(ckpt, cfg.data, overridden_keys())
         cfg = updated(cfg, data_updates)
         module = load_module(ckpt, net_overrides=net_overrides, evaluation=cfg.evaluation,

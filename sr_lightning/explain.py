@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint
+from sr_lightning.checkpoint import config_trusted_nets
 from sr_lightning.cli import prepare_argv, user_errors
+from sr_lightning.convert.importer import read_model
 from sr_lightning.data.io import read_image, write_image
 from sr_lightning.errors import UserError
 from sr_lightning.lam import Attribution, Window, local_attribution, overlay
@@ -53,7 +54,7 @@ def explain(cfg: DictConfig) -> tuple[Attribution, Path]:
         raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
     if not isinstance(cfg.from_hr, bool):
         raise UserError(f"from_hr={cfg.from_hr!r} must be true or false")
-    ckpt = read_checkpoint(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg))
+    ckpt = read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg))
     settings = apply_settings(resolve_settings({"channels_last": ckpt.module_arguments["channels_last"]}, cfg.device,
                                                option="device"))
     module = load_module(ckpt, device=settings.device).eval()

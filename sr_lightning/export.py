@@ -19,8 +19,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from sr_lightning.checkpoint import config_trusted_nets, read_checkpoint
+from sr_lightning.checkpoint import config_trusted_nets
 from sr_lightning.cli import prepare_argv, user_errors
+from sr_lightning.convert.importer import read_model
 from sr_lightning.inference.export import CHECK_SIZE, export
 from sr_lightning.lit import load_module
 
@@ -29,7 +30,7 @@ from sr_lightning.lit import load_module
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
-    module = load_module(read_checkpoint(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg)))
+    module = load_module(read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg)))
     size = cfg.get("size")
     size = list(size) if size is not None else None
     diff = export(module.net, module.net.in_channels, str(cfg.format), cfg.output, float(cfg.tolerance), size)

@@ -35,10 +35,10 @@ from sr_lightning.checkpoint import (
     config_trusted_nets,
     data_for,
     load_weights,
-    read_checkpoint,
 )
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
 from sr_lightning.config import register_resolvers, updated
+from sr_lightning.convert.importer import read_model
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.errors import UserError
 from sr_lightning.files import write_text_atomically
@@ -120,7 +120,7 @@ def resolve(cfg: DictConfig) -> RunPlan:
     module_cls = module_class(cfg.module)
     # A checkpoint is data: its network is checked against the registry (and the networks this
     # config names); its loss/optimizer/scheduler are never used (this run's config supplies them).
-    ckpt = read_checkpoint(path or init, "ckpt_path" if path else "init_from", config_trusted_nets(cfg)) \
+    ckpt = read_model(path or init, "ckpt_path" if path else "init_from", config_trusted_nets(cfg)) \
         if path or init else None
     resume = bool(path) and ckpt is not None and ckpt.resumable
     updates: dict[str, Any] = {}

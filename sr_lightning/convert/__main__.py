@@ -18,9 +18,10 @@ def main(argv: list[str] | None = None) -> int:
                     "sr_lightning.eval, sr_lightning.upscale and sr_lightning.train (init_from / ckpt_path).")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS),
                         help="srcnn-mat: SRCNN's MATLAB models (any f1-f2-f3); vdsr-mat: VDSR as MatConvNet; "
-                             "pth: a PyTorch release (.pth/.pt/.safetensors state dict) of the --net network")
+                             "pth: a PyTorch state dict (.pth/.pt/.safetensors: a release, a community file)")
     parser.add_argument("--net", default=None,
-                        help="with --format pth: the model config the weights are for (imdn, ...)")
+                        help="with --format pth: the model config the weights are for (imdn, ...); without it "
+                             "the network and its arguments are detected from the file's keys and shapes")
     parser.add_argument("--scale", type=int, default=None,
                         help="the upscaling factor (SRCNN: taken from the file name x2/x3/x4 when it says; "
                              "pth: the one the file's upsampler fits)")

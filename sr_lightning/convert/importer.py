@@ -3,13 +3,23 @@ that owns the format (:func:`sr_lightning.checkpoint.weights_checkpoint`)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
 
-from sr_lightning.checkpoint import RunMeta, save_checkpoint, weights_checkpoint
+from sr_lightning.checkpoint import (
+    Checkpoint,
+    NotACheckpointError,
+    RunMeta,
+    checkpoint_of,
+    read_checkpoint,
+    save_checkpoint,
+    weights_checkpoint,
+)
 from sr_lightning.convert.formats import FORMATS, NEEDS_NET
 from sr_lightning.convert.imported import Imported
+from sr_lightning.convert.release import detected
 from sr_lightning.errors import UserError
 from sr_lightning.lit import SRLitModule
 
@@ -25,6 +35,23 @@ def imported_module(imported: Imported) -> SRLitModule:
     module.run_meta = RunMeta(degradation=dict(imported.degradation), source=imported.source,
                               trained_scales=tuple(imported.trained_scales) if imported.trained_scales else None)
     return module
+
+
+def read_model(path: str | Path, key: str = "ckpt_path", trusted_nets: Collection[str] = ()) -> Checkpoint:
+    """Any model file as a checkpoint: an sr_lightning checkpoint (:func:`read_checkpoint`), or a
+    bare state dict (``.pth``, ``.pt``, ``.safetensors``: a release or a community file) whose
+    network is detected (:func:`sr_lightning.convert.release.detected`) and imported in memory.
+
+    Raises:
+        FileNotFoundError, UserError: the file is missing, unreadable, or no known network
+            (the closest named).
+    """
+    path = Path(path).expanduser()
+    try:
+        return read_checkpoint(path, key, trusted_nets)
+    except NotACheckpointError:
+        imported = detected(path)
+    return checkpoint_of(weights_checkpoint(imported_module(imported)), path, key)
 
 
 def _copy_convolutions(net: torch.nn.Module, weights: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -45,11 +72,13 @@ def convert(fmt: str, src: str | Path, dst: str | Path, scale: int | None = None
     ``pth`` release) and write the checkpoint ``dst``."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not supported; choose one of {', '.join(sorted(FORMATS))}")
-    if (net is None) != (fmt not in NEEDS_NET):
-        raise UserError(f"--net names the network of a --format {'/'.join(NEEDS_NET)} file" if net is not None
-                        else f"--format {fmt} needs --net NAME (the model config the weights are for)")
+    if net is not None and fmt not in NEEDS_NET:
+        raise UserError(f"--net names the network of a --format {'/'.join(NEEDS_NET)} file")
     dst = Path(dst).expanduser()
     if dst.exists() and not overwrite:
         raise FileExistsError(f"'{dst}' exists; choose another output path or pass --force to overwrite it")
-    imported = FORMATS[fmt](src, scale, net) if fmt in NEEDS_NET else FORMATS[fmt](src, scale)
+    if fmt in NEEDS_NET:  # a state dict: the network named, or detected from its keys and shapes
+        imported = FORMATS[fmt](src, scale, net) if net is not None else detected(src, scale)
+    else:
+        imported = FORMATS[fmt](src, scale)
     return save_checkpoint(weights_checkpoint(imported_module(imported)), dst)

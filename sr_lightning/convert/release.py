@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -33,7 +34,7 @@ from sr_lightning.convert.imported import Imported
 from sr_lightning.data.pairs import BENCHMARK_LR
 from sr_lightning.errors import UserError, WeightFormatError
 from sr_lightning.files import PICKLED, UnreadableFileError, read_data
-from sr_lightning.nets import build_net, net_class
+from sr_lightning.nets import build_net, class_path, detect, get_net_class, net_class
 from sr_lightning.nets.detection import unwrap_state
 from sr_lightning.nets.release_format import ReleaseFormat, first_mismatch
 
@@ -172,12 +173,50 @@ def load(path: str | Path, scale: int | None, net: str) -> Imported:
         raise UserError(f"--scale {scale} does not fit '{path.name}': its upsampler holds x{found_scale} weights "
                         f"({first_problem}); use --scale {found_scale}")
     tensors = {k: v.float() for k, (_, v) in state.items()}
+    return _imported(path, fmt, cfg, tensors, derived, [found_scale], {"net": net})
+
+
+def detected(path: str | Path, scale: int | None = None) -> Imported:
+    """Read a state dict of any registered network, its network and arguments detected from the
+    key names and shapes (:func:`sr_lightning.nets.detect`), in our layout or its authors'.
+
+    Args:
+        scale: None (the weights' scale; for a network whose weights do not fix it, such as
+            those refining a bicubic upscale, its default) or a scale to check against them.
+
+    Raises:
+        UnknownModelError: no registered network fits (the closest named), or two do.
+        UserError: ``scale`` differs from the weights', or the network's scale is not in its
+            weights and it only runs at the one it was trained for (FSRCNN).
+    """
+    path = Path(path).expanduser()
+    found = detect(unwrap_state(read_tensors(path), f"'{path}'"), f"'{path}'")
+    cls = get_net_class(found.name)
+    fmt = cls.release_formats()[found.layout]
+    cfg = {"_target_": class_path(cls), "name": found.name, **found.kwargs, **fmt.options}
+    if "scale" in found.kwargs and scale is not None and scale != found.kwargs["scale"]:
+        raise UserError(f"scale={scale} does not fit '{path.name}': its {found.name} upsampler holds "
+                        f"x{found.kwargs['scale']} weights")
+    if "scale" not in found.kwargs:
+        if not cls.scale_agnostic and scale is None:
+            raise UserError(f"'{path}' holds {found.name} weights, which do not say their scale: import them with "
+                            f"python -m sr_lightning.convert --format pth --scale N '{path}' OUT.ckpt")
+        cfg["scale"] = int(scale) if scale is not None else inspect.signature(cls).parameters["scale"].default
+    tensors = {k: v.float() for k, v in found.state_dict.items()}
+    trained = [cfg["scale"]] if "scale" in found.kwargs or scale is not None else None
+    return _imported(path, fmt, cfg, tensors, found.derived, trained, {"net": found.name, "layout": found.layout})
+
+
+def _imported(path: Path, fmt: ReleaseFormat, cfg: dict[str, Any], tensors: dict[str, Tensor],
+              derived: Mapping[str, tuple[str, Tensor]], trained_scales: list[int] | None,
+              source: dict[str, Any]) -> Imported:
+    """The derived tensors folded or checked, and the import with its provenance."""
     if fmt.fold is not None:
         cfg, tensors = fmt.fold(cfg, tensors, derived, path)
     else:
         check_derived(cfg, tensors, derived, path)
     # RGB releases take the standard LR files (benchmark_lr); Y ones the MATLAB Y pipeline (Imported's default).
     rgb = {"degradation": asdict(BENCHMARK_LR)} if cfg["in_channels"] == 3 else {}
-    return Imported(net=cfg, state_dict=tensors, trained_scales=[found_scale], **rgb,
-                    source={"format": "pth", "net": net, "file": path.name,
+    return Imported(net=cfg, state_dict=tensors, trained_scales=trained_scales, **rgb,
+                    source={"format": "pth", **source, "file": path.name,
                             "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sr_lightning.checkpoint import Checkpoint, read_checkpoint
+from sr_lightning.checkpoint import Checkpoint
+from sr_lightning.convert.importer import read_model
 from sr_lightning.data.io import MAX_IMAGE_PIXELS, check_writable, read_image, write_image
 from sr_lightning.errors import UserError
 from sr_lightning.inference.onnx_runner import OnnxNet
@@ -175,7 +176,7 @@ def load_upscaler(path: str | Path | Checkpoint, backend: str = "pytorch", devic
         raise UserError(f"backend={backend!r} is not one of ('pytorch', 'onnx')")
     if not isinstance(path, Checkpoint) and Path(path).suffix.lower() == ".onnx":
         raise UserError(f"ckpt_path='{path}' is an ONNX file: add backend=onnx to run it with onnxruntime")
-    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path, "ckpt_path", trusted_nets)
+    ckpt = path if isinstance(path, Checkpoint) else read_model(path, "ckpt_path", trusted_nets)
     settings = apply_settings(resolve_settings({"channels_last": ckpt.module_arguments["channels_last"]}, device,
                                                  option="device"))
     module = load_module(ckpt, device=settings.device,

@@ -62,6 +62,19 @@ def test_release_layouts_import_to_the_same_network(imdn_x3, tmp_path, layout):
     assert meta["source"]["net"] == "imdn" and len(meta["source"]["sha256"]) == 64
 
 
+def test_a_release_converts_without_naming_its_network(imdn_x3, tmp_path):
+    """--format pth without --net: IMDN's release layout is detected, with its scale and width."""
+    torch.save(_release_state(imdn_x3), tmp_path / "x3.pth")
+    assert convert_main(["--format", "pth", str(tmp_path / "x3.pth"), str(tmp_path / "m.ckpt")]) == 0
+    ckpt = torch.load(tmp_path / "m.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["net"]["name"] == "imdn" and ckpt["hyper_parameters"]["net"]["scale"] == 3
+    assert ckpt["sr_lightning"]["source"]["layout"] == "release" and ckpt["sr_lightning"]["trained_scales"] == [3]
+    module = SRLitModule.load_from_checkpoint(tmp_path / "m.ckpt").eval()
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(module.net(x), imdn_x3(x))
+
+
 def test_bad_release_files_get_one_line(imdn_x3, tmp_path, capsys):
     state = _release_state(imdn_x3)
     torch.save(state, tmp_path / "x3.pth")
@@ -72,7 +85,8 @@ def test_bad_release_files_get_one_line(imdn_x3, tmp_path, capsys):
 
     assert "--net 'imdnx' is not a model config; choose one of" in fails(
         "--format", "pth", "--net", "imdnx", tmp_path / "x3.pth", tmp_path / "o.ckpt")
-    assert "--format pth needs --net NAME" in fails("--format", "pth", tmp_path / "x3.pth", tmp_path / "o.ckpt")
+    assert "scale=4 does not fit 'x3.pth': its imdn upsampler holds x3 weights" in fails(
+        "--format", "pth", "--scale", "4", tmp_path / "x3.pth", tmp_path / "o.ckpt")  # no --net: detected
     assert "--scale 4 does not fit 'x3.pth': its upsampler holds x3 weights (upsampler.0.weight is (27, 64, 3, 3) " \
            "in the file but (48, 64, 3, 3) in the network" in fails(
                "--format", "pth", "--net", "imdn", "--scale", "4", tmp_path / "x3.pth", tmp_path / "o.ckpt")

@@ -1,0 +1,77 @@
+"""Any model file loads: a bare state dict (a release, a community file, ours without the
+checkpoint around it) goes straight to upscale, eval, export, explain, sr_lightning.load and
+train init_from, its network detected from the keys and shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import sr_lightning
+from sr_lightning.nets import create_net
+from tests.conftest import TouchOnUnpickle, run_cli, run_entry, tiny_args
+
+EDSR = {"num_blocks": 2, "num_features": 16, "scale": 2, "in_channels": 3}
+
+
+@pytest.fixture(scope="module")
+def edsr_files(tmp_path_factory):
+    """A small EDSR x2 with random weights, as a .pth state dict (BasicSR's params_ema wrapper)
+    and as .safetensors."""
+    torch.manual_seed(0)
+    net = create_net("edsr", **EDSR).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.02)
+    root = tmp_path_factory.mktemp("files")
+    torch.save({"params_ema": net.state_dict()}, root / "edsr_x2.pth")
+    save_file(net.state_dict(), root / "edsr_x2.safetensors")
+    return net, root
+
+
+@pytest.mark.parametrize("name", ["edsr_x2.pth", "edsr_x2.safetensors"])
+def test_the_python_api_loads_a_state_dict_with_no_network_named(edsr_files, name):
+    net, root = edsr_files
+    model = sr_lightning.load(root / name, device="cpu")
+    assert model.scale == 2 and model.channels == 3
+    x = torch.rand(1, 3, 20, 26)
+    with torch.no_grad():
+        torch.testing.assert_close(model.upscale(x, tile=None), net(x).clamp(0, 1))
+    assert model.checkpoint.net["name"] == "edsr" and model.checkpoint.net["num_blocks"] == 2
+
+
+def test_eval_upscale_and_init_from_take_the_file(edsr_files, tiny_data, tmp_path):
+    net, root = edsr_files
+    pth = root / "edsr_x2.pth"
+    results, _ = run_entry("sr_lightning.eval", f"ckpt_path={pth}", f"data.test_sets=[{tiny_data['test']}]",
+                           f"hydra.run.dir={tmp_path / 'e'}")
+    assert results["test"]["num_images"] == 2 and results["test"]["psnr"] > 0
+    written = run_entry("sr_lightning.upscale", f"ckpt_path={pth}", f"input={tiny_data['test'] / 'img00.png'}",
+                        f"output={tmp_path / 'up.png'}")
+    assert written == [tmp_path / "up.png"]
+    run = tmp_path / "ft"
+    _, objects = run_entry("sr_lightning.train", *tiny_args(tiny_data, run, f"init_from={pth}", "trainer.max_steps=2",
+                                                            "test=false"))
+    saved = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    assert saved["hyper_parameters"]["net"]["name"] == "edsr" and saved["hyper_parameters"]["net"]["num_features"] == 16
+    assert objects["module"].net.in_channels == 3 and objects["trainer"].global_step == 2
+
+
+def test_a_file_of_no_known_network_is_one_line_naming_the_closest(tiny_data, tmp_path):
+    esrgan = create_net("rrdbnet", num_blocks=1).state_dict()
+    del esrgan["conv_hr.weight"], esrgan["conv_hr.bias"]  # an ESRGAN file with a layer missing
+    torch.save(esrgan, tmp_path / "broken.pth")
+    proc = run_cli("sr_lightning.upscale", f"ckpt_path={tmp_path / 'broken.pth'}",
+                   f"input={tiny_data['test'] / 'img00.png'}", f"output={tmp_path / 'b.png'}", check=False)
+    line = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert line.startswith(f"error: '{tmp_path / 'broken.pth'}' is not a network sr_lightning knows")
+    assert "closest: rrdbnet" in line and "missing conv_hr." in line
+
+
+def test_a_pickled_file_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"params": TouchOnUnpickle(marker)}, tmp_path / "evil.pth")
+    with pytest.raises(ValueError, match="never unpickles"):
+        sr_lightning.load(tmp_path / "evil.pth")
+    assert not marker.exists()
