@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import ROOT, write_folder
 
-SCRIPTS = ("sr-train", "sr-eval", "sr-upscale", "sr-prepare", "sr-convert", "sr-zoo")
+SCRIPTS = ("sr-train", "sr-eval", "sr-upscale", "sr-prepare", "sr-convert", "sr-zoo", "sr-export", "sr-explain",
+           "sr-inspect")
 
 
 @pytest.fixture(scope="module")

@@ -75,3 +75,20 @@ def test_a_pickled_file_is_refused_and_nothing_runs(tmp_path):
     with pytest.raises(ValueError, match="never unpickles"):
         sr_lightning.load(tmp_path / "evil.pth")
     assert not marker.exists()
+
+
+def test_inspect_says_what_a_file_holds(tmp_path, capsys):
+    """sr-inspect on a 6-block RRDBNet x4 (the anime model's shape, BasicSR's wrapper): the
+    architecture, its arguments, the config line that trains it; a missing file: one line, exit 2."""
+    from sr_lightning.inspect import main
+
+    torch.save({"params_ema": create_net("rrdbnet", num_blocks=6, scale=4).state_dict()}, tmp_path / "x4.pth")
+    assert main([str(tmp_path / "x4.pth")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "architecture: rrdbnet (RRDBNet, Wang et al., ECCVW 2018 (ESRGAN))"
+    assert "num_blocks=6" in out[2] and out[3] == "model config: rrdbnet with model.num_blocks=6"
+    assert "parameters: 4,467,779" in out and "channels: 3 (RGB)" in out
+    assert "train it from scratch: python -m sr_lightning.train model=rrdbnet model.num_blocks=6 data.scale=4 " \
+           "data.channels=3" in out
+    assert main([str(tmp_path / "none.pth")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: FILE='{tmp_path / 'none.pth'}' does not exist")
