@@ -328,12 +328,32 @@ def data_for(checkpoint: Checkpoint, data: Mapping[str, Any], given: Collection[
     return updates, overrides
 
 
+def check_values(state: Mapping[str, Tensor], source: str, own: Mapping[str, Tensor] | None = None) -> None:
+    """Weights a network can use: floating point where the network's are (integer counters,
+    BatchNorm's ``num_batches_tracked``, stay integers; without ``own``: the keys so named) and
+    finite.
+
+    Raises:
+        UserError: naming ``source`` and the first tensor that is not.
+    """
+    for key, value in state.items():
+        floating = own[key].is_floating_point() if own is not None and key in own \
+            else not key.endswith("num_batches_tracked")
+        if floating and not value.is_floating_point():
+            raise UserError(f"{source}: {key} holds {str(value.dtype).removeprefix('torch.')} values where the network "
+                            f"has floating-point weights; the file is damaged or holds something else")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise UserError(f"{source}: {key} holds NaN or infinite values (a diverged training or a damaged file); "
+                            f"use another checkpoint")
+
+
 def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
     """Load a checkpoint's weights into ``module``; the GAN-only parts (:data:`GAN_PARTS`)
     may be absent on either side. Anything else must match.
 
     Raises:
-        ValueError: keys differ (another architecture) or shapes differ.
+        ValueError: keys differ (another architecture), shapes differ, or a value is not a
+            finite floating-point weight (:func:`check_values`).
     """
     own = module.state_dict()
     state_dict = {k: v for k, v in state_dict.items() if k != "psnr_best"}  # bookkeeping of older checkpoints
@@ -346,6 +366,7 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
     if resized:
         raise UserError(f"the checkpoint's weights do not fit this network's shapes ({len(resized)} tensor(s), "
                          f"e.g. {resized[0]}): the network config differs from the one it was trained with")
+    check_values(state_dict, "the checkpoint", own)
     module.load_state_dict(dict(state_dict), strict=False)
 
 

@@ -92,3 +92,27 @@ def test_inspect_says_what_a_file_holds(tmp_path, capsys):
            "data.channels=3" in out
     assert main([str(tmp_path / "none.pth")]) == 2
     assert capsys.readouterr().err.startswith(f"error: FILE='{tmp_path / 'none.pth'}' does not exist")
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda sd: sd["head.weight"].view(-1).__setitem__(0, float("nan")), "head.weight holds NaN or infinite values"),
+    (lambda sd: sd.__setitem__("tail.1.bias", sd["tail.1.bias"].long()), "tail.1.bias holds int64 values where"),
+])
+def test_weights_that_are_not_finite_floats_are_refused_naming_the_tensor(tmp_path, change, says):
+    sd = create_net("edsr", **EDSR).state_dict()
+    change(sd)
+    torch.save(sd, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match=f"'{tmp_path / 'bad.pth'}': {says}"):
+        sr_lightning.load(tmp_path / "bad.pth")
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
+    from sr_lightning.checkpoint import save_checkpoint, weights_checkpoint
+    from sr_lightning.lit import SRLitModule
+
+    module = SRLitModule(net={"name": "edsr", **EDSR})
+    ckpt = weights_checkpoint(module)
+    ckpt["state_dict"]["net.head.weight"][0, 0, 0, 0] = float("inf")
+    save_checkpoint(ckpt, tmp_path / "nan.ckpt")
+    with pytest.raises(ValueError, match="the checkpoint: net.head.weight holds NaN or infinite values"):
+        SRLitModule.load_from_checkpoint(tmp_path / "nan.ckpt")

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sr_lightning.checkpoint import check_values
 from sr_lightning.convert.imported import Imported
 from sr_lightning.data.pairs import BENCHMARK_LR
 from sr_lightning.errors import UserError, WeightFormatError
@@ -202,6 +203,7 @@ def detected(path: str | Path, scale: int | None = None) -> Imported:
             raise UserError(f"'{path}' holds {found.name} weights, which do not say their scale: import them with "
                             f"python -m sr_lightning.convert --format pth --scale N '{path}' OUT.ckpt")
         cfg["scale"] = int(scale) if scale is not None else inspect.signature(cls).parameters["scale"].default
+    check_values(found.state_dict, f"'{path}'")
     tensors = {k: v.float() for k, v in found.state_dict.items()}
     trained = [cfg["scale"]] if "scale" in found.kwargs or scale is not None else None
     return _imported(path, fmt, cfg, tensors, found.derived, trained, {"net": found.name, "layout": found.layout})
