@@ -166,15 +166,20 @@ class Checkpoint:
         """The network config with ``overrides`` (e.g. another scale: :meth:`rescale`)."""
         return {**self.net, **(overrides or {})}
 
-    def rescale(self, scale: int, key: str) -> dict[str, Any]:
+    def rescale(self, scale: int, key: str, body_only: bool = False) -> dict[str, Any]:
         """Network overrides to run at ``scale`` (``key`` names the option in errors): allowed for
         scale-agnostic networks, within the scales it records it was trained for (e.g. the
-        released VDSR: x2, x3, x4).
+        released VDSR: x2, x3, x4); with ``body_only`` (fine-tuning: train's ``init_from``) for
+        any network at a scale it supports, its upsampler then starting fresh
+        (:func:`load_weights` with ``body_only``).
 
         Raises:
             UserError: a scale it was not trained for, or a network of one scale.
         """
         own, trained = int(self.net["scale"]), self.meta.trained_scales
+        if body_only and scale != own and not self.net_class.scale_agnostic:
+            self.net_class.check_scale(scale)
+            return {"scale": int(scale)}
         if trained and scale not in trained:
             raise UserError(f"{key}={scale}: this checkpoint was trained for {', '.join(f'x{t}' for t in trained)} "
                             f"only; use one of them")
@@ -295,15 +300,16 @@ def config_trusted_nets(cfg: Any) -> list[str]:
     return trusted
 
 
-def data_for(checkpoint: Checkpoint, data: Mapping[str, Any], given: Collection[str]) -> tuple[dict[str, Any],
-                                                                                            dict[str, Any]]:
+def data_for(checkpoint: Checkpoint, data: Mapping[str, Any], given: Collection[str], body_only: bool = False
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
     """What a run's ``data`` config becomes to fit a checkpoint's network, and the network
     overrides; neither config is changed.
 
     The checkpoint's scale and channels are adopted unless ``data.scale`` / ``data.channels``
     are among ``given`` (the keys set on the command line): another scale is allowed for
     scale-agnostic networks within the scales the checkpoint was trained for
-    (:meth:`Checkpoint.rescale`); other channels never. The degradation it was trained with
+    (:meth:`Checkpoint.rescale`; ``body_only``: any supported scale, fine-tuning the body);
+    other channels never. The degradation it was trained with
     (when it records it: how the evaluation sets' LR are made) is adopted unless
     ``data/degradation`` or ``data.degradation.*`` was given; a ``realesrgan`` training
     degradation of ``data`` is kept.
@@ -316,7 +322,7 @@ def data_for(checkpoint: Checkpoint, data: Mapping[str, Any], given: Collection[
         UserError: a scale or channels the checkpoint's network cannot take.
     """
     own_scale, own_channels = int(checkpoint.net["scale"]), int(checkpoint.net["in_channels"])
-    overrides = checkpoint.rescale(int(data["scale"]), "data.scale") if "data.scale" in given else {}
+    overrides = checkpoint.rescale(int(data["scale"]), "data.scale", body_only) if "data.scale" in given else {}
     if "data.channels" in given and int(data["channels"]) != own_channels:
         raise UserError(f"data.channels={data['channels']} does not match the checkpoint's network "
                         f"({own_channels} channel(s)); drop data.channels")
@@ -347,9 +353,14 @@ def check_values(state: Mapping[str, Tensor], source: str, own: Mapping[str, Ten
                             f"use another checkpoint")
 
 
-def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
+def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor], body_only: bool = False) -> list[str]:
     """Load a checkpoint's weights into ``module``; the GAN-only parts (:data:`GAN_PARTS`)
-    may be absent on either side. Anything else must match.
+    may be absent on either side. Anything else must match; with ``body_only`` (the network at
+    another scale than the weights'), the tensors whose key or shape differ (the upsampler's)
+    keep the module's fresh initialisation.
+
+    Returns:
+        The module's keys left fresh (empty unless ``body_only``).
 
     Raises:
         ValueError: keys differ (another architecture), shapes differ, or a value is not a
@@ -357,6 +368,13 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
     """
     own = module.state_dict()
     state_dict = {k: v for k, v in state_dict.items() if k != "psnr_best"}  # bookkeeping of older checkpoints
+    if body_only:
+        fresh = sorted(k for k in own if not k.startswith(GAN_PARTS)
+                       and (k not in state_dict or state_dict[k].shape != own[k].shape))
+        kept = {k: v for k, v in state_dict.items() if k in own and v.shape == own[k].shape}
+        check_values(kept, "the checkpoint", own)
+        module.load_state_dict(kept, strict=False)
+        return fresh
     bad = [k for k in set(own) ^ set(state_dict) if not k.startswith(GAN_PARTS)]
     if bad:
         raise UserError(f"the checkpoint's weights do not fit this network ({len(bad)} key(s) differ, e.g. "
@@ -368,6 +386,7 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
                          f"e.g. {resized[0]}): the network config differs from the one it was trained with")
     check_values(state_dict, "the checkpoint", own)
     module.load_state_dict(dict(state_dict), strict=False)
+    return []
 
 
 def weights_checkpoint(module: lightning.LightningModule) -> dict[str, Any]:

@@ -134,7 +134,7 @@ def resolve(cfg: DictConfig) -> RunPlan:
                             "with %s (repeat the options you want: options from a file are never run)", ckpt.path,
                             " ".join(o for o in ckpt.meta.overrides or () if key_of(o) not in NOT_REPLAYED)
                             or "(none)")
-        data_updates, net_overrides = data_for(ckpt, cfg.data, overridden_keys())
+        data_updates, net_overrides = data_for(ckpt, cfg.data, overridden_keys(), body_only=not resume)
         updates.update(data_updates)
         updates["module.net"] = ckpt.net_config(net_overrides)  # replaces `model`
     settings = apply_settings(trainer_settings(cfg))
@@ -163,7 +163,12 @@ def build(plan: RunPlan) -> tuple[Any, SRLitModule]:
                     "this run trains it on Y (data.channels=%d), so it compares with Y-channel networks, not with "
                     "its paper", module.net.name, cfg.data.channels)
     if plan.checkpoint is not None and not plan.resume:
-        load_weights(module, plan.checkpoint.state_dict)
+        own = int(plan.checkpoint.net["scale"])
+        fresh = load_weights(module, plan.checkpoint.state_dict, body_only=module.scale != own)
+        if fresh:
+            log.warning("init_from: the weights are for x%d, this run trains x%d (data.scale=%d): fine-tuning across "
+                        "scales keeps the body; the upsampler's %d tensor(s) (%s) start fresh", own, module.scale,
+                        module.scale, len(fresh), ", ".join(fresh[:4]) + (", ..." if len(fresh) > 4 else ""))
         log.info("initialised %s from %s", module.net.name, plan.checkpoint.path)
     return datamodule, module
 

@@ -116,3 +116,22 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
     save_checkpoint(ckpt, tmp_path / "nan.ckpt")
     with pytest.raises(ValueError, match="the checkpoint: net.head.weight holds NaN or infinite values"):
         SRLitModule.load_from_checkpoint(tmp_path / "nan.ckpt")
+
+
+def test_fine_tuning_across_scales_keeps_the_body(edsr_files, tiny_data, tmp_path, caplog):
+    """init_from an x2 EDSR file with data.scale=3: the run trains x3, the body starts from the
+    file's weights, the upsampler fresh, and the log says so with both scales."""
+    net, root = edsr_files
+    caplog.set_level("WARNING")
+    args = tiny_args(tiny_data, tmp_path / "x3", f"init_from={root / 'edsr_x2.pth'}", "data.scale=3",
+                     "trainer.max_steps=1", "test=false")
+    _, objects = run_entry("sr_lightning.train", *args)
+    module = objects["module"]
+    assert module.scale == 3
+    said = next(r.getMessage() for r in caplog.records if "fine-tuning across scales" in r.getMessage())
+    assert "weights are for x2, this run trains x3" in said and "tail.0.0.weight" in said
+    ckpt = torch.load(tmp_path / "x3/checkpoints/last.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["net"]["scale"] == 3
+    assert ckpt["state_dict"]["net.tail.0.0.weight"].shape[0] == 16 * 9  # the x3 upsampler
+    body = ckpt["state_dict"]["net.body.0.body.0.weight"]  # the file's, one Adam step on
+    assert (body - net.body[0].body[0].weight).abs().max() < 5e-3  # a fresh start differs by ~0.1
