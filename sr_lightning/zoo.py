@@ -22,7 +22,7 @@ import torch
 from sr_lightning.cost import BACKENDS, FRAME, latency_row, peak_activation_mib
 from sr_lightning.files import write_text_atomically
 from sr_lightning.hardware import cpu_model, fast_bf16
-from sr_lightning.nets import create_net, get_net_class, list_nets
+from sr_lightning.nets import SRNet, create_net, get_net_class, list_nets
 from sr_lightning.nets.flops import gflops_per_megapixel
 
 SCALES = (2, 3, 4)
@@ -35,8 +35,9 @@ REAL_TIME_FPS = 30
 
 
 def rows(in_channels: int = 3, memory: bool = False) -> list[list[str]]:
-    """One row per network: name, parameters, GFLOPs at x2/x3/x4, upsampling, scales, paper
-    (and, with ``memory``, the measured peak activation MiB of a 1-megapixel x4 output)."""
+    """One row per network: name, parameters, GFLOPs at x2/x3/x4, upsampling, scales, the file
+    layouts it loads, paper (and, with ``memory``, the measured peak activation MiB of a
+    1-megapixel x4 output)."""
     out = []
     for name in list_nets():
         cls = get_net_class(name)
@@ -47,14 +48,20 @@ def rows(in_channels: int = 3, memory: bool = False) -> list[list[str]]:
         if memory:
             mib = peak_activation_mib(name, MEMORY_SCALE, in_channels)
             row.append("-" if mib is None else f"{mib:,.0f}")
-        out.append([*row, cls.upsampling, scales, cls.paper])
+        out.append([*row, cls.upsampling, scales, loads(cls) if params else "-", cls.paper])
     return out
+
+
+def loads(cls: type[SRNet]) -> str:
+    """The file layouts a network's weights load from (``SRNet.release_formats``), for the table."""
+    names = {"sr_lightning": "ours", "release": "authors'"}
+    return ", ".join(names.get(k, k.replace("release (", "authors' (")) for k in cls.release_formats())
 
 
 def header(memory: bool = False) -> list[str]:
     gflops = [f"GFLOPs/MP x{s}" for s in SCALES]
     mem = [f"peak MiB, 1 MP x{MEMORY_SCALE}"] if memory else []
-    return ["network", "parameters (x2, RGB)", *gflops, *mem, "upsampling", "scales", "paper"]
+    return ["network", "parameters (x2, RGB)", *gflops, *mem, "upsampling", "scales", "loads", "paper"]
 
 
 def markdown(table: list[list[str]], head: list[str] | None = None) -> str:
