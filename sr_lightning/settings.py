@@ -9,6 +9,7 @@ the log line ``run settings: ...``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -88,6 +89,6 @@ def apply_settings(settings: RunSettings) -> RunSettings:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     if settings.tune_allocator and not tune_glibc_allocator():
-        settings = RunSettings(**{**settings.__dict__, "tune_allocator": False})
+        settings = dataclasses.replace(settings, tune_allocator=False)
     log.info("%s", settings.describe())
     return settings

@@ -333,9 +333,10 @@ def test_d7_rcan_mean_shifts_that_differ_from_the_standard_are_folded_exactly():
 @pytest.mark.parametrize("config", ["swinir", "span", "hat"])
 def test_d7_derived_release_tensors_must_equal_what_the_network_computes(config):
 
-    from sr_lightning.convert.release import check_derived, derived_keys, expected_derived, our_keys, release_format
+    from sr_lightning.convert.release import check_derived, expected_derived, release_format
     from sr_lightning.errors import WeightFormatError
     from sr_lightning.nets import create_net
+    from sr_lightning.nets.release_format import derived_keys, our_keys
 
     layout = json.loads((Path(__file__).parent / "convert/release_layouts.json").read_text())[config]
     torch.manual_seed(0)

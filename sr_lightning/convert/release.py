@@ -37,7 +37,7 @@ from sr_lightning.errors import UserError, WeightFormatError
 from sr_lightning.files import PICKLED, UnreadableFileError, read_data
 from sr_lightning.nets import build_net, class_path, detect, get_net_class, net_class
 from sr_lightning.nets.detection import unwrap_state
-from sr_lightning.nets.release_format import ReleaseFormat, first_mismatch
+from sr_lightning.nets.release_format import ReleaseFormat, derived_keys, first_mismatch, our_keys
 
 RESAVE = ("load it where you trust its code and save only the weights: "
           "torch.save(model.state_dict(), 'weights.pth')")
@@ -56,17 +56,6 @@ def read_tensors(path: Path) -> Any:
                                     f"{RESAVE}") from None
         raise WeightFormatError(f"'{path}' is {err if str(err).startswith('not a') else f'not readable ({err})'}"
                                 ) from None
-
-
-def our_keys(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> dict[str, tuple[str, Tensor]]:
-    """Our key -> (the release's key, tensor), through the network's key map, without the
-    keys it says are derived."""
-    return {fmt.our_key(key): (key, value) for key, value in state.items() if not fmt.is_derived(key)}
-
-
-def derived_keys(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> dict[str, tuple[str, Tensor]]:
-    """The release's derived keys: our key (through the key map) -> (its key, tensor)."""
-    return {fmt.our_key(key): (key, value) for key, value in state.items() if fmt.is_derived(key)}
 
 
 def expected_derived(module: torch.nn.Module, key: str, like: Tensor) -> Tensor | None:

@@ -23,7 +23,7 @@ from torch import Tensor
 from sr_lightning.errors import UserError, WeightFormatError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.registry import NETS
-from sr_lightning.nets.release_format import ReleaseFormat, first_mismatch
+from sr_lightning.nets.release_format import ReleaseFormat, derived_keys, first_mismatch, our_keys
 
 # Keys under which files nest the state dict, in order of preference (EMA weights first).
 WRAPPERS = ("params_ema", "params", "state_dict", "model")
@@ -75,9 +75,7 @@ def unwrap_state(obj: Any, source: str) -> dict[str, Tensor]:
 def in_layout(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor],
                                                                          dict[str, tuple[str, Tensor]]]:
     """A file's state dict in our names through ``fmt``, and its derived keys apart."""
-    ours = {fmt.our_key(k): v for k, v in state.items() if not fmt.is_derived(k)}
-    derived = {fmt.our_key(k): (k, v) for k, v in state.items() if fmt.is_derived(k)}
-    return ours, derived
+    return {k: v for k, (_, v) in our_keys(fmt, state).items()}, derived_keys(fmt, state)
 
 
 def build_shapes(cls: type[SRNet], kwargs: Mapping[str, Any]) -> dict[str, tuple[int, ...]] | None:
@@ -112,8 +110,8 @@ def candidates(state: Mapping[str, Tensor]) -> list[Detection]:
 
 
 @functools.cache
-def _patterns(cls: type[SRNet], layout: str) -> frozenset[str]:
-    """The key patterns (indices as ``#``) of the network at its defaults, in ``layout``'s names."""
+def _patterns(cls: type[SRNet]) -> frozenset[str]:
+    """The key patterns (indices as ``#``) of the network at its defaults, in our names."""
     shapes = build_shapes(cls, {})
     return frozenset(re.sub(r"\.\d+(?=\.)", ".#", k) for k in shapes or {})
 
@@ -123,7 +121,7 @@ def closest(state: Mapping[str, Tensor]) -> tuple[str, int, int, str | None]:
     the first of its patterns the file lacks)."""
     best = ("", 0, 1, None)
     for cls in NETS.values():
-        ours = _patterns(cls, "sr_lightning")
+        ours = _patterns(cls)
         if not ours:
             continue
         for fmt in cls.release_formats().values():

@@ -55,6 +55,17 @@ class ReleaseFormat:
         return any(re.search(pattern, key) for pattern in self.derived)
 
 
+def our_keys(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> dict[str, tuple[str, Tensor]]:
+    """Our key -> (the release's key, tensor), through the network's key map, without the
+    keys it says are derived."""
+    return {fmt.our_key(key): (key, value) for key, value in state.items() if not fmt.is_derived(key)}
+
+
+def derived_keys(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> dict[str, tuple[str, Tensor]]:
+    """The release's derived keys: our key (through the key map) -> (its key, tensor)."""
+    return {fmt.our_key(key): (key, value) for key, value in state.items() if fmt.is_derived(key)}
+
+
 # -- reading hyperparameters off a state dict (the networks' ``detect`` hooks) ------------------
 
 def indices(state: Mapping[str, Tensor], pattern: str) -> list[int]:

@@ -13,10 +13,10 @@ from safetensors.torch import save_file
 
 from sr_lightning.convert import convert
 from sr_lightning.convert.__main__ import main as convert_main
-from sr_lightning.convert.release import our_keys, release_format
+from sr_lightning.convert.release import release_format
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import create_net
-from sr_lightning.nets.release_format import first_mismatch
+from sr_lightning.nets.release_format import first_mismatch, our_keys
 from tests.conftest import TouchOnUnpickle, run_entry
 
 # Our IMDN keys -> the release's (github.com/Zheng222/IMDN), the inverse of IMDN.release_format's key map.
