@@ -75,7 +75,7 @@ def test_evaluate_scores_the_model_as_it_was_loaded(trained_srcnn, tiny_data, tm
     ckpt = trained_srcnn / "checkpoints/last.ckpt"
     ensemble = sr_lightning.load(ckpt, device="cpu", self_ensemble=True)
     reads = []
-    monkeypatch.setattr("sr_lightning.checkpoint.load_tensors", lambda *a: reads.append(a))  # would break a read
+    monkeypatch.setattr("sr_lightning.files.read_data", lambda *a: reads.append(a))  # every read of a tensor file
     got = ensemble.evaluate([str(tiny_data["test"])], show_table=False)["test"]
     assert reads == []
     monkeypatch.undo()

@@ -135,3 +135,15 @@ def test_fine_tuning_across_scales_keeps_the_body(edsr_files, tiny_data, tmp_pat
     assert ckpt["state_dict"]["net.tail.0.0.weight"].shape[0] == 16 * 9  # the x3 upsampler
     body = ckpt["state_dict"]["net.body.0.body.0.weight"]  # the file's, one Adam step on
     assert (body - net.body[0].body[0].weight).abs().max() < 5e-3  # a fresh start differs by ~0.1
+
+
+def test_a_bare_file_is_read_once(edsr_files, monkeypatch):
+    """read_model reads the file once whether it is a checkpoint or a bare state dict."""
+    import sr_lightning.files
+
+    _, root = edsr_files
+    reads = []
+    real = sr_lightning.files.read_data
+    monkeypatch.setattr(sr_lightning.files, "read_data", lambda path: reads.append(path) or real(path))
+    sr_lightning.load(root / "edsr_x2.pth", device="cpu")
+    assert reads == [root / "edsr_x2.pth"]

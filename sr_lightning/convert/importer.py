@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 
 from sr_lightning.checkpoint import (
+    EXPECTED,
     Checkpoint,
     NotACheckpointError,
     RunMeta,
     checkpoint_of,
-    read_checkpoint,
     save_checkpoint,
     weights_checkpoint,
 )
@@ -21,6 +21,7 @@ from sr_lightning.convert.formats import FORMATS, NEEDS_NET
 from sr_lightning.convert.imported import Imported
 from sr_lightning.convert.release import detected
 from sr_lightning.errors import UserError
+from sr_lightning.files import load_tensors
 from sr_lightning.lit import SRLitModule
 
 
@@ -47,10 +48,11 @@ def read_model(path: str | Path, key: str = "ckpt_path", trusted_nets: Collectio
             (the closest named).
     """
     path = Path(path).expanduser()
+    data = load_tensors(path, key, EXPECTED)  # read once, whichever it is
     try:
-        return read_checkpoint(path, key, trusted_nets)
+        return checkpoint_of(data, path, key, trusted_nets)
     except NotACheckpointError:
-        imported = detected(path)
+        imported = detected(path, data=data)
     return checkpoint_of(weights_checkpoint(imported_module(imported)), path, key)
 
 

@@ -166,13 +166,14 @@ def load(path: str | Path, scale: int | None, net: str) -> Imported:
     return _imported(path, fmt, cfg, tensors, derived, [found_scale], {"net": net})
 
 
-def detected(path: str | Path, scale: int | None = None) -> Imported:
+def detected(path: str | Path, scale: int | None = None, data: Any = None) -> Imported:
     """Read a state dict of any registered network, its network and arguments detected from the
     key names and shapes (:func:`sr_lightning.nets.detect`), in our layout or its authors'.
 
     Args:
         scale: None (the weights' scale; for a network whose weights do not fix it, such as
             those refining a bicubic upscale, its default) or a scale to check against them.
+        data: the file's content when the caller has read it already (as data); None: read here.
 
     Raises:
         UnknownModelError: no registered network fits (the closest named), or two do.
@@ -180,7 +181,8 @@ def detected(path: str | Path, scale: int | None = None) -> Imported:
             weights and it only runs at the one it was trained for (FSRCNN).
     """
     path = Path(path).expanduser()
-    found = detect(unwrap_state(read_tensors(path), f"'{path}'"), f"'{path}'")
+    raw = read_tensors(path) if data is None else data  # data: the file as a caller already read it
+    found = detect(unwrap_state(raw, f"'{path}'"), f"'{path}'")
     cls = get_net_class(found.name)
     fmt = cls.release_formats()[found.layout]
     cfg = {"_target_": class_path(cls), "name": found.name, **found.kwargs, **fmt.options}
