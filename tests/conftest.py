@@ -23,6 +23,7 @@ SHALLOW: dict[str, dict[str, Any]] = {
     "memnet": {"num_blocks": 2, "num_recursions": 1},
     "swinir": {"embed_dim": 24, "depths": [2, 2], "num_heads": [6, 6]},
     "hat": {"embed_dim": 24, "depths": [2], "num_heads": [2], "squeeze_factor": 8},
+    "swin2sr": {"embed_dim": 24, "depths": [2], "num_heads": [6]}, "srvggnet": {"num_convs": 4},
 }
 
 

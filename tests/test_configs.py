@@ -56,6 +56,10 @@ def test_model_configs_build_modules(tmp_path, model, scale):
     if scales is not None and scale not in scales:
         pytest.skip(f"{model} has no x{scale} (scales {scales}); the refusal is tested in tests/nets")
     cfg = _compose(tmp_path, "train", [f"model={model}", f"data.scale={scale}", *RESOLVED_SPEED])
+    if cfg.model.get("upsampler") == "nearest+conv" and scale == 3:  # the real-world models: x2 and x4
+        with pytest.raises(Exception, match=r"upsampler=nearest\+conv does x2 and x4, not x3: use data.scale=2 or 4"):
+            instantiate(cfg.module)
+        return
     module = instantiate(cfg.module)
     assert type(module) is SRLitModule
     assert module.net.name == model.split("_")[0] and module.scale == scale and module.crop_border == scale

@@ -74,7 +74,8 @@ class SRNet(nn.Module):
     @classmethod
     def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:
         """The constructor arguments a state dict in our key names fixes (widths, depths, the
-        scale and channels where the weights hold them), or None when it is not this network's.
+        scale and channels where the weights hold them; a release's derived tensors, such as
+        index tables, are there too), or None when it is not this network's.
         Read from key names and shapes only; :func:`sr_lightning.nets.detect` then builds the
         network with them and checks every key and shape. This default: not detectable."""
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
@@ -83,3 +84,25 @@ class PixelShuffleUpsampler(nn.Sequential):
             if activation is not None:
                 layers.append(activation())
         super().__init__(*layers)
+
+
+class NearestConvUpsampler(nn.Module):
+    """Upsampling with fewer checkerboard artefacts than pixel shuffle ("nearest+conv", the
+    real-world models'), (N, F, h, w) -> (N, F, s*h, s*w) for s in 2, 4: per x2 step a
+    nearest-neighbour upscale and a 3x3 convolution (``conv_up1``, ``conv_up2``), then a
+    3x3 convolution at HR (``conv_hr``), each followed by LeakyReLU 0.2."""
+
+    def __init__(self, features: int, scale: int) -> None:
+        super().__init__()
+        if scale not in (2, 4):
+            raise UserError(f"the nearest+conv upsampler does x2 and x4, not x{scale}")
+        self.conv_up1 = conv(features, features)
+        if scale == 4:
+            self.conv_up2 = conv(features, features)
+        self.conv_hr = conv(features, features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for name in ("conv_up1", "conv_up2"):
+            if hasattr(self, name):
+                x = F.leaky_relu(getattr(self, name)(F.interpolate(x, scale_factor=2, mode="nearest")), 0.2)
+        return F.leaky_relu(self.conv_hr(x), 0.2)

@@ -100,7 +100,7 @@ def candidates(state: Mapping[str, Tensor]) -> list[Detection]:
     for cls in NETS.values():
         for layout, fmt in cls.release_formats().items():
             ours, derived = in_layout(fmt, state)
-            kwargs = cls.detect(ours)
+            kwargs = cls.detect({**ours, **{k: v for k, (_, v) in derived.items()}})
             if kwargs is None or any(d.name == cls.name and d.kwargs == kwargs for d in found):
                 continue
             shapes = build_shapes(cls, kwargs)

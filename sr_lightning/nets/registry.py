@@ -30,6 +30,8 @@ from sr_lightning.nets.safmn import SAFMN
 from sr_lightning.nets.span import SPAN
 from sr_lightning.nets.srcnn import SRCNN
 from sr_lightning.nets.srresnet import SRResNet
+from sr_lightning.nets.srvgg import SRVGGNetCompact
+from sr_lightning.nets.swin2sr import Swin2SR
 from sr_lightning.nets.swinir import SwinIR
 from sr_lightning.nets.unet import UNet
 from sr_lightning.nets.vdsr import VDSR
@@ -37,7 +39,8 @@ from sr_lightning.nets.wdsr import WDSR
 
 NETS: dict[str, type[SRNet]] = {
     cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
-                              RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN)
+                              RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN,
+                              SRVGGNetCompact, Swin2SR)
 }
 
 

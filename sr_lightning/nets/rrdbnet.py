@@ -70,10 +70,24 @@ class RRDBNet(SRNet):
 
     @classmethod
     def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
-        """ESRGAN's first release (github.com/xinntao/ESRGAN); BasicSR / Real-ESRGAN files use our names."""
+        """ESRGAN's release (github.com/xinntao/ESRGAN; BSRGAN and RealSR files too); BasicSR /
+        Real-ESRGAN files use our names."""
         return ReleaseFormat(key_map=((r"^RRDB_trunk\.", "body."), (r"\.RDB(\d)\.", r".rdb\1."),
                                       (r"^trunk_conv\.", "conv_body."), (r"^upconv(\d)\.", r"conv_up\1."),
                                       (r"^HRconv\.", "conv_hr.")))
+
+    @classmethod
+    def release_formats(cls) -> dict[str, ReleaseFormat]:
+        """Ours (BasicSR's, Real-ESRGAN's), ESRGAN's release, and ESRGAN's first ("old arch")
+        layout, one flat ``model`` Sequential most community files still come in: ``model.0``
+        the first convolution, ``model.1.sub.<i>`` the blocks then the body's convolution,
+        ``model.3`` / ``model.6`` the upsampling convolutions, ``model.8`` / ``model.10`` the last two."""
+        old = ReleaseFormat(key_map=((r"^model\.0\.", "conv_first."),
+                                     (r"^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.", r"body.\1.rdb\2.conv\3."),
+                                     (r"^model\.1\.sub\.\d+\.(weight|bias)$", r"conv_body.\1"),
+                                     (r"^model\.3\.", "conv_up1."), (r"^model\.6\.", "conv_up2."),
+                                     (r"^model\.8\.", "conv_hr."), (r"^model\.10\.", "conv_last.")))
+        return {"sr_lightning": ReleaseFormat(), "release": cls.release_format({}), "release (ESRGAN old arch)": old}
 
     @classmethod
     def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:

@@ -8,6 +8,10 @@ with a global skip, then a 3x3 convolution to 64 features (LeakyReLU), a pixel-s
 upsampler (x2 steps or one x3) and a 3x3 convolution to C channels; the DIV2K mean is
 subtracted on RGB. ``swinir_light`` (the lightweight model): 60 features, 4 RSTB of 6
 layers, and one convolution + pixel shuffle straight from the features ("pixelshuffledirect").
+The real-world models upsample by x2 steps of nearest-neighbour + 3x3 convolution and a 3x3
+convolution at HR (``swinir_real``, SwinIR-M: 11,715,559 parameters at x4); SwinIR-L
+(``swinir_real_large``: 240 features, 9 groups, 8 heads, 28,013,059 parameters) closes each
+group with three convolutions (3x3 to 60, 1x1, 3x3 back: ``resi_connection=3conv``).
 Any input size: the LR image is mirror-padded to a multiple of the window inside ``forward``
 and the output cropped. Tiled inference equals one pass when the tile and the overlap are
 multiples of the window (the tiles then share the image's window grid) and the overlap
@@ -31,10 +35,22 @@ from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
-from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, PixelShuffleUpsampler, mean_shift
+from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, NearestConvUpsampler, PixelShuffleUpsampler, mean_shift
 from sr_lightning.nets.release_format import ReleaseFormat, Rewrites, indices, shape, shuffle_scale
 
-UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect")
+UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "nearest+conv")
+RESIDUAL_CONVS = ("1conv", "3conv")
+
+
+def residual_conv(dim: int, kind: str) -> nn.Module:
+    """The convolution closing each residual group and the body, (N, dim, H, W) -> same shape:
+    one 3x3 (``1conv``) or, to save parameters (the large real-world models), a 3x3 to dim/4,
+    a 1x1 and a 3x3 back, LeakyReLU 0.2 between them (``3conv``)."""
+    if kind == "1conv":
+        return nn.Conv2d(dim, dim, 3, padding=1)
+    q = dim // 4
+    return nn.Sequential(nn.Conv2d(dim, q, 3, padding=1), nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(q, q, 1),
+                         nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(q, dim, 3, padding=1))
 
 
 def window_partition(x: Tensor, window: int) -> Tensor:
@@ -146,10 +162,10 @@ class RSTB(nn.Module):
     """Residual Swin Transformer block: Swin layers (unshifted, shifted, ...), a 3x3
     convolution, and a skip; (N, H*W, C) tokens -> same shape."""
 
-    def __init__(self, dim: int, layers: list[nn.Module]) -> None:
+    def __init__(self, dim: int, layers: list[nn.Module], resi_connection: str = "1conv") -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
-        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.conv = residual_conv(dim, resi_connection)
 
     def mix(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         """The token layers in turn, (N, H*W, C) -> same shape."""
@@ -167,31 +183,44 @@ class RSTB(nn.Module):
 SWIN_KEYS: Rewrites = ((r"\.residual_group\.blocks\.", ".layers."), (r"\.mlp\.fc1\.", ".mlp.0."),
                        (r"\.mlp\.fc2\.", ".mlp.2."), (r"^patch_embed\.norm\.", "patch_norm."))
 SWIN_UPSAMPLER_KEYS: Rewrites = ((r"^upsample\.", "upsample.2."), (r"^conv_before_upsample\.0\.", "upsample.0."),
-                                 (r"^conv_last\.", "upsample.3."))
+                                 (r"^conv_last\.", "upsample.3."), (r"^conv_(up\d|hr)\.", r"upsample.2.conv_\1."))
 # The shifted windows' masks and the relative position index tables: computed from the sizes.
 SWIN_DERIVED = (r"attn_mask$", r"relative_position_index(_SA|_OCA)?$")
 
 
 def swin_kwargs(state: Mapping[str, Tensor]) -> dict[str, Any] | None:
     """What a SwinIR-layout state dict (our names) fixes: channels, ``embed_dim``, each group's
-    depth and heads, the window (from the relative position bias table, (2w - 1)^2 rows), the
-    MLP ratio, the upsampler and scale (and ``num_features`` of the classical one)."""
+    depth and heads (from its relative position bias table, or the per-head temperature of
+    Swin V2 layers), the window (from the bias table, (2w - 1)^2 rows; V2 weights do not
+    hold it), the MLP ratio, the residual convolution, the upsampler and scale (and
+    ``num_features`` of the classical and real-world ones)."""
     first = shape(state, "conv_first.weight")
     groups = indices(state, r"^layers\.(\d+)\.layers\.")
-    table, mlp = shape(state, "layers.0.layers.0.attn.relative_position_bias_table"), shape(
-        state, "layers.0.layers.0.mlp.0.weight")
-    up = shape(state, "upsample.0.weight")
-    if first is None or not groups or table is None or mlp is None or up is None:
+    mlp, up = shape(state, "layers.0.layers.0.mlp.0.weight"), shape(state, "upsample.0.weight")
+
+    def heads(group: int) -> int | None:
+        table = shape(state, f"layers.{group}.layers.0.attn.relative_position_bias_table")
+        temperature = shape(state, f"layers.{group}.layers.0.attn.logit_scale")
+        return table[1] if table is not None else temperature[0] if temperature is not None else None
+
+    if first is None or not groups or mlp is None or up is None or None in (found := [heads(g) for g in groups]):
         return None
     c, e = first[1], first[0]
     kwargs: dict[str, Any] = {
-        "in_channels": c, "embed_dim": e, "window_size": (round(table[0] ** 0.5) + 1) // 2, "mlp_ratio": mlp[0] / e,
-        "depths": [len(indices(state, rf"^layers\.{g}\.layers\.(\d+)\.")) for g in groups],
-        "num_heads": [shape(state, f"layers.{g}.layers.0.attn.relative_position_bias_table")[1] for g in groups]}
+        "in_channels": c, "embed_dim": e, "mlp_ratio": mlp[0] / e, "num_heads": found,
+        "depths": [len(indices(state, rf"^layers\.{g}\.layers\.(\d+)\.")) for g in groups]}
+    table = shape(state, "layers.0.layers.0.attn.relative_position_bias_table")
+    if table is not None:
+        kwargs["window_size"] = (round(table[0] ** 0.5) + 1) // 2
+    if "layers.0.conv.0.weight" in state:
+        kwargs["resi_connection"] = "3conv"
     steps = indices(state, r"^upsample\.2\.(\d+)\.weight")
     if steps:  # classical: conv to num_features, x2 (or one x3) pixel-shuffle steps, conv to C
         scale = shuffle_scale(shape(state, "upsample.2.0.weight")[0], up[0], len(steps))
         kwargs.update(upsampler="pixelshuffle", num_features=up[0])
+    elif "upsample.2.conv_up1.weight" in state:  # real-world: conv to num_features, nearest + conv steps
+        scale = 4 if "upsample.2.conv_up2.weight" in state else 2
+        kwargs.update(upsampler="nearest+conv", num_features=up[0])
     else:  # lightweight: one convolution to C * s^2
         scale = shuffle_scale(up[0], c)
         kwargs["upsampler"] = "pixelshuffledirect"
@@ -212,7 +241,7 @@ class SwinIR(SRNet):
         """The authors' release: their Swin layer names; the classical upsampler's convolutions
         (``pixelshuffledirect``, the lightweight model's one step, is ``upsample.0`` in both);
         the masks and index tables are derived."""
-        upsampler = SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") == "pixelshuffle" else ()
+        upsampler = SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") != "pixelshuffledirect" else ()
         return ReleaseFormat(key_map=(*SWIN_KEYS, *upsampler), derived=SWIN_DERIVED)
 
     @classmethod
@@ -220,7 +249,7 @@ class SwinIR(SRNet):
         """The Swin groups' depths, heads and window (read off the bias tables), the MLP ratio,
         and the upsampler: classical (a convolution to ``num_features`` and x2 steps) or
         lightweight (one convolution to ``C * s^2``)."""
-        if "conv_first.weight" not in state or "layers.0.layers.0.attn.qkv.weight" not in state or cls._hybrid(state):
+        if "layers.0.layers.0.attn.relative_position_bias_table" not in state or cls._hybrid(state):
             return None
         return swin_kwargs(state)
 
@@ -231,23 +260,28 @@ class SwinIR(SRNet):
 
     @classmethod
     def release_formats(cls) -> dict[str, ReleaseFormat]:
-        """Ours and the authors' classical and lightweight layouts (their upsamplers' names differ)."""
+        """Ours and the authors' classical / real-world and lightweight layouts (their upsamplers'
+        names differ)."""
         return {"sr_lightning": ReleaseFormat(),
-                "release (classical)": cls.release_format({"upsampler": "pixelshuffle"}),
+                "release (classical, real-world)": cls.release_format({"upsampler": "pixelshuffle"}),
                 "release (lightweight)": cls.release_format({"upsampler": "pixelshuffledirect"})}
 
     def __init__(self, *, scale: int = 2, in_channels: int = 3, embed_dim: int = 180,
                  depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6), num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6),
                  window_size: int = 8, mlp_ratio: float = 2.0, drop_path_rate: float = 0.1,
-                 upsampler: str = "pixelshuffle", num_features: int = 64,
+                 upsampler: str = "pixelshuffle", num_features: int = 64, resi_connection: str = "1conv",
                  rgb_mean: tuple[float, float, float] | None = DIV2K_RGB_MEAN) -> None:
         super().__init__(scale=scale, in_channels=in_channels)
-        if upsampler not in UPSAMPLERS:
-            raise UserError(f"swinir: upsampler={upsampler!r} is not one of {UPSAMPLERS}")
+        if upsampler not in UPSAMPLERS or resi_connection not in RESIDUAL_CONVS:
+            raise UserError(f"{self.name}: upsampler={upsampler!r} / resi_connection={resi_connection!r}: the "
+                            f"upsampler is one of {UPSAMPLERS}, the residual convolution one of {RESIDUAL_CONVS}")
         if len(depths) != len(num_heads) or any(embed_dim % h for h in num_heads):
             raise UserError(f"swinir: depths={list(depths)} and num_heads={list(num_heads)} must be as long as each "
                             f"other, and embed_dim={embed_dim} divisible by every head count")
-        self.window = window_size
+        if upsampler == "nearest+conv" and scale not in (2, 4):
+            raise UserError(f"{self.name}: upsampler=nearest+conv does x2 and x4, not x{scale}: use data.scale=2 or 4, "
+                            f"or another model.upsampler")
+        self.window, self.resi_connection = window_size, resi_connection
         self.register_buffer("mean", mean_shift(rgb_mean, in_channels), persistent=False)
         self.conv_first = nn.Conv2d(in_channels, embed_dim, 3, padding=1)
         self.patch_norm = nn.LayerNorm(embed_dim)
@@ -257,10 +291,11 @@ class SwinIR(SRNet):
             self.residual_group(embed_dim, h, mlp_ratio, rates[s: s + d])
             for d, h, s in zip(depths, num_heads, starts, strict=True))
         self.norm = nn.LayerNorm(embed_dim)
-        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
-        if upsampler == "pixelshuffle":
+        self.conv_after_body = residual_conv(embed_dim, resi_connection)
+        if upsampler != "pixelshuffledirect":
+            steps = PixelShuffleUpsampler if upsampler == "pixelshuffle" else NearestConvUpsampler
             self.upsample = nn.Sequential(nn.Conv2d(embed_dim, num_features, 3, padding=1),
-                                          nn.LeakyReLU(inplace=True), PixelShuffleUpsampler(num_features, scale),
+                                          nn.LeakyReLU(inplace=True), steps(num_features, scale),
                                           nn.Conv2d(num_features, in_channels, 3, padding=1))
         else:
             self.upsample = nn.Sequential(nn.Conv2d(embed_dim, in_channels * scale * scale, 3, padding=1),
@@ -269,7 +304,11 @@ class SwinIR(SRNet):
     def residual_group(self, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
         """One residual group of ``len(drop_paths)`` layers: an RSTB of Swin layers, every second one shifted."""
         return RSTB(dim, [SwinLayer(dim, heads, self.window, 0 if i % 2 == 0 else self.window // 2, mlp_ratio, rate)
-                          for i, rate in enumerate(drop_paths)])
+                          for i, rate in enumerate(drop_paths)], self.resi_connection)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Features (N, F, H, W) -> normed tokens (N, H*W, F)."""
+        return self.patch_norm(x.flatten(2).transpose(1, 2))
 
     def forward(self, lr: Tensor) -> Tensor:
         h, w = lr.shape[-2:]
@@ -279,7 +318,7 @@ class SwinIR(SRNet):
             x = F.pad(x, pad, mode="reflect" if pad[1] < w and pad[3] < h else "replicate")
         x = self.conv_first(x)
         size = x.shape[-2:]
-        tokens = self.patch_norm(x.flatten(2).transpose(1, 2))
+        tokens = self.embed(x)
         for layer in self.layers:
             tokens = layer(tokens, size)
         body = self.norm(tokens).transpose(1, 2).reshape_as(x)

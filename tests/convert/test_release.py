@@ -15,7 +15,7 @@ from sr_lightning.convert import convert
 from sr_lightning.convert.__main__ import main as convert_main
 from sr_lightning.convert.release import release_format
 from sr_lightning.lit import SRLitModule
-from sr_lightning.nets import create_net
+from sr_lightning.nets import create_net, get_net_class
 from sr_lightning.nets.release_format import first_mismatch, our_keys
 from tests.conftest import TouchOnUnpickle, run_entry
 
@@ -151,15 +151,29 @@ def test_the_authors_imdn_x4_reproduces_set14_and_b100_with_gray_as_rgb(sr_data,
 LAYOUTS = json.loads((Path(__file__).parent / "release_layouts.json").read_text())
 
 
-@pytest.mark.parametrize("config", sorted(set(LAYOUTS) - {"_about"} | {"hat_s"}))
+# Model configs whose release has the layout of another entry (a variant of the same code).
+SAME_LAYOUT = {"hat_s": "hat", "hat_l": "hat", "swinir_real_large": "swinir_real", "swin2sr_real": "swin2sr"}
+
+
+def layout_format(config: str):
+    """The release format a layout entry is in: its model config's (``release_format``), or,
+    for entries of a network's other layouts (``"layout"``), the one the network names so."""
+    layout = LAYOUTS[SAME_LAYOUT.get(config, config)]
+    if "layout" in layout:
+        return get_net_class(layout["net"]).release_formats()[layout["layout"]]
+    return release_format(config)  # what the network states about its release, beside its architecture
+
+
+@pytest.mark.parametrize("config", sorted(set(LAYOUTS) - {"_about"} | set(SAME_LAYOUT)))
 def test_release_layouts_map_onto_our_networks(config):
     """Every key of an author's release (the key names and shapes of their code, at a small
-    configuration; HAT-S has HAT's layout) lands on our network's key of the same shape, the
-    derived ones (masks, index tables, folded or fixed convolutions) dropped."""
-    layout = LAYOUTS["hat" if config == "hat_s" else config]
+    configuration; variants in SAME_LAYOUT have another entry's layout) lands on our network's
+    key of the same shape, the derived ones (masks, index tables, folded or fixed convolutions)
+    dropped."""
+    layout = LAYOUTS[SAME_LAYOUT.get(config, config)]
     ours = create_net(layout["net"], in_channels=3, **layout["kwargs"]).state_dict()
     release = {k: torch.empty(shape, device="meta") for k, shape in layout["keys"].items()}
-    fmt = release_format(config)  # what the network states about its release, beside its architecture
+    fmt = layout_format(config)
     mapped = our_keys(fmt, release)
     assert first_mismatch(ours, mapped) is None
     assert len(release) - len(mapped) == sum(fmt.is_derived(k) for k in release)
@@ -172,4 +186,4 @@ def test_every_network_with_a_release_format_has_a_release_layout_to_check_it():
 
     stated = {c for c in sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
               if release_format(c).key_map or release_format(c).derived}
-    assert stated == set(LAYOUTS) - {"_about"} | {"hat_s", "imdn"}
+    assert stated - {"imdn"} <= set(LAYOUTS) | set(SAME_LAYOUT) and "imdn" in stated

@@ -28,7 +28,8 @@ CONFIGS = {
     "rcan": [{"num_groups": 2, "num_blocks": 2}, {"num_groups": 1, "num_blocks": 3, "reduction": 8, "scale": 4},
              {"num_groups": 3, "num_blocks": 1, "num_features": 32, "scale": 3}],
     "rrdbnet": [{"num_blocks": 2}, {"num_blocks": 1, "growth": 16, "scale": 2}, {"num_blocks": 3, "num_features": 32}],
-    "swinir": [{"embed_dim": 12, "depths": (2, 2), "num_heads": (2, 2), "window_size": 4},
+    "swinir": [{"embed_dim": 12, "depths": (2, 2), "num_heads": (2, 2), "window_size": 4, "upsampler": "nearest+conv",
+                "resi_connection": "3conv"},
                {"embed_dim": 24, "depths": (1, 2, 1), "num_heads": (3, 2, 4), "window_size": 8, "scale": 4,
                 "num_features": 16},
                {"embed_dim": 12, "depths": (2,), "num_heads": (3,), "window_size": 4, "upsampler": "pixelshuffledirect",
@@ -43,6 +44,12 @@ CONFIGS = {
                {"num_blocks": 3, "num_recursions": 1, "in_channels": 3}],
     "safmn": [{"num_blocks": 2}, {"num_blocks": 1, "dim": 24, "scale": 2},
               {"num_blocks": 3, "ffn_scale": 1.5, "scale": 3}],
+    "srvggnet": [{"num_convs": 2}, {"num_convs": 4, "num_features": 16, "scale": 2},
+                 {"num_convs": 1, "scale": 3, "in_channels": 1}],
+    "swin2sr": [{"embed_dim": 12, "depths": (2, 2), "num_heads": (2, 2), "window_size": 8},
+                {"embed_dim": 24, "depths": (1, 2), "num_heads": (3, 2), "scale": 4, "num_features": 16,
+                 "upsampler": "nearest+conv", "resi_connection": "3conv"},
+                {"embed_dim": 12, "depths": (2,), "num_heads": (3,), "upsampler": "pixelshuffledirect", "scale": 3}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
 }
@@ -80,7 +87,8 @@ def test_the_authors_release_layouts_are_detected(config):
     configuration) are detected as the network, in its release layout, with those arguments."""
     layout = LAYOUTS[config]
     found = detect({k: torch.empty(shape, device="meta") for k, shape in layout["keys"].items()})
-    assert found.name == layout["net"] and found.layout.startswith("release")
+    assert found.name == layout["net"]
+    assert found.layout == layout["layout"] if "layout" in layout else found.layout.startswith("release")
     for key, value in layout["kwargs"].items():
         assert found.kwargs.get(key, value) == _plain(value), key
 

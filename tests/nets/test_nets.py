@@ -100,11 +100,33 @@ def test_paper_parameter_counts():
     assert rgb("hat", 4) == 20_772_507
     assert sum(p.numel() for p in create_net("hat", scale=4, in_channels=3, embed_dim=144, compress_ratio=24,
                                              squeeze_factor=24).parameters()) == 9_621_183
+    # Real-ESRGAN's files, counted with the authors' code: RealESRGAN_x4plus_anime_6B (6 blocks), the
+    # compact realesr-general-x4v3 (32 convolutions) and realesr-animevideov3 (16).
+    assert sum(p.numel() for p in create_net("rrdbnet", scale=4, in_channels=3, num_blocks=6).parameters()) == 4_467_779
+    compact = lambda n: sum(p.numel() for p in create_net("srvggnet", scale=4, in_channels=3,  # noqa: E731
+                                                          num_convs=n).parameters())
+    assert (compact(32), compact(16)) == (1_213_296, 621_424)
+    # SwinIR real-world SwinIR-M (nearest + conv) at x4; Swin2SR classical (the paper's ~12M) and lightweight (~1M).
+    assert sum(p.numel() for p in create_net("swinir", scale=4, in_channels=3,
+                                             upsampler="nearest+conv").parameters()) == 11_715_559
+    assert [rgb("swin2sr", s) for s in (2, 3, 4)] == [12_091_571, 12_276_211, 12_239_283]
+    assert sum(p.numel() for p in create_net("swin2sr", scale=2, in_channels=3, **light).parameters()) == 1_005_348
     assert [rgb("safmn", s) for s in (2, 3, 4)] == [227_820, 232_695, 239_520]  # the paper's 228K / 233K / 240K
     # SPAN: the paper counts the folded network it runs (426K at x4); training holds the branches.
     spans = [create_net("span", scale=s, in_channels=3) for s in (2, 3, 4)]
     assert [n.deployed_parameter_count() for n in spans] == [410_700, 417_195, 426_288]
     assert sum(p.numel() for p in spans[2].parameters()) == 1_840_488
+
+
+def test_paper_parameter_counts_of_large_variants():
+    """The large variants: HAT-L (the paper's 40.8M), SwinIR-L (real-world, 3conv residuals:
+    the authors' code builds 28,013,059)."""
+    def count(name: str, **kw) -> int:
+        return sum(p.numel() for p in create_net(name, scale=4, in_channels=3, **kw).parameters())
+
+    assert count("hat", depths=[6] * 12, num_heads=[6] * 12) == 40_846_575
+    assert count("swinir", embed_dim=240, depths=[6] * 9, num_heads=[8] * 9, upsampler="nearest+conv",
+                 resi_connection="3conv") == 28_013_059
 
 
 def test_memnet_count_reads():
@@ -190,7 +212,7 @@ def test_registry_errors_name_the_choices():
 
 def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
-                         "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span"}
+                         "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
