@@ -50,6 +50,12 @@ CONFIGS = {
                 {"embed_dim": 24, "depths": (1, 2), "num_heads": (3, 2), "scale": 4, "num_features": 16,
                  "upsampler": "nearest+conv", "resi_connection": "3conv"},
                 {"embed_dim": 12, "depths": (2,), "num_heads": (3,), "upsampler": "pixelshuffledirect", "scale": 3}],
+    "plksr": [{"num_blocks": 2, "num_features": 16}, {"num_blocks": 1, "num_features": 32, "mixer": "CCM",
+                                                      "kernel_size": 7, "use_ea": False, "scale": 2},
+              {"num_blocks": 3, "num_features": 16, "mixer": "ICCM", "split_ratio": 0.5, "scale": 3}],
+    "realplksr": [{"num_blocks": 2, "num_features": 16}, {"num_blocks": 1, "num_features": 32, "kernel_size": 9,
+                                                          "use_ea": False, "scale": 2},
+                  {"num_blocks": 2, "num_features": 24, "split_ratio": 0.5, "scale": 3, "in_channels": 1}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
 }

@@ -111,6 +111,11 @@ def test_paper_parameter_counts():
                                              upsampler="nearest+conv").parameters()) == 11_715_559
     assert [rgb("swin2sr", s) for s in (2, 3, 4)] == [12_091_571, 12_276_211, 12_239_283]
     assert sum(p.numel() for p in create_net("swin2sr", scale=2, in_channels=3, **light).parameters()) == 1_005_348
+    # PLKSR, PLKSR-tiny and RealPLKSR as the authors' code builds them.
+    assert [rgb("plksr", s) for s in (2, 3, 4)] == [7_365_324, 7_373_979, 7_386_096]
+    assert sum(p.numel() for p in create_net("plksr", scale=4, in_channels=3, num_blocks=12, kernel_size=13,
+                                             use_ea=False).parameters()) == 2_370_544
+    assert [rgb("realplksr", s) for s in (2, 3, 4)] == [7_368_908, 7_377_563, 7_389_680]
     assert [rgb("safmn", s) for s in (2, 3, 4)] == [227_820, 232_695, 239_520]  # the paper's 228K / 233K / 240K
     # SPAN: the paper counts the folded network it runs (426K at x4); training holds the branches.
     spans = [create_net("span", scale=s, in_channels=3) for s in (2, 3, 4)]
@@ -212,7 +217,8 @@ def test_registry_errors_name_the_choices():
 
 def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
-                         "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr"}
+                         "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr", "plksr",
+                         "realplksr"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
