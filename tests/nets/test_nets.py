@@ -217,8 +217,8 @@ def test_registry_errors_name_the_choices():
 
 def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
-                         "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr", "plksr",
-                         "realplksr"}
+                         "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
+                         "plksr", "realplksr"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
