@@ -25,6 +25,7 @@ SHALLOW: dict[str, dict[str, Any]] = {
     "hat": {"embed_dim": 24, "depths": [2], "num_heads": [2], "squeeze_factor": 8},
     "swin2sr": {"embed_dim": 24, "depths": [2], "num_heads": [6]}, "srvggnet": {"num_convs": 4},
     "plksr": {"num_blocks": 2}, "realplksr": {"num_blocks": 2},
+    "drct": {"embed_dim": 24, "depths": [6], "num_heads": [4], "gc": 8},
 }
 
 

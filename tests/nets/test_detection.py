@@ -56,6 +56,11 @@ CONFIGS = {
     "realplksr": [{"num_blocks": 2, "num_features": 16}, {"num_blocks": 1, "num_features": 32, "kernel_size": 9,
                                                           "use_ea": False, "scale": 2},
                   {"num_blocks": 2, "num_features": 24, "split_ratio": 0.5, "scale": 3, "in_channels": 1}],
+    "drct": [{"embed_dim": 12, "depths": (6,), "num_heads": (2,), "window_size": 4, "gc": 4},
+             {"embed_dim": 24, "depths": (6, 6), "num_heads": (4, 4), "window_size": 8, "gc": 8, "scale": 4,
+              "num_features": 16},
+             {"embed_dim": 16, "depths": (6,), "num_heads": (2,), "window_size": 4, "gc": 6, "scale": 3,
+              "mlp_ratio": 4.0}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
 }

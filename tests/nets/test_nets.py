@@ -111,6 +111,7 @@ def test_paper_parameter_counts():
                                              upsampler="nearest+conv").parameters()) == 11_715_559
     assert [rgb("swin2sr", s) for s in (2, 3, 4)] == [12_091_571, 12_276_211, 12_239_283]
     assert sum(p.numel() for p in create_net("swin2sr", scale=2, in_channels=3, **light).parameters()) == 1_005_348
+    assert rgb("drct", 4) == 14_139_579  # DRCT: the paper's 14.1M (DRCT-L: the large-variants test)
     # PLKSR, PLKSR-tiny and RealPLKSR as the authors' code builds them.
     assert [rgb("plksr", s) for s in (2, 3, 4)] == [7_365_324, 7_373_979, 7_386_096]
     assert sum(p.numel() for p in create_net("plksr", scale=4, in_channels=3, num_blocks=12, kernel_size=13,
@@ -124,12 +125,13 @@ def test_paper_parameter_counts():
 
 
 def test_paper_parameter_counts_of_large_variants():
-    """The large variants: HAT-L (the paper's 40.8M), SwinIR-L (real-world, 3conv residuals:
+    """The large variants: HAT-L (the paper's 40.8M), DRCT-L, SwinIR-L (real-world, 3conv residuals:
     the authors' code builds 28,013,059)."""
     def count(name: str, **kw) -> int:
         return sum(p.numel() for p in create_net(name, scale=4, in_channels=3, **kw).parameters())
 
     assert count("hat", depths=[6] * 12, num_heads=[6] * 12) == 40_846_575
+    assert count("drct", depths=[6] * 12, num_heads=[6] * 12) == 27_580_719  # DRCT-L: the paper's 27.6M
     assert count("swinir", embed_dim=240, depths=[6] * 9, num_heads=[8] * 9, upsampler="nearest+conv",
                  resi_connection="3conv") == 28_013_059
 
@@ -218,7 +220,7 @@ def test_registry_errors_name_the_choices():
 def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
-                         "plksr", "realplksr"}
+                         "plksr", "realplksr", "drct"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
