@@ -26,6 +26,7 @@ SHALLOW: dict[str, dict[str, Any]] = {
     "swin2sr": {"embed_dim": 24, "depths": [2], "num_heads": [6]}, "srvggnet": {"num_convs": 4},
     "plksr": {"num_blocks": 2}, "realplksr": {"num_blocks": 2},
     "drct": {"embed_dim": 24, "depths": [6], "num_heads": [4], "gc": 8},
+    "srformer": {"embed_dim": 24, "depths": [2], "num_heads": [6], "window_size": 8},
 }
 
 

@@ -31,6 +31,7 @@ from sr_lightning.nets.rrdbnet import RRDBNet
 from sr_lightning.nets.safmn import SAFMN
 from sr_lightning.nets.span import SPAN
 from sr_lightning.nets.srcnn import SRCNN
+from sr_lightning.nets.srformer import SRFormer
 from sr_lightning.nets.srresnet import SRResNet
 from sr_lightning.nets.srvgg import SRVGGNetCompact
 from sr_lightning.nets.swin2sr import Swin2SR
@@ -42,7 +43,7 @@ from sr_lightning.nets.wdsr import WDSR
 NETS: dict[str, type[SRNet]] = {
     cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
                               RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN,
-                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT)
+                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer)
 }
 
 

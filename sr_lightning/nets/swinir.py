@@ -67,6 +67,16 @@ def window_reverse(windows: Tensor, window: int, h: int, w: int) -> Tensor:
     return x.reshape(-1, h, w, c)
 
 
+def shift_regions(h: int, w: int, window: int, cut: int, device: torch.device) -> Tensor:
+    """(windows, w*w) labels of the regions a cyclic shift joins in each window of an h x w
+    map: three bands per axis, cut at ``-window`` and ``cut`` (``-shift``)."""
+    region = torch.zeros(1, h, w, 1, device=device)
+    bands = (slice(0, -window), slice(-window, cut), slice(cut, None))
+    for label, (hs, ws) in enumerate((hs, ws) for hs in bands for ws in bands):
+        region[:, hs, ws, :] = label
+    return window_partition(region, window).squeeze(-1)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside w x w windows with a learned relative position bias,
     (B, w*w, C) -> same shape; ``mask`` (windows, w*w, w*w) keeps shifted windows apart."""
@@ -128,14 +138,7 @@ class SwinLayer(nn.Module):
         """(windows, w*w, w*w): -100 between tokens the cyclic shift brought together, else 0."""
         if self.shift == 0:
             return None
-        region = torch.zeros(1, h, w, 1, device=device)
-        label = 0
-        bands = (slice(0, -self.window), slice(-self.window, -self.shift), slice(-self.shift, None))
-        for hs in bands:
-            for ws in bands:
-                region[:, hs, ws, :] = label
-                label += 1
-        windows = window_partition(region, self.window).squeeze(-1)
+        windows = shift_regions(h, w, self.window, -self.shift, device)
         mask = windows.unsqueeze(1) - windows.unsqueeze(2)
         return mask.masked_fill(mask != 0, -100.0)
 
@@ -180,8 +183,8 @@ class RSTB(nn.Module):
 
 
 # The authors' layout (github.com/JingyunLiang/SwinIR), shared by HAT (github.com/XPixelGroup/HAT).
-SWIN_KEYS: Rewrites = ((r"\.residual_group\.blocks\.", ".layers."), (r"\.mlp\.fc1\.", ".mlp.0."),
-                       (r"\.mlp\.fc2\.", ".mlp.2."), (r"^patch_embed\.norm\.", "patch_norm."))
+SWIN_GROUP_KEYS: Rewrites = ((r"\.residual_group\.blocks\.", ".layers."), (r"^patch_embed\.norm\.", "patch_norm."))
+SWIN_KEYS: Rewrites = (*SWIN_GROUP_KEYS, (r"\.mlp\.fc1\.", ".mlp.0."), (r"\.mlp\.fc2\.", ".mlp.2."))
 SWIN_UPSAMPLER_KEYS: Rewrites = ((r"^upsample\.", "upsample.2."), (r"^conv_before_upsample\.0\.", "upsample.0."),
                                  (r"^conv_last\.", "upsample.3."), (r"^conv_(up\d|hr)\.", r"upsample.2.conv_\1."))
 # The shifted windows' masks and the relative position index tables: computed from the sizes.

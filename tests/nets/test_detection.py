@@ -61,6 +61,11 @@ CONFIGS = {
               "num_features": 16},
              {"embed_dim": 16, "depths": (6,), "num_heads": (2,), "window_size": 4, "gc": 6, "scale": 3,
               "mlp_ratio": 4.0}],
+    "srformer": [{"embed_dim": 12, "depths": (2, 2), "num_heads": (2, 2), "window_size": 4},
+                 {"embed_dim": 24, "depths": (1, 2), "num_heads": (3, 2), "window_size": 8, "scale": 4,
+                  "upsampler": "nearest+conv", "num_features": 16},
+                 {"embed_dim": 16, "depths": (2,), "num_heads": (4,), "window_size": 6, "scale": 3,
+                  "upsampler": "pixelshuffledirect", "mlp_ratio": 1.5}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
 }

@@ -112,6 +112,10 @@ def test_paper_parameter_counts():
     assert [rgb("swin2sr", s) for s in (2, 3, 4)] == [12_091_571, 12_276_211, 12_239_283]
     assert sum(p.numel() for p in create_net("swin2sr", scale=2, in_channels=3, **light).parameters()) == 1_005_348
     assert rgb("drct", 4) == 14_139_579  # DRCT: the paper's 14.1M (DRCT-L: the large-variants test)
+    assert [rgb("srformer", s) for s in (2, 3, 4)] == [10_376_783, 10_561_423, 10_524_495]  # the authors' code
+    srformer_light = {**light, "window_size": 16}  # SRFormer-light: the paper's 853K / 861K / 873K
+    assert [sum(p.numel() for p in create_net("srformer", scale=s, in_channels=3, **srformer_light).parameters())
+            for s in (2, 3, 4)] == [853_272, 861_387, 872_748]
     # PLKSR, PLKSR-tiny and RealPLKSR as the authors' code builds them.
     assert [rgb("plksr", s) for s in (2, 3, 4)] == [7_365_324, 7_373_979, 7_386_096]
     assert sum(p.numel() for p in create_net("plksr", scale=4, in_channels=3, num_blocks=12, kernel_size=13,
@@ -220,7 +224,7 @@ def test_registry_errors_name_the_choices():
 def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
-                         "plksr", "realplksr", "drct"}
+                         "plksr", "realplksr", "drct", "srformer"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
