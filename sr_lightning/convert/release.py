@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -61,7 +63,7 @@ def read_tensors(path: Path) -> Any:
 def expected_derived(module: torch.nn.Module, key: str, like: Tensor) -> Tensor | None:
     """What our network computes for a release's derived tensor (our key ``key``, shaped as
     ``like``), or None when it computes nothing of the kind: a buffer of the same name (index
-    tables), a Swin layer's shifted-window mask at the square size the shape implies, HAT's
+    tables), a shifted-window mask (Swin's, SRFormer's, DAT's two) at the square size the shape implies, HAT's
     shared index tables (its first window's / overlapping window's), or a SPAN convolution
     folded from its branches."""
     buffers = dict(module.named_buffers())
@@ -72,9 +74,11 @@ def expected_derived(module: torch.nn.Module, key: str, like: Tensor) -> Tensor 
         end = "overlap_attn.relative_position_index" if key.endswith("OCA") else "attn.relative_position_index"
         return next((v for k, v in buffers.items() if k.endswith(end) and "overlap" not in k[: -len(end)]), None)
     owner = module.get_submodule(prefix.removesuffix(".eval_conv")) if prefix else module
-    if leaf == "attn_mask" and hasattr(owner, "attention_mask") and like.dim() == 3:
-        side = owner.window * round(like.shape[0] ** 0.5)
-        return owner.attention_mask(side, side, torch.device("cpu"))
+    mask = re.fullmatch(r"attn_mask(?:_(\d))?", leaf)
+    if mask and hasattr(owner, "attention_mask") and like.dim() == 3:  # (windows, queries, keys) of a square map
+        side = round(math.sqrt(like.shape[0] * like.shape[1]))
+        branch = () if mask[1] is None else (int(mask[1]),)  # DAT's two window shapes
+        return owner.attention_mask(side, side, torch.device("cpu"), *branch)
     if prefix.endswith(".eval_conv") and hasattr(owner, "folded"):
         weight, bias = owner.folded()
         return (weight if leaf == "weight" else bias).detach()

@@ -102,6 +102,6 @@ class DRCT(SwinIR):
                          drop_path_rate=drop_path_rate, upsampler="pixelshuffle", num_features=num_features,
                          rgb_mean=rgb_mean)
 
-    def residual_group(self, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
+    def residual_group(self, group: int, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
         """One RDG; its layers share the group's first stochastic-depth rate (as the authors' do)."""
         return RDG(dim, heads, self.window, mlp_ratio, drop_paths[0] if drop_paths else 0.0, self.gc)

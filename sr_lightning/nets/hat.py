@@ -188,7 +188,7 @@ class HAT(SwinIR):
                          drop_path_rate=drop_path_rate, upsampler="pixelshuffle", num_features=num_features,
                          rgb_mean=rgb_mean)
 
-    def residual_group(self, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
+    def residual_group(self, group: int, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
         """One RHAG: hybrid attention blocks (every second one shifted) and an OCAB."""
         compress_ratio, squeeze_factor, conv_scale, overlap_ratio = self.hybrid
         return RHAG(dim, [HAB(dim, heads, self.window, 0 if i % 2 == 0 else self.window // 2, mlp_ratio, rate,

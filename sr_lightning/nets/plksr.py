@@ -135,6 +135,7 @@ class RealPLKSR(PLKSR):
     name = "realplksr"
     paper = "neosr (after Lee et al., arXiv 2024)"
     real = True
+    tiles_exactly = False  # GroupNorm normalises over the whole image
 
     @classmethod
     def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:

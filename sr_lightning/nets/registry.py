@@ -17,6 +17,7 @@ from hydra.utils import get_class
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.bicubic import Bicubic
+from sr_lightning.nets.dat import DAT
 from sr_lightning.nets.drct import DRCT
 from sr_lightning.nets.edsr import EDSR
 from sr_lightning.nets.espcn import ESPCN
@@ -43,7 +44,7 @@ from sr_lightning.nets.wdsr import WDSR
 NETS: dict[str, type[SRNet]] = {
     cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
                               RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN,
-                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer)
+                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT)
 }
 
 

@@ -169,7 +169,7 @@ class SRFormer(SwinIR):
                          drop_path_rate=drop_path_rate, upsampler=upsampler, num_features=num_features,
                          resi_connection=resi_connection, rgb_mean=rgb_mean)
 
-    def residual_group(self, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
+    def residual_group(self, group: int, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
         """One residual group of PSA layers, every second one shifted by half a window."""
         return RSTB(dim, [PSALayer(dim, heads, self.window, 0 if i % 2 == 0 else self.window // 2, mlp_ratio, rate)
                           for i, rate in enumerate(drop_paths)], self.resi_connection)

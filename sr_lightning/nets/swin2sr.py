@@ -147,7 +147,7 @@ class Swin2SR(SwinIR):
                          resi_connection=resi_connection, rgb_mean=rgb_mean)
         self.patch_proj = nn.Conv2d(embed_dim, embed_dim, 1)
 
-    def residual_group(self, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
+    def residual_group(self, group: int, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
         """A residual group of Swin V2 layers, every second one shifted, and its 1x1 convolution."""
         return ProjectedRSTB(dim, [SwinV2Layer(dim, heads, self.window, 0 if i % 2 == 0 else self.window // 2,
                                                mlp_ratio, rate) for i, rate in enumerate(drop_paths)],

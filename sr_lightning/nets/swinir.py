@@ -291,8 +291,8 @@ class SwinIR(SRNet):
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         starts = [sum(depths[:i]) for i in range(len(depths))]
         self.layers = nn.ModuleList(
-            self.residual_group(embed_dim, h, mlp_ratio, rates[s: s + d])
-            for d, h, s in zip(depths, num_heads, starts, strict=True))
+            self.residual_group(i, embed_dim, h, mlp_ratio, rates[s: s + d])
+            for i, (d, h, s) in enumerate(zip(depths, num_heads, starts, strict=True)))
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = residual_conv(embed_dim, resi_connection)
         if upsampler != "pixelshuffledirect":
@@ -304,8 +304,9 @@ class SwinIR(SRNet):
             self.upsample = nn.Sequential(nn.Conv2d(embed_dim, in_channels * scale * scale, 3, padding=1),
                                           nn.PixelShuffle(scale))
 
-    def residual_group(self, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
-        """One residual group of ``len(drop_paths)`` layers: an RSTB of Swin layers, every second one shifted."""
+    def residual_group(self, group: int, dim: int, heads: int, mlp_ratio: float, drop_paths: list[float]) -> nn.Module:
+        """Residual group number ``group`` of ``len(drop_paths)`` layers: an RSTB of Swin layers,
+        every second one shifted."""
         return RSTB(dim, [SwinLayer(dim, heads, self.window, 0 if i % 2 == 0 else self.window // 2, mlp_ratio, rate)
                           for i, rate in enumerate(drop_paths)], self.resi_connection)
 

@@ -66,6 +66,11 @@ CONFIGS = {
                   "upsampler": "nearest+conv", "num_features": 16},
                  {"embed_dim": 16, "depths": (2,), "num_heads": (4,), "window_size": 6, "scale": 3,
                   "upsampler": "pixelshuffledirect", "mlp_ratio": 1.5}],
+    "dat": [{"embed_dim": 32, "depths": (2,), "num_heads": (2,), "split_size": (2, 4)},
+            {"embed_dim": 32, "depths": (3, 1), "num_heads": (4, 2), "split_size": (4, 4), "scale": 4,
+             "expansion_factor": 2.0, "num_features": 16},
+            {"embed_dim": 48, "depths": (2,), "num_heads": (6,), "split_size": (2, 8), "scale": 3,
+             "upsampler": "pixelshuffledirect", "resi_connection": "3conv"}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
 }

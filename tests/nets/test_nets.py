@@ -116,6 +116,11 @@ def test_paper_parameter_counts():
     srformer_light = {**light, "window_size": 16}  # SRFormer-light: the paper's 853K / 861K / 873K
     assert [sum(p.numel() for p in create_net("srformer", scale=s, in_channels=3, **srformer_light).parameters())
             for s in (2, 3, 4)] == [853_272, 861_387, 872_748]
+    dat = lambda **kw: sum(p.numel() for p in create_net("dat", scale=4, in_channels=3, **kw).parameters())  # noqa: E731
+    assert dat() == 14_802_051  # DAT: the paper's 14.8M; DAT-S and DAT-2 (8x16 / 8x32 windows): 11.21M each
+    assert dat(split_size=(8, 16), expansion_factor=2.0) == dat(expansion_factor=2.0) == 11_212_131
+    assert dat(embed_dim=60, depths=[18], num_heads=[6], expansion_factor=2.0, resi_connection="3conv",
+               upsampler="pixelshuffledirect") == 572_766  # DAT-light: the paper's 573K
     # PLKSR, PLKSR-tiny and RealPLKSR as the authors' code builds them.
     assert [rgb("plksr", s) for s in (2, 3, 4)] == [7_365_324, 7_373_979, 7_386_096]
     assert sum(p.numel() for p in create_net("plksr", scale=4, in_channels=3, num_blocks=12, kernel_size=13,
@@ -224,7 +229,7 @@ def test_registry_errors_name_the_choices():
 def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
-                         "plksr", "realplksr", "drct", "srformer"}
+                         "plksr", "realplksr", "drct", "srformer", "dat"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
