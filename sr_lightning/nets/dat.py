@@ -21,6 +21,7 @@ RGB at x4, as the authors' code builds them: DAT 14,802,051, DAT-S 11,212,131, D
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -78,6 +79,20 @@ class DynamicPosBias(nn.Module):
         return self.pos3(self.pos2(self.pos1(self.pos_proj(offsets))))
 
 
+@functools.cache
+def window_tables(hs: int, ws: int) -> tuple[Tensor, Tensor]:
+    """An hs x ws window's offsets ((2hs - 1)(2ws - 1), 2) as floats (the position bias MLP's
+    input) and the (hs*ws, hs*ws) index of each pixel pair's offset among them (made once per
+    window, on the CPU; layers take copies)."""
+    cpu = torch.device("cpu")
+    offsets = torch.stack(torch.meshgrid(torch.arange(1 - hs, hs, device=cpu), torch.arange(1 - ws, ws, device=cpu),
+                                         indexing="ij")).flatten(1).transpose(0, 1).float()
+    coords = torch.stack(torch.meshgrid(torch.arange(hs, device=cpu), torch.arange(ws, device=cpu),
+                                        indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    return offsets, (rel[..., 0] + hs - 1) * (2 * ws - 1) + rel[..., 1] + ws - 1
+
+
 class WindowBranch(nn.Module):
     """Self-attention of one channel half in hs x ws windows with the dynamic position bias;
     (3, N, H*W, C) q, k, v of an H x W map (multiples of the window) -> (N, H, W, C)."""
@@ -86,13 +101,9 @@ class WindowBranch(nn.Module):
         super().__init__()
         self.heads, self.window, self.scale = heads, window, (dim // heads) ** -0.5
         self.pos = DynamicPosBias(dim // 4, heads)
-        hs, ws = window
-        offsets = torch.stack(torch.meshgrid(torch.arange(1 - hs, hs), torch.arange(1 - ws, ws), indexing="ij"))
-        self.register_buffer("rpe_biases", offsets.flatten(1).transpose(0, 1).float(), persistent=False)
-        coords = torch.stack(torch.meshgrid(torch.arange(hs), torch.arange(ws), indexing="ij")).flatten(1)
-        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
-        self.register_buffer("relative_position_index", (rel[..., 0] + hs - 1) * (2 * ws - 1) + rel[..., 1] + ws - 1,
-                             persistent=False)
+        offsets, index = window_tables(*window)
+        self.register_buffer("rpe_biases", offsets.clone(), persistent=False)
+        self.register_buffer("relative_position_index", index.clone(), persistent=False)
 
     def forward(self, qkv: Tensor, h: int, w: int, mask: Tensor | None) -> Tensor:
         n, c = qkv.shape[1], qkv.shape[-1]

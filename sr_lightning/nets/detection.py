@@ -11,9 +11,12 @@ many of its keys matched; two: both are named.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +26,7 @@ from torch import Tensor
 from sr_lightning.errors import UserError, WeightFormatError
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.registry import NETS
-from sr_lightning.nets.release_format import ReleaseFormat, derived_keys, first_mismatch, our_keys
+from sr_lightning.nets.release_format import ReleaseFormat, first_mismatch
 
 # Keys under which files nest the state dict, in order of preference (EMA weights first).
 WRAPPERS = ("params_ema", "params", "state_dict", "model")
@@ -75,15 +78,68 @@ def unwrap_state(obj: Any, source: str) -> dict[str, Tensor]:
 def in_layout(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor],
                                                                          dict[str, tuple[str, Tensor]]]:
     """A file's state dict in our names through ``fmt``, and its derived keys apart."""
-    return {k: v for k, (_, v) in our_keys(fmt, state).items()}, derived_keys(fmt, state)
+    touches = fmt.touches
+    if touches is None:
+        return dict(state), {}
+    ours: dict[str, Tensor] = {}
+    derived: dict[str, tuple[str, Tensor]] = {}
+    for key, value in state.items():
+        if not touches.search(key):
+            ours[key] = value
+        elif fmt.is_derived(key):
+            derived[fmt.our_key(key)] = (key, value)
+        else:
+            ours[fmt.our_key(key)] = value
+    return ours, derived
+
+
+# torch.nn.init's in-place initialisers: while building a network only for its shapes they
+# do nothing (on the meta device there are no values to fill, and they cost most of the build).
+INITIALISERS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_",
+                "kaiming_normal_", "xavier_uniform_", "xavier_normal_", "orthogonal_")
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[None]:
+    """Build modules on the meta device with ``torch.nn.init`` initialisers skipped."""
+    saved = {name: getattr(torch.nn.init, name) for name in INITIALISERS}
+    try:
+        for name in INITIALISERS:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        with torch.device("meta"):
+            yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
+
+
+@contextlib.contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: building candidate networks allocates
+    thousands of modules, which otherwise trigger full collections over everything torch
+    has loaded (a 50 ms detection then took 200 ms)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def build_shapes(cls: type[SRNet], kwargs: Mapping[str, Any]) -> dict[str, tuple[int, ...]] | None:
-    """The key -> shape of ``cls(**kwargs)`` (built without memory where the network allows it),
-    or None when the arguments do not make a network."""
+    """The key -> shape of ``cls(**kwargs)`` (built without memory or initialisation where the
+    network allows it, once per process for each network and arguments), or None when the
+    arguments do not make a network."""
+    return _shapes(cls, json.dumps(kwargs, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _shapes(cls: type[SRNet], kwargs_json: str) -> dict[str, tuple[int, ...]] | None:
+    kwargs = json.loads(kwargs_json)
     try:
         try:
-            with torch.device("meta"):
+            with shapes_only():
                 net = cls(**kwargs)
         except (NotImplementedError, RuntimeError):  # a constructor that computes buffers from data
             net = cls(**kwargs)
@@ -92,14 +148,24 @@ def build_shapes(cls: type[SRNet], kwargs: Mapping[str, Any]) -> dict[str, tuple
     return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
+@functools.cache
+def layouts(cls: type[SRNet]) -> dict[str, ReleaseFormat]:
+    """``cls.release_formats()``, made once per class (their compiled key maps are kept)."""
+    return cls.release_formats()
+
+
 def candidates(state: Mapping[str, Tensor]) -> list[Detection]:
     """Every network whose detector answers, in a layout of its own, and which, built with the
     answer, has exactly the state dict's keys and shapes; a network that fits in several of
     its layouts (their names agree on this file) once, in the first (ours before the release's)."""
     found: list[Detection] = []
+    views: dict[tuple[Any, ...], tuple[dict[str, Tensor], dict[str, tuple[str, Tensor]]]] = {}
     for cls in NETS.values():
-        for layout, fmt in cls.release_formats().items():
-            ours, derived = in_layout(fmt, state)
+        for layout, fmt in layouts(cls).items():
+            view = (fmt.key_map, fmt.derived)  # networks sharing a layout (ours, above all) share its view
+            if view not in views:
+                views[view] = in_layout(fmt, state)
+            ours, derived = views[view]
             kwargs = cls.detect({**ours, **{k: v for k, (_, v) in derived.items()}})
             if kwargs is None or any(d.name == cls.name and d.kwargs == kwargs for d in found):
                 continue
@@ -124,7 +190,7 @@ def closest(state: Mapping[str, Tensor]) -> tuple[str, int, int, str | None]:
         ours = _patterns(cls)
         if not ours:
             continue
-        for fmt in cls.release_formats().values():
+        for fmt in layouts(cls).values():
             mine = {re.sub(r"\.\d+(?=\.)", ".#", k) for k in in_layout(fmt, state)[0]}
             matched = len(ours & mine)
             if matched / len(ours) > best[1] / best[2]:
@@ -145,7 +211,8 @@ def detect(state_dict: Any, source: str = "the state dict") -> Detection:
             matched), or several do (both named).
     """
     state = unwrap_state(state_dict, source)
-    found = candidates(state)
+    with no_cyclic_gc():
+        found = candidates(state)
     if len(found) == 1:
         return found[0]
     if found:

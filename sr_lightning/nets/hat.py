@@ -24,6 +24,7 @@ Parameters (RGB) at x4: HAT 20,772,507 and HAT-S 9,621,183, the paper's 20.8M an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,17 +67,20 @@ class HAB(SwinLayer):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+@functools.cache
 def overlap_position_index(window: int, overlap: int) -> Tensor:
     """(w*w, o*o) indices into the (w + o - 1)^2-entry bias table for each query (window
     pixel) and key (overlapping-window pixel): the authors' release indexes its table with
     offsets shifted by w - o + 1, negative ones wrapping around; this is the same
-    one-to-one assignment with the wrap made explicit, so released tables load as they are."""
+    one-to-one assignment with the wrap made explicit, so released tables load as they are.
+    Made once per size, on the CPU (layers take copies)."""
     def grid(size: int) -> Tensor:
         return torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")).flatten(1)
 
-    rel = (grid(overlap)[:, None, :] - grid(window)[:, :, None]).permute(1, 2, 0) + (window - overlap + 1)
-    side = window + overlap - 1
-    return (rel[..., 0] * side + rel[..., 1]) % (side * side)
+    with torch.device("cpu"):
+        rel = (grid(overlap)[:, None, :] - grid(window)[:, :, None]).permute(1, 2, 0) + (window - overlap + 1)
+        side = window + overlap - 1
+        return (rel[..., 0] * side + rel[..., 1]) % (side * side)
 
 
 class OCAB(nn.Module):
@@ -91,7 +95,7 @@ class OCAB(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3)
         self.relative_position_bias_table = nn.Parameter(torch.zeros((window + self.overlap - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.register_buffer("relative_position_index", overlap_position_index(window, self.overlap),
+        self.register_buffer("relative_position_index", overlap_position_index(window, self.overlap).clone(),
                              persistent=False)
         self.proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)

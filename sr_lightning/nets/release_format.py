@@ -5,6 +5,7 @@ file (its module, with its format) plus one config."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,19 +41,39 @@ class ReleaseFormat:
     options: Mapping[str, Any] = field(default_factory=dict)
     fold: Fold | None = None
 
+    @functools.cached_property
+    def _rewrites(self) -> tuple[re.Pattern[str] | None, tuple[tuple[re.Pattern[str], Any], ...]]:
+        """The key map compiled: one pattern any rewrite matches (None: no rewrites), and each rewrite."""
+        compiled = tuple((re.compile(p), repl) for p, repl in self.key_map)
+        return (re.compile("|".join(f"(?:{p})" for p, _ in self.key_map)) if compiled else None), compiled
+
+    @functools.cached_property
+    def _derived(self) -> re.Pattern[str] | None:
+        return re.compile("|".join(f"(?:{p})" for p in self.derived)) if self.derived else None
+
+    @functools.cached_property
+    def touches(self) -> re.Pattern[str] | None:
+        """One pattern every key the format renames or derives matches (None: it changes nothing)."""
+        patterns = [p for p, _ in self.key_map] + list(self.derived)
+        return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
     def our_key(self, key: str) -> str:
-        """A release key in our names.
+        """A release key in our names (the rewrites applied in order).
 
         >>> ReleaseFormat(key_map=((r"^fea_conv\\.", "head."),)).our_key("fea_conv.weight")
         'head.weight'
         """
-        for pattern, repl in self.key_map:
-            key = re.sub(pattern, repl, key)
+        anything, rewrites = self._rewrites
+        if anything is None or not anything.search(key):
+            return key
+        for pattern, repl in rewrites:
+            if pattern.search(key):
+                key = pattern.sub(repl, key)
         return key
 
     def is_derived(self, key: str) -> bool:
         """Whether a release key holds a value computed from the others."""
-        return any(re.search(pattern, key) for pattern in self.derived)
+        return self._derived is not None and self._derived.search(key) is not None
 
 
 def our_keys(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> dict[str, tuple[str, Tensor]]:
@@ -74,8 +95,13 @@ def indices(state: Mapping[str, Tensor], pattern: str) -> list[int]:
     >>> indices({"body.0.w": None, "body.2.w": None, "body.2.b": None, "head.w": None}, r"^body\\.(\\d+)\\.")
     [0, 2]
     """
-    found = {int(m[1]) for k in state if (m := re.match(pattern, k))}
-    return sorted(found)
+    match = _compiled(pattern).match
+    return sorted({int(m[1]) for k in state if (m := match(k))})
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 def shape(state: Mapping[str, Tensor], key: str) -> tuple[int, ...] | None:

@@ -18,6 +18,7 @@ paper's 853K / 861K / 873K).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,15 +41,18 @@ from sr_lightning.nets.swinir import (
 )
 
 
+@functools.cache
 def permuted_position_index(window: int) -> Tensor:
     """(w*w, (w/2)^2) indices into the (w - 1)^2-entry bias table: query (r, c) of the window
-    and key (i, j) of the half-size grid read the entry of the offset (r//2 - i, c//2 - j)."""
+    and key (i, j) of the half-size grid read the entry of the offset (r//2 - i, c//2 - j).
+    Made once per window, on the CPU (layers take copies)."""
     p = window // 2
-    rows = torch.arange(window) // 2
-    q = torch.stack(torch.meshgrid(rows, rows, indexing="ij")).flatten(1)  # (2, w*w): each query's cell
-    k = torch.stack(torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")).flatten(1)  # (2, p*p)
-    rel = (q[:, :, None] - k[:, None, :]) + (p - 1)
-    return rel[0] * (2 * p - 1) + rel[1]
+    with torch.device("cpu"):
+        rows = torch.arange(window) // 2
+        q = torch.stack(torch.meshgrid(rows, rows, indexing="ij")).flatten(1)  # (2, w*w): each query's cell
+        k = torch.stack(torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")).flatten(1)  # (2, p*p)
+        rel = (q[:, :, None] - k[:, None, :]) + (p - 1)
+        return rel[0] * (2 * p - 1) + rel[1]
 
 
 class PermutedAttention(nn.Module):
@@ -60,7 +64,8 @@ class PermutedAttention(nn.Module):
         self.heads, self.half, self.scale = heads, window // 2, (dim // heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(torch.zeros((window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.register_buffer("aligned_relative_position_index", permuted_position_index(window), persistent=False)
+        self.register_buffer("aligned_relative_position_index", permuted_position_index(window).clone(),
+                             persistent=False)
         self.kv = nn.Linear(dim, dim // 2)
         self.q = nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)

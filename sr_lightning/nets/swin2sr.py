@@ -17,6 +17,7 @@ x4. Left: the compressed-input model (``pixelshuffle_aux``, with its auxiliary b
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -35,15 +36,19 @@ from sr_lightning.nets.swinir import (
     SwinIR,
     SwinLayer,
     swin_kwargs,
+    window_position_index,
 )
 
 
+@functools.cache
 def log_offsets(window: int) -> Tensor:
     """(1, 2w-1, 2w-1, 2) window offsets (dy, dx), scaled to [-8, 8] and log-spaced:
-    ``sign(t) * log2(1 + |t|) / 3`` (the continuous position bias MLP's input)."""
-    span = torch.arange(-(window - 1), window, dtype=torch.float32) / (window - 1) * 8
-    table = torch.stack(torch.meshgrid(span, span, indexing="ij"), dim=-1).unsqueeze(0)
-    return torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
+    ``sign(t) * log2(1 + |t|) / 3`` (the continuous position bias MLP's input). Made once per
+    window, on the CPU (layers take copies)."""
+    with torch.device("cpu"):
+        span = torch.arange(-(window - 1), window, dtype=torch.float32) / (window - 1) * 8
+        table = torch.stack(torch.meshgrid(span, span, indexing="ij"), dim=-1).unsqueeze(0)
+        return torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
 
 
 class CosineWindowAttention(nn.Module):
@@ -52,12 +57,10 @@ class CosineWindowAttention(nn.Module):
     def __init__(self, dim: int, window: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(heads, 1, 1)))
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), math.log(10.0)))
         self.cpb_mlp = nn.Sequential(nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False))
-        self.register_buffer("relative_coords_table", log_offsets(window), persistent=False)
-        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
-        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
-        self.register_buffer("relative_position_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
+        self.register_buffer("relative_coords_table", log_offsets(window).clone(), persistent=False)
+        self.register_buffer("relative_position_index", window_position_index(window).clone(), persistent=False)
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))

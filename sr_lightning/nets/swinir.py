@@ -26,6 +26,7 @@ Parameters (RGB), counting the relative-position bias tables: classical 11,752,4
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -77,6 +78,17 @@ def shift_regions(h: int, w: int, window: int, cut: int, device: torch.device) -
     return window_partition(region, window).squeeze(-1)
 
 
+@functools.cache
+def window_position_index(window: int) -> Tensor:
+    """(w*w, w*w) indices into a (2w - 1)^2-entry relative position table: the offset
+    (dy, dx) between two pixels of a w x w window as ``(dy + w - 1) * (2w - 1) + dx + w - 1``
+    (made once per window size, on the CPU; layers take copies)."""
+    with torch.device("cpu"):
+        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+        return rel[..., 0] * (2 * window - 1) + rel[..., 1]
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside w x w windows with a learned relative position bias,
     (B, w*w, C) -> same shape; ``mask`` (windows, w*w, w*w) keeps shifted windows apart."""
@@ -86,9 +98,7 @@ class WindowAttention(nn.Module):
         self.heads, self.scale = heads, (dim // heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
-        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
-        self.register_buffer("relative_position_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
+        self.register_buffer("relative_position_index", window_position_index(window).clone(), persistent=False)
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
@@ -288,7 +298,7 @@ class SwinIR(SRNet):
         self.register_buffer("mean", mean_shift(rgb_mean, in_channels), persistent=False)
         self.conv_first = nn.Conv2d(in_channels, embed_dim, 3, padding=1)
         self.patch_norm = nn.LayerNorm(embed_dim)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # plain numbers, on any device
         starts = [sum(depths[:i]) for i in range(len(depths))]
         self.layers = nn.ModuleList(
             self.residual_group(i, embed_dim, h, mlp_ratio, rates[s: s + d])
