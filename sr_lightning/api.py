@@ -129,7 +129,7 @@ class SRModel:
 
 
 def load(path: str | Path, *, device: str = "auto", scale: int | None = None, self_ensemble: bool = False,
-         trusted_nets: Collection[str] = ()) -> SRModel:
+         trusted_nets: Collection[str] = (), architecture: str | None = None) -> SRModel:
     """A trained network from a file: a ``.ckpt`` (run in PyTorch on ``device``: ``auto``,
     ``cpu``, ``cuda``, ``mps``) or an ``.onnx`` export (onnxruntime, CPU). Nothing in the
     file is unpickled or imported (README: Security).
@@ -139,12 +139,14 @@ def load(path: str | Path, *, device: str = "auto", scale: int | None = None, se
             VDSR) was trained for.
         self_ensemble: the x8 self-ensemble (8x the time; the papers' "+" rows).
         trusted_nets: network classes of your own (dotted paths) the checkpoint may name.
+        architecture: the network of a bare weights file (``.pth``, ``.safetensors``) that
+            several fit (the error names them).
     """
     path = Path(path).expanduser()
     if path.suffix.lower() == ".onnx":
         return SRModel(load_upscaler(path, "onnx", device, scale, self_ensemble), path.resolve(), "onnx",
                        device=device, self_ensemble=self_ensemble)
-    checkpoint = read_model(path, "path", list(trusted_nets))
+    checkpoint = read_model(path, "path", list(trusted_nets), architecture, scale)
     upscaler = load_upscaler(checkpoint, "pytorch", device, scale, self_ensemble)
     return SRModel(upscaler, path.resolve(), "pytorch", checkpoint, device, self_ensemble)
 

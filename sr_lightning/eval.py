@@ -44,8 +44,10 @@ def evaluate(cfg: DictConfig, checkpoint: Checkpoint | None = None
     if cfg.ckpt_path:
         # The checkpoint's network (checked against the registry) and weights; the evaluation
         # protocol is this command's; no loss/optimizer/scheduler is built.
-        ckpt = checkpoint or read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg))
-        data_updates, net_overrides = data_for(ckpt, cfg.data, overridden_keys())
+        given = overridden_keys()  # a bare FSRCNN file holds no scale: data.scale=N gives it
+        ckpt = checkpoint or read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg), cfg.get("architecture"),
+                                        cfg.data.scale if "data.scale" in given else None)
+        data_updates, net_overrides = data_for(ckpt, cfg.data, given)
         cfg = updated(cfg, data_updates)
         module = load_module(ckpt, net_overrides=net_overrides, evaluation=cfg.evaluation,
                              channels_last=settings.channels_last)

@@ -54,7 +54,7 @@ def explain(cfg: DictConfig) -> tuple[Attribution, Path]:
         raise FileNotFoundError(f"output='{dst}': folder '{dst.parent}' does not exist")
     if not isinstance(cfg.from_hr, bool):
         raise UserError(f"from_hr={cfg.from_hr!r} must be true or false")
-    ckpt = read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg))
+    ckpt = read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg), cfg.get("architecture"))
     settings = apply_settings(resolve_settings({"channels_last": ckpt.module_arguments["channels_last"]}, cfg.device,
                                                option="device"))
     module = load_module(ckpt, device=settings.device).eval()

@@ -30,7 +30,7 @@ from sr_lightning.lit import load_module
 @user_errors
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
-    module = load_module(read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg)))
+    module = load_module(read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg), cfg.get("architecture")))
     size = cfg.get("size")
     size = list(size) if size is not None else None
     diff = export(module.net, module.net.in_channels, str(cfg.format), cfg.output, float(cfg.tolerance), size)

@@ -57,9 +57,10 @@ def _value(value: Any) -> str:
     return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list | tuple) else str(value)
 
 
-def describe(path: str | Path) -> list[str]:
-    """The lines ``sr-inspect`` prints for ``path``."""
-    ckpt = read_model(path, "FILE")
+def describe(path: str | Path, architecture: str | None = None, scale: int | None = None) -> list[str]:
+    """The lines ``sr-inspect`` prints for ``path`` (``architecture``: the network of a bare
+    file several fit; ``scale``: that of a bare file whose weights do not hold it)."""
+    ckpt = read_model(path, "FILE", (), architecture, scale)
     module = load_module(ckpt)
     cls, net = ckpt.net_class, ckpt.net
     source = ckpt.meta.source if isinstance(ckpt.meta.source, dict) else {}
@@ -93,9 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     for a file that is not a model sr_lightning knows."""
     parser = argparse.ArgumentParser(prog="sr-inspect", description=__doc__.splitlines()[0])
     parser.add_argument("file", help="a .ckpt, .pth, .pt or .safetensors file")
+    parser.add_argument("--architecture", help="the network, when several fit a bare weights file")
+    parser.add_argument("--scale", type=int, help="the scale of a bare file whose weights do not hold it (FSRCNN)")
     args = parser.parse_args(argv)
     try:
-        lines = describe(args.file)
+        lines = describe(args.file, args.architecture, args.scale)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -120,8 +120,8 @@ def resolve(cfg: DictConfig) -> RunPlan:
     module_cls = module_class(cfg.module)
     # A checkpoint is data: its network is checked against the registry (and the networks this
     # config names); its loss/optimizer/scheduler are never used (this run's config supplies them).
-    ckpt = read_model(path or init, "ckpt_path" if path else "init_from", config_trusted_nets(cfg)) \
-        if path or init else None
+    ckpt = read_model(path or init, "ckpt_path" if path else "init_from", config_trusted_nets(cfg),
+                      cfg.get("architecture"), cfg.data.scale) if path or init else None
     resume = bool(path) and ckpt is not None and ckpt.resumable
     updates: dict[str, Any] = {}
     if ckpt is not None:  # the checkpoint's network (and a resumed run's, whatever the config says)

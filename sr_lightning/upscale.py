@@ -32,7 +32,7 @@ def upscale(cfg: DictConfig) -> list[Path]:
         if not isinstance(cfg.get(flag, False), bool):
             raise UserError(f"{flag}={cfg.get(flag)!r} must be true or false")
     net = load_upscaler(cfg.ckpt_path, cfg.get("backend", "pytorch"), cfg.get("device", "auto"), cfg.get("scale"),
-                        cfg.get("self_ensemble", False), config_trusted_nets(cfg))
+                        cfg.get("self_ensemble", False), config_trusted_nets(cfg), cfg.get("architecture"))
     max_pixels = check_max_pixels(cfg.get("max_image_pixels", MAX_IMAGE_PIXELS), "max_image_pixels")
     pairs = output_pairs(src, dst, cfg.get("overwrite", False))
     if src.is_dir():

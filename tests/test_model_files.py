@@ -69,6 +69,45 @@ def test_a_file_of_no_known_network_is_one_line_naming_the_closest(tiny_data, tm
     assert "closest: rrdbnet" in line and "missing conv_hr." in line
 
 
+def test_the_architecture_option_picks_one_of_two_networks_that_fit(tiny_data, tmp_path):
+    """A three-layer VDSR has SRCNN's layout with 3x3 kernels: upscale names both and the option;
+    architecture=vdsr runs it as VDSR (bicubic first, the residual added), equal to the net."""
+    torch.manual_seed(0)
+    net = create_net("vdsr", num_layers=3, in_channels=3).eval()
+    torch.save(net.state_dict(), tmp_path / "three.pth")
+    image = tiny_data["test"] / "img00.png"
+    proc = run_cli("sr_lightning.upscale", f"ckpt_path={tmp_path / 'three.pth'}", f"input={image}",
+                   f"output={tmp_path / 'a.png'}", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("pick one with architecture=srcnn or architecture=vdsr")
+    run_entry("sr_lightning.upscale", f"ckpt_path={tmp_path / 'three.pth'}", f"input={image}",
+              f"output={tmp_path / 'v.png'}", "architecture=vdsr", "scale=3")
+    model = sr_lightning.load(tmp_path / "three.pth", architecture="vdsr", scale=3, device="cpu")
+    reference = create_net("vdsr", num_layers=3, in_channels=3, scale=3).eval()
+    reference.load_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 12, 14)
+    with torch.no_grad():
+        torch.testing.assert_close(model.upscale(x, tile=None), reference(x).clamp(0, 1))
+    assert model.checkpoint.net["name"] == "vdsr" and model.scale == 3
+
+
+def test_a_bare_fsrcnn_file_takes_its_scale_from_the_command(tiny_data, tmp_path):
+    """FSRCNN's weights do not hold their scale: refused with the options that give it;
+    upscale scale=3 and sr_lightning.load(scale=3) run it at x3."""
+    torch.manual_seed(0)
+    net = create_net("fsrcnn", scale=3, in_channels=1).eval()
+    torch.save(net.state_dict(), tmp_path / "fsrcnn.pth")
+    with pytest.raises(ValueError, match=r"do not say their scale: give it \(upscale: scale=N; eval, train: data.scale=N\)"):
+        sr_lightning.load(tmp_path / "fsrcnn.pth", device="cpu")
+    model = sr_lightning.load(tmp_path / "fsrcnn.pth", scale=3, device="cpu")
+    x = torch.rand(1, 1, 10, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(model.upscale(x, tile=None), net(x).clamp(0, 1))
+    written = run_entry("sr_lightning.upscale", f"ckpt_path={tmp_path / 'fsrcnn.pth'}", "scale=3",
+                        f"input={tiny_data['test'] / 'img00.png'}", f"output={tmp_path / 'f.png'}")
+    assert written == [tmp_path / "f.png"]
+
+
 def test_a_pickled_file_is_refused_and_nothing_runs(tmp_path):
     marker = tmp_path / "ran"
     torch.save({"params": TouchOnUnpickle(marker)}, tmp_path / "evil.pth")

@@ -38,10 +38,17 @@ def imported_module(imported: Imported) -> SRLitModule:
     return module
 
 
-def read_model(path: str | Path, key: str = "ckpt_path", trusted_nets: Collection[str] = ()) -> Checkpoint:
+def read_model(path: str | Path, key: str = "ckpt_path", trusted_nets: Collection[str] = (),
+               architecture: str | None = None, fallback_scale: int | None = None) -> Checkpoint:
     """Any model file as a checkpoint: an sr_lightning checkpoint (:func:`read_checkpoint`), or a
     bare state dict (``.pth``, ``.pt``, ``.safetensors``: a release or a community file) whose
     network is detected (:func:`sr_lightning.convert.release.detected`) and imported in memory.
+
+    Args:
+        architecture: for a bare state dict, the network to take when several fit (the
+            ``architecture`` option of the entry points).
+        fallback_scale: for a bare state dict whose weights do not hold their scale (FSRCNN's),
+            the scale it was trained for; None: such a file is refused, saying how to give it.
 
     Raises:
         FileNotFoundError, UserError: the file is missing, unreadable, or no known network
@@ -52,7 +59,7 @@ def read_model(path: str | Path, key: str = "ckpt_path", trusted_nets: Collectio
     try:
         return checkpoint_of(data, path, key, trusted_nets)
     except NotACheckpointError:
-        imported = detected(path, data=data)
+        imported = detected(path, data=data, architecture=architecture, fallback_scale=fallback_scale)
     return checkpoint_of(weights_checkpoint(imported_module(imported)), path, key)
 
 

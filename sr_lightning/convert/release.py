@@ -170,7 +170,8 @@ def load(path: str | Path, scale: int | None, net: str) -> Imported:
     return _imported(path, fmt, cfg, tensors, derived, [found_scale], {"net": net})
 
 
-def detected(path: str | Path, scale: int | None = None, data: Any = None) -> Imported:
+def detected(path: str | Path, scale: int | None = None, data: Any = None, architecture: str | None = None,
+             option: str = "architecture", fallback_scale: int | None = None) -> Imported:
     """Read a state dict of any registered network, its network and arguments detected from the
     key names and shapes (:func:`sr_lightning.nets.detect`), in our layout or its authors'.
 
@@ -178,6 +179,9 @@ def detected(path: str | Path, scale: int | None = None, data: Any = None) -> Im
         scale: None (the weights' scale; for a network whose weights do not fix it, such as
             those refining a bicubic upscale, its default) or a scale to check against them.
         data: the file's content when the caller has read it already (as data); None: read here.
+        architecture: the network to take when several fit (``option`` names it in errors).
+        fallback_scale: the scale of weights that do not hold theirs (unlike ``scale``, not
+            checked against those that do).
 
     Raises:
         UnknownModelError: no registered network fits (the closest named), or two do.
@@ -186,7 +190,7 @@ def detected(path: str | Path, scale: int | None = None, data: Any = None) -> Im
     """
     path = Path(path).expanduser()
     raw = read_tensors(path) if data is None else data  # data: the file as a caller already read it
-    found = detect(unwrap_state(raw, f"'{path}'"), f"'{path}'")
+    found = detect(unwrap_state(raw, f"'{path}'"), f"'{path}'", architecture, option)
     cls = get_net_class(found.name)
     fmt = cls.release_formats()[found.layout]
     cfg = {"_target_": class_path(cls), "name": found.name, **found.kwargs, **fmt.options}
@@ -194,8 +198,10 @@ def detected(path: str | Path, scale: int | None = None, data: Any = None) -> Im
         raise UserError(f"scale={scale} does not fit '{path.name}': its {found.name} upsampler holds "
                         f"x{found.kwargs['scale']} weights")
     if "scale" not in found.kwargs:
+        scale = scale if scale is not None else fallback_scale
         if not cls.scale_agnostic and scale is None:
-            raise UserError(f"'{path}' holds {found.name} weights, which do not say their scale: import them with "
+            raise UserError(f"'{path}' holds {found.name} weights, which do not say their scale: give it (upscale: "
+                            f"scale=N; eval, train: data.scale=N) or import them with "
                             f"python -m sr_lightning.convert --format pth --scale N '{path}' OUT.ckpt")
         cfg["scale"] = int(scale) if scale is not None else inspect.signature(cls).parameters["scale"].default
     check_values(found.state_dict, f"'{path}'")

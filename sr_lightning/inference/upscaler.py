@@ -153,7 +153,8 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def load_upscaler(path: str | Path | Checkpoint, backend: str = "pytorch", device: str = "auto",
-                  scale: int | None = None, ensemble: bool = False, trusted_nets: Collection[str] = ()) -> Upscaler:
+                  scale: int | None = None, ensemble: bool = False, trusted_nets: Collection[str] = (),
+                  architecture: str | None = None) -> Upscaler:
     """The network a file holds, ready to upscale: a checkpoint (a path, or one already read)
     run in PyTorch on ``device``, or (``backend="onnx"``) an exported ONNX file run by
     onnxruntime on the CPU.
@@ -162,6 +163,7 @@ def load_upscaler(path: str | Path | Checkpoint, backend: str = "pytorch", devic
         scale: None (the network's) or another scale a scale-agnostic checkpoint was trained for.
         ensemble: the x8 self-ensemble.
         trusted_nets: network classes of the user's own a checkpoint may name.
+        architecture: the network of a bare weights file that several fit.
     """
     if backend == "onnx":
         if device not in ("auto", "cpu"):
@@ -176,7 +178,7 @@ def load_upscaler(path: str | Path | Checkpoint, backend: str = "pytorch", devic
         raise UserError(f"backend={backend!r} is not one of ('pytorch', 'onnx')")
     if not isinstance(path, Checkpoint) and Path(path).suffix.lower() == ".onnx":
         raise UserError(f"ckpt_path='{path}' is an ONNX file: add backend=onnx to run it with onnxruntime")
-    ckpt = path if isinstance(path, Checkpoint) else read_model(path, "ckpt_path", trusted_nets)
+    ckpt = path if isinstance(path, Checkpoint) else read_model(path, "ckpt_path", trusted_nets, architecture, scale)
     settings = apply_settings(resolve_settings({"channels_last": ckpt.module_arguments["channels_last"]}, device,
                                                  option="device"))
     module = load_module(ckpt, device=settings.device,

@@ -198,26 +198,36 @@ def closest(state: Mapping[str, Tensor]) -> tuple[str, int, int, str | None]:
     return best
 
 
-def detect(state_dict: Any, source: str = "the state dict") -> Detection:
+def detect(state_dict: Any, source: str = "the state dict", architecture: str | None = None,
+           option: str = "architecture") -> Detection:
     """The one registered network a state dict (a whole file's content: wrappers allowed) holds.
 
     Args:
         state_dict: what the file holds, read as data.
         source: how errors name it (``"'x4.pth'"``).
+        architecture: the network to take when several fit (a registry name), or None.
+        option: how errors name the option that sets ``architecture``.
 
     Raises:
         WeightFormatError: not a state dict of tensors.
         UnknownModelError: no network fits (the closest named, with how many of its keys
-            matched), or several do (both named).
+            matched), several do and ``architecture`` picks none of them (all named, and the
+            option that picks one), or ``architecture`` is not among those that fit.
     """
     state = unwrap_state(state_dict, source)
     with no_cyclic_gc():
         found = candidates(state)
+    fitting = " and ".join(f"{d.name} ({d.layout} layout)" for d in found)
+    if architecture is not None and found:
+        picked = [d for d in found if d.name == architecture]
+        if not picked:
+            raise UnknownModelError(f"{option}={architecture}: {source} is not a {architecture} file; it fits {fitting}")
+        found = picked
     if len(found) == 1:
         return found[0]
     if found:
-        named = " and ".join(f"{d.name} ({d.layout} layout)" for d in found)
-        raise UnknownModelError(f"{source} fits {named}: name the network (e.g. model={found[0].name})")
+        raise UnknownModelError(f"{source} fits {fitting}: pick one with "
+                                f"{' or '.join(f'{option}={d.name}' for d in found)}")
     name, matched, total, missing = closest(state)
     near = f"; closest: {name} ({matched} of {total} key patterns{f', missing {missing}' if missing else ''})" \
         if name else ""

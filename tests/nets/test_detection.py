@@ -127,5 +127,9 @@ def test_what_is_not_a_known_network_names_the_closest_one():
 def test_a_state_dict_two_networks_fit_names_both():
     """A three-layer VDSR has SRCNN's layout with 3x3 kernels: both fit, both are named."""
     three = create_net("vdsr", num_layers=3).state_dict()
-    with pytest.raises(UnknownModelError, match=r"fits srcnn \(sr_lightning layout\) and vdsr \(sr_lightning layout\)"):
+    with pytest.raises(UnknownModelError, match=r"fits srcnn \(sr_lightning layout\) and vdsr \(sr_lightning layout\): "
+                                                r"pick one with architecture=srcnn or architecture=vdsr"):
         detect(three, "'three.pth'")
+    assert detect(three, architecture="vdsr").name == "vdsr" and detect(three, architecture="srcnn").name == "srcnn"
+    with pytest.raises(UnknownModelError, match=r"--architecture=edsr: 'three.pth' is not a edsr file; it fits srcnn"):
+        detect(three, "'three.pth'", architecture="edsr", option="--architecture")
