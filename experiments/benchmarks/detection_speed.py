@@ -15,6 +15,7 @@ experiments/benchmarks/detection_speed.json and .md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import tempfile
@@ -54,9 +55,9 @@ def measure(repeats: int) -> list[dict]:
             pth, st = Path(tmp, "m.pth"), Path(tmp, "m.safetensors")
             torch.save(state, pth)
             save_file({k: v.contiguous() for k, v in state.items()}, st)
-            read_pth = timed(lambda: read_data(pth), repeats)[1]
-            read_st = timed(lambda: read_data(st), repeats)[1]
-            first, again = timed(lambda: detect(state), repeats)
+            read_pth = timed(functools.partial(read_data, pth), repeats)[1]
+            read_st = timed(functools.partial(read_data, st), repeats)[1]
+            first, again = timed(functools.partial(detect, state), repeats)
             found = detect(state)
             assert found.name == name, (name, found.name)
             label = name if not kwargs else f"{name} ({', '.join(f'{k}={v}' for k, v in kwargs.items())})"

@@ -221,7 +221,8 @@ def detect(state_dict: Any, source: str = "the state dict", architecture: str | 
     if architecture is not None and found:
         picked = [d for d in found if d.name == architecture]
         if not picked:
-            raise UnknownModelError(f"{option}={architecture}: {source} is not a {architecture} file; it fits {fitting}")
+            raise UnknownModelError(f"{option}={architecture}: {source} is not a {architecture} file; "
+                                    f"it fits {fitting}")
         found = picked
     if len(found) == 1:
         return found[0]
