@@ -25,6 +25,7 @@ from sr_lightning.nets.fsrcnn import FSRCNN
 from sr_lightning.nets.hat import HAT
 from sr_lightning.nets.imdn import IMDN
 from sr_lightning.nets.memnet import MemNet
+from sr_lightning.nets.omnisr import OmniSR
 from sr_lightning.nets.plksr import PLKSR, RealPLKSR
 from sr_lightning.nets.rcan import RCAN
 from sr_lightning.nets.rednet import REDNet
@@ -44,7 +45,7 @@ from sr_lightning.nets.wdsr import WDSR
 NETS: dict[str, type[SRNet]] = {
     cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
                               RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN,
-                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT)
+                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR)
 }
 
 

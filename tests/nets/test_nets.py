@@ -121,6 +121,7 @@ def test_paper_parameter_counts():
     assert dat(split_size=(8, 16), expansion_factor=2.0) == dat(expansion_factor=2.0) == 11_212_131
     assert dat(embed_dim=60, depths=[18], num_heads=[6], expansion_factor=2.0, resi_connection="3conv",
                upsampler="pixelshuffledirect") == 572_766  # DAT-light: the paper's 573K
+    assert [rgb("omnisr", s) for s in (2, 3, 4)] == [784_604, 793_259, 805_376]  # Omni-SR, the authors' code
     # PLKSR, PLKSR-tiny and RealPLKSR as the authors' code builds them.
     assert [rgb("plksr", s) for s in (2, 3, 4)] == [7_365_324, 7_373_979, 7_386_096]
     assert sum(p.numel() for p in create_net("plksr", scale=4, in_channels=3, num_blocks=12, kernel_size=13,
@@ -229,7 +230,8 @@ def test_registry_errors_name_the_choices():
 def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
-                         "plksr", "realplksr", "drct", "srformer", "dat"}
+                         "plksr", "realplksr", "drct", "srformer", "dat",
+                         "omnisr"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
