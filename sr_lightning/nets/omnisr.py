@@ -1,18 +1,19 @@
 """Omni-SR: Wang, Sun, Chen, Yang, Gao, Liang, "Omni Aggregation Networks for Lightweight Image
 Super-Resolution", CVPR 2023.
 
-Defaults: the paper's network: a 3x3 convolution to 64 features, 5 omni self-attention groups
-(OSAG: one OSA block, a 1x1 convolution and a skip, then an enhanced spatial attention),
-a 3x3 convolution with a global skip, and one 3x3 convolution to C*s^2 channels + pixel
-shuffle; no mean shift; the input zero-padded to a multiple of the 8x8 window, and to at
-least 16 pixels a side (the ESA's pooling needs 15), the output cropped. An OSA block: an MBConv (1x1, GELU, depthwise 3x3, GELU, squeeze-
-excitation, 1x1; a skip), then twice (block-wise, then grid-wise): window self-attention
-(4 heads, a learned relative position bias; pre-LayerNorm, a skip), a gated depthwise FFN,
-channel self-attention (L2-normalised, a temperature per head) within the windows, and
-another gated FFN (each pre-normed with a channel LayerNorm, eps 1e-6, and a skip). The
-grid-wise attention gathers pixels H/8 (W/8) apart; the grid channel attention pixels 8
-apart. Parameters on RGB as the authors' code builds them: 784,604 / 793,259 / 805,376 at
-x2 / x3 / x4 (the paper reports about 0.79M; its count is some 13K lower at each scale).
+Defaults: the paper's network: a 3x3 convolution to 64 features, 5 omni self-attention
+groups (OSAG: one OSA block, a 1x1 convolution and a skip, then an enhanced spatial
+attention), a 3x3 convolution with a global skip, and one 3x3 convolution to C*s^2 channels
++ pixel shuffle; no mean shift; the input zero-padded to a multiple of the 8x8 window, and
+to at least 16 pixels a side (the ESA's pooling needs 15), the output cropped. An OSA block:
+an MBConv (1x1, GELU, depthwise 3x3, GELU, squeeze- excitation, 1x1; a skip), then twice
+(block-wise, then grid-wise): window self-attention (4 heads, a learned relative position
+bias; pre-LayerNorm, a skip), a gated depthwise FFN, channel self-attention (L2-normalised,
+a temperature per head) within the windows, and another gated FFN (each pre-normed with a
+channel LayerNorm, eps 1e-6, and a skip). The grid-wise attention gathers pixels H/8 (W/8)
+apart; the grid channel attention pixels 8 apart. Parameters on RGB as the authors' code
+builds them: 784,604 / 793,259 / 805,376 at x2 / x3 / x4 (the paper reports about 0.79M; its
+count is some 13K lower at each scale).
 """
 
 from __future__ import annotations
