@@ -6,7 +6,7 @@ groups (OSAG: one OSA block, a 1x1 convolution and a skip, then an enhanced spat
 attention), a 3x3 convolution with a global skip, and one 3x3 convolution to C*s^2 channels
 + pixel shuffle; no mean shift; the input zero-padded to a multiple of the 8x8 window, and
 to at least 16 pixels a side (the ESA's pooling needs 15), the output cropped. An OSA block:
-an MBConv (1x1, GELU, depthwise 3x3, GELU, squeeze- excitation, 1x1; a skip), then twice
+an MBConv (1x1, GELU, depthwise 3x3, GELU, squeeze-excitation, 1x1; a skip), then twice
 (block-wise, then grid-wise): window self-attention (4 heads, a learned relative position
 bias; pre-LayerNorm, a skip), a gated depthwise FFN, channel self-attention (L2-normalised,
 a temperature per head) within the windows, and another gated FFN (each pre-normed with a
