@@ -29,6 +29,7 @@ SHALLOW: dict[str, dict[str, Any]] = {
     "srformer": {"embed_dim": 24, "depths": [2], "num_heads": [6], "window_size": 8},
     "dat": {"embed_dim": 64, "depths": [3], "num_heads": [4], "split_size": [4, 8]},
     "omnisr": {"num_features": 32, "num_groups": 2, "window_size": 4},
+    "rgt": {"embed_dim": 64, "depths": [2], "num_heads": [4], "split_size": [4, 8]},
 }
 
 

@@ -136,9 +136,10 @@ def interactions(dim: int) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]
                           nn.Conv2d(dim // 16, 1, 1)))
 
 
-class SpatialAttention(nn.Module):
-    """Adaptive spatial self-attention, (N, H*W, C) -> same shape: the two channel halves in
-    (sh x sw) and (sw x sh) windows, shifted by half windows when ``shifted``."""
+class RectWindowAttention(nn.Module):
+    """Self-attention of the two channel halves in (sh x sw) and (sw x sh) windows, shifted by
+    half windows when ``shifted``: the spatial attention DAT and RGT share (they combine it
+    with a depthwise branch each their own way: :meth:`combine`); (N, H*W, C) -> same shape."""
 
     def __init__(self, dim: int, heads: int, split: tuple[int, int], shifted: bool, qkv_bias: bool) -> None:
         super().__init__()
@@ -147,13 +148,16 @@ class SpatialAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.attns = nn.ModuleList([WindowBranch(dim // 2, heads // 2, split),
                                     WindowBranch(dim // 2, heads // 2, split[::-1])])
-        self.dwconv, self.channel_interaction, self.spatial_interaction = interactions(dim)
 
     def attention_mask(self, h: int, w: int, device: torch.device, branch: int = 0) -> Tensor | None:
         """The shifted windows' mask of channel half ``branch`` on an h x w map (None unshifted)."""
         if self.shift is None:
             return None
         return rect_mask(h, w, self.attns[branch].window, self.shift[::-1] if branch else self.shift, device)
+
+    def combine(self, attended: Tensor, v: Tensor) -> Tensor:
+        """The attention's output (N, H*W, C) joined with the values as a map (N, C, H, W)."""
+        raise NotImplementedError
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         h, w = size
@@ -174,12 +178,24 @@ class SpatialAttention(nn.Module):
                 mask = self.attention_mask(ph, pw, x.device, i).to(x.dtype)
                 out = torch.roll(branch(part.reshape(3, n, ph * pw, c // 2), ph, pw, mask), shifts=shift, dims=(1, 2))
             halves.append(out[:, :h, :w, :].reshape(n, length, c // 2))
-        attended = torch.cat(halves, dim=2)
+        return self.proj(self.combine(torch.cat(halves, dim=2), v))
+
+
+class SpatialAttention(RectWindowAttention):
+    """DAT's adaptive spatial self-attention: the windows' output and a depthwise branch of the
+    values gate each other (channel and spatial interactions)."""
+
+    def __init__(self, dim: int, heads: int, split: tuple[int, int], shifted: bool, qkv_bias: bool) -> None:
+        super().__init__(dim, heads, split, shifted, qkv_bias)
+        self.dwconv, self.channel_interaction, self.spatial_interaction = interactions(dim)
+
+    def combine(self, attended: Tensor, v: Tensor) -> Tensor:
+        n, c, h, w = v.shape
         conv = self.dwconv(v)
         channel = self.channel_interaction(conv).permute(0, 2, 3, 1).reshape(n, 1, c)
         spatial = self.spatial_interaction(attended.transpose(-2, -1).reshape(n, c, h, w))
-        conv = (torch.sigmoid(spatial) * conv).permute(0, 2, 3, 1).reshape(n, length, c)
-        return self.proj(attended * torch.sigmoid(channel) + conv)
+        conv = (torch.sigmoid(spatial) * conv).permute(0, 2, 3, 1).reshape(n, h * w, c)
+        return attended * torch.sigmoid(channel) + conv
 
 
 class ChannelAttention(nn.Module):
@@ -233,6 +249,12 @@ class SGFN(nn.Module):
         return self.fc2(self.sg(F.gelu(self.fc1(x)), size))
 
 
+def shifted(group: int, block: int) -> bool:
+    """Whether spatial block ``block`` (even) of group ``group`` shifts its windows: blocks 2,
+    6, 10, ... of even groups, 0, 4, 8, ... of odd ones (DAT's and RGT's rule)."""
+    return (block > 0 and (block - 2) % 4 == 0) if group % 2 == 0 else block % 4 == 0
+
+
 class DATBlock(nn.Module):
     """Pre-normed attention (spatial or channel) and SGFN, each with a skip; (N, H*W, C) -> same."""
 
@@ -253,6 +275,7 @@ class DAT(SwinIR):
     name = "dat"
     paper = "Chen et al., ICCV 2023"
     tiles_exactly = False  # channel attention and its pooled gates see the whole image
+    ffn = "ffn"  # the blocks' feed-forward network (RGT's: mlp)
 
     @classmethod
     def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
@@ -277,7 +300,7 @@ class DAT(SwinIR):
         shorter side first, as in every released config), else the config's."""
         first = shape(state, "conv_first.weight")
         pos = shape(state, "layers.0.layers.0.attn.attns.0.pos.pos3.2.weight")
-        ffn, up = shape(state, "layers.0.layers.0.ffn.fc1.weight"), shape(state, "upsample.0.weight")
+        ffn, up = shape(state, f"layers.0.layers.0.{cls.ffn}.fc1.weight"), shape(state, "upsample.0.weight")
         if first is None or pos is None or ffn is None or up is None:
             return None
         c, e = first[1], first[0]
@@ -326,8 +349,7 @@ class DAT(SwinIR):
         def attn(b: int) -> nn.Module:
             if b % 2:
                 return ChannelAttention(dim, heads, self.qkv_bias)
-            shifted = (b > 0 and (b - 2) % 4 == 0) if group % 2 == 0 else b % 4 == 0
-            return SpatialAttention(dim, heads, self.split, shifted, self.qkv_bias)
+            return SpatialAttention(dim, heads, self.split, shifted(group, b), self.qkv_bias)
 
         return RSTB(dim, [DATBlock(dim, attn(b), self.expansion, rate) for b, rate in enumerate(drop_paths)],
                     self.resi_connection)

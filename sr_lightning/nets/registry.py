@@ -29,6 +29,7 @@ from sr_lightning.nets.omnisr import OmniSR
 from sr_lightning.nets.plksr import PLKSR, RealPLKSR
 from sr_lightning.nets.rcan import RCAN
 from sr_lightning.nets.rednet import REDNet
+from sr_lightning.nets.rgt import RGT
 from sr_lightning.nets.rrdbnet import RRDBNet
 from sr_lightning.nets.safmn import SAFMN
 from sr_lightning.nets.span import SPAN
@@ -45,7 +46,7 @@ from sr_lightning.nets.wdsr import WDSR
 NETS: dict[str, type[SRNet]] = {
     cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
                               RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN,
-                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR)
+                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT)
 }
 
 

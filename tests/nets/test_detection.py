@@ -74,6 +74,11 @@ CONFIGS = {
     "omnisr": [{"num_features": 16, "num_groups": 1, "window_size": 4},
                {"num_features": 32, "num_groups": 2, "num_blocks": 2, "window_size": 2, "scale": 4},
                {"num_features": 16, "num_groups": 1, "position_bias": False, "bias": False, "scale": 3}],
+    "rgt": [{"embed_dim": 32, "depths": (2,), "num_heads": (2,), "split_size": (2, 4)},
+            {"embed_dim": 32, "depths": (3, 2), "num_heads": (4, 2), "split_size": (4, 4), "scale": 4,
+             "mlp_ratio": 4.0, "num_features": 16},
+            {"embed_dim": 48, "depths": (2,), "num_heads": (6,), "split_size": (2, 8), "scale": 3,
+             "c_ratio": 0.25, "resi_connection": "3conv"}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
 }

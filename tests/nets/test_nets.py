@@ -122,6 +122,9 @@ def test_paper_parameter_counts():
     assert dat(embed_dim=60, depths=[18], num_heads=[6], expansion_factor=2.0, resi_connection="3conv",
                upsampler="pixelshuffledirect") == 572_766  # DAT-light: the paper's 573K
     assert [rgb("omnisr", s) for s in (2, 3, 4)] == [784_604, 793_259, 805_376]  # Omni-SR, the authors' code
+    assert rgb("rgt", 4) == 13_365_543  # RGT: the paper's 13.37M
+    assert sum(p.numel() for p in create_net("rgt", scale=4, in_channels=3, depths=[6] * 6,
+                                             num_heads=[6] * 6).parameters()) == 10_198_767  # RGT-S: 10.20M
     # PLKSR, PLKSR-tiny and RealPLKSR as the authors' code builds them.
     assert [rgb("plksr", s) for s in (2, 3, 4)] == [7_365_324, 7_373_979, 7_386_096]
     assert sum(p.numel() for p in create_net("plksr", scale=4, in_channels=3, num_blocks=12, kernel_size=13,
@@ -231,7 +234,7 @@ def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
                          "plksr", "realplksr", "drct", "srformer", "dat",
-                         "omnisr"}
+                         "omnisr", "rgt"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
