@@ -71,7 +71,7 @@ def expected_derived(module: torch.nn.Module, key: str, like: Tensor) -> Tensor 
     if key in buffers:
         return buffers[key]
     if key in ("relative_position_index_SA", "relative_position_index_OCA"):
-        end = "overlap_attn.relative_position_index" if key.endswith("OCA") else "attn.relative_position_index"
+        end = "overlap_attn.relative_position_index" if key.endswith("OCA") else "relative_position_index"
         return next((v for k, v in buffers.items() if k.endswith(end) and "overlap" not in k[: -len(end)]), None)
     owner = module.get_submodule(prefix.removesuffix(".eval_conv")) if prefix else module
     mask = re.fullmatch(r"attn_mask(?:_(\d))?", leaf)

@@ -88,13 +88,13 @@ class PermutedAttention(nn.Module):
 
 
 class ConvFFN(nn.Module):
-    """Linear, GELU, ``x + GELU(depthwise 5x5 conv(x))`` on the token map, Linear;
-    (N, H*W, C) -> same shape."""
+    """Linear, GELU, ``x + GELU(depthwise k x k conv(x))`` on the token map (k = 5 unless
+    given), Linear; (N, H*W, C) -> same shape."""
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, kernel: int = 5) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.dwconv = nn.Conv2d(hidden, hidden, 5, padding=2, groups=hidden)
+        self.dwconv = nn.Conv2d(hidden, hidden, kernel, padding=kernel // 2, groups=hidden)
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:

@@ -324,13 +324,16 @@ class SwinIR(SRNet):
         """Features (N, F, H, W) -> normed tokens (N, H*W, F)."""
         return self.patch_norm(x.flatten(2).transpose(1, 2))
 
+    def pad(self, x: Tensor) -> Tensor:
+        """(N, C, h, w) mirror-padded at the bottom and right to multiples of the window (an
+        image smaller than the padding repeats its edge)."""
+        h, w = x.shape[-2:]
+        pad = (0, (-w) % self.window, 0, (-h) % self.window)
+        return F.pad(x, pad, mode="reflect" if pad[1] < w and pad[3] < h else "replicate") if any(pad) else x
+
     def forward(self, lr: Tensor) -> Tensor:
         h, w = lr.shape[-2:]
-        pad = (0, (-w) % self.window, 0, (-h) % self.window)
-        x = lr - self.mean
-        if any(pad):  # mirrored; an image smaller than the padding repeats its edge
-            x = F.pad(x, pad, mode="reflect" if pad[1] < w and pad[3] < h else "replicate")
-        x = self.conv_first(x)
+        x = self.conv_first(self.pad(lr - self.mean))
         size = x.shape[-2:]
         tokens = self.embed(x)
         for layer in self.layers:

@@ -79,6 +79,13 @@ CONFIGS = {
              "mlp_ratio": 4.0, "num_features": 16},
             {"embed_dim": 48, "depths": (2,), "num_heads": (6,), "split_size": (2, 8), "scale": 3,
              "c_ratio": 0.25, "resi_connection": "3conv"}],
+    "atd": [{"embed_dim": 12, "depths": (2,), "num_heads": (2,), "window_size": 4, "num_tokens": 8, "category_size": 16,
+             "reducted_dim": 4},
+            {"embed_dim": 24, "depths": (1, 2), "num_heads": (3, 2), "window_size": 8, "num_tokens": 6,
+             "category_size": 12, "reducted_dim": 3, "scale": 4, "num_features": 16, "upsampler": "nearest+conv"},
+            {"embed_dim": 12, "depths": (3,), "num_heads": (3,), "window_size": 4, "num_tokens": 4, "category_size": 8,
+             "reducted_dim": 2, "scale": 3, "upsampler": "pixelshuffledirect", "convffn_kernel_size": 7,
+             "mlp_ratio": 1.0}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
 }

@@ -125,6 +125,11 @@ def test_paper_parameter_counts():
     assert rgb("rgt", 4) == 13_365_543  # RGT: the paper's 13.37M
     assert sum(p.numel() for p in create_net("rgt", scale=4, in_channels=3, depths=[6] * 6,
                                              num_heads=[6] * 6).parameters()) == 10_198_767  # RGT-S: 10.20M
+    assert rgb("atd", 4) == 20_260_929  # ATD: the paper's 20.26M; ATD-light: 769K
+    assert sum(p.numel() for p in create_net("atd", scale=4, in_channels=3, embed_dim=48, depths=[6] * 4,
+                                             num_heads=[4] * 4, category_size=128, num_tokens=64, reducted_dim=8,
+                                             convffn_kernel_size=7, mlp_ratio=1.0,
+                                             upsampler="pixelshuffledirect").parameters()) == 768_792
     # PLKSR, PLKSR-tiny and RealPLKSR as the authors' code builds them.
     assert [rgb("plksr", s) for s in (2, 3, 4)] == [7_365_324, 7_373_979, 7_386_096]
     assert sum(p.numel() for p in create_net("plksr", scale=4, in_channels=3, num_blocks=12, kernel_size=13,
@@ -234,7 +239,7 @@ def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
                          "plksr", "realplksr", "drct", "srformer", "dat",
-                         "omnisr", "rgt"}
+                         "omnisr", "rgt", "atd"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
