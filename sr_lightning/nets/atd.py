@@ -172,7 +172,7 @@ class ATDGroup(nn.Module):
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         n, _, c = x.shape
-        y, td = x, self.td.expand(n, -1, -1)
+        y, td = x, self.td.repeat(n, 1, 1)
         for layer in self.layers:
             y, td = layer(y, td, size)
         return x + self.conv(y.transpose(1, 2).reshape(n, c, *size)).flatten(2).transpose(1, 2)

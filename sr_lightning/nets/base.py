@@ -80,6 +80,12 @@ class SRNet(nn.Module):
         network with them and checks every key and shape. This default: not detectable."""
         return None
 
+    def release_derived(self, key: str) -> Tensor | None:
+        """What this network computes for a derived tensor of its authors' release (our key
+        name) that is none of its own buffers (a table the release keeps once for all layers);
+        None: nothing of the kind. :func:`sr_lightning.convert.release.check_derived` compares."""
+        return None
+
     def deployed_parameter_count(self) -> int:
         """The parameters of the network as it runs in evaluation, the count papers report:
         all of them, unless a network folds training-time branches into fewer weights (SPAN)."""

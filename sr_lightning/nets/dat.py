@@ -138,20 +138,23 @@ def interactions(dim: int) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]
 
 class RectWindowAttention(nn.Module):
     """Self-attention of the two channel halves in (sh x sw) and (sw x sh) windows, shifted by
-    half windows when ``shifted``: the spatial attention DAT and RGT share (they combine it
-    with a depthwise branch each their own way: :meth:`combine`); (N, H*W, C) -> same shape."""
+    half windows when ``shifted`` (the regions the shift joins masked unless ``masked`` is
+    False, as CRAFT's code leaves them): the spatial attention DAT, RGT and CRAFT share (they
+    combine it with a depthwise branch each their own way: :meth:`combine`); (N, H*W, C) -> same shape."""
 
-    def __init__(self, dim: int, heads: int, split: tuple[int, int], shifted: bool, qkv_bias: bool) -> None:
+    def __init__(self, dim: int, heads: int, split: tuple[int, int], shifted: bool, qkv_bias: bool,
+                 masked: bool = True) -> None:
         super().__init__()
-        self.split, self.shift = split, (split[0] // 2, split[1] // 2) if shifted else None
+        self.split, self.shift, self.masked = split, (split[0] // 2, split[1] // 2) if shifted else None, masked
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.attns = nn.ModuleList([WindowBranch(dim // 2, heads // 2, split),
                                     WindowBranch(dim // 2, heads // 2, split[::-1])])
 
     def attention_mask(self, h: int, w: int, device: torch.device, branch: int = 0) -> Tensor | None:
-        """The shifted windows' mask of channel half ``branch`` on an h x w map (None unshifted)."""
-        if self.shift is None:
+        """The shifted windows' mask of channel half ``branch`` on an h x w map (None unshifted
+        or unmasked)."""
+        if self.shift is None or not self.masked:
             return None
         return rect_mask(h, w, self.attns[branch].window, self.shift[::-1] if branch else self.shift, device)
 
@@ -175,7 +178,7 @@ class RectWindowAttention(nn.Module):
             else:
                 shift = self.shift if i == 0 else self.shift[::-1]
                 part = torch.roll(part, shifts=(-shift[0], -shift[1]), dims=(2, 3))
-                mask = self.attention_mask(ph, pw, x.device, i).to(x.dtype)
+                mask = self.attention_mask(ph, pw, x.device, i).to(x.dtype) if self.masked else None
                 out = torch.roll(branch(part.reshape(3, n, ph * pw, c // 2), ph, pw, mask), shifts=shift, dims=(1, 2))
             halves.append(out[:, :h, :w, :].reshape(n, length, c // 2))
         return self.proj(self.combine(torch.cat(halves, dim=2), v))
@@ -355,6 +358,9 @@ class DAT(SwinIR):
                     self.resi_connection)
 
     def forward(self, lr: Tensor) -> Tensor:
+        if self.training and lr.shape[0] < 2 and any(isinstance(m, nn.BatchNorm2d) for m in self.modules()):
+            raise UserError(f"{self.name}: training batches need 2 or more images (its BatchNorm layers); set "
+                            f"data.batch_size to 2 or more")
         x = self.conv_first(lr - self.mean)
         size = x.shape[-2:]
         tokens = self.embed(x)

@@ -25,9 +25,10 @@ def gflops_per_megapixel(name: str, scale: int, in_channels: int = 3) -> float |
 
 def net_gflops(net: SRNet) -> float:
     """GFLOPs of ``net`` (at its scale and channels, in its current mode: evaluation for the
-    network as deployed) for one 1-megapixel output, counted on fake tensors (nothing is computed)."""
+    network as deployed) for one 1-megapixel output, counted on fake tensors (nothing is computed;
+    a batch of two, halved: a BatchNorm in training mode needs more than one value per channel)."""
     side = round(1000 / net.scale)
     counter = FlopCounterMode(display=False)
     with FakeTensorMode(allow_non_fake_inputs=True), counter, torch.no_grad():
-        net(torch.empty(1, net.in_channels, side, side))
-    return counter.get_total_flops() / (net.scale * side) ** 2 * 1e6 / 1e9
+        net(torch.empty(2, net.in_channels, side, side))
+    return counter.get_total_flops() / 2 / (net.scale * side) ** 2 * 1e6 / 1e9

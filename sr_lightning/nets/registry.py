@@ -18,6 +18,7 @@ from sr_lightning.errors import UserError
 from sr_lightning.nets.atd import ATD
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.bicubic import Bicubic
+from sr_lightning.nets.craft import CRAFT
 from sr_lightning.nets.dat import DAT
 from sr_lightning.nets.drct import DRCT
 from sr_lightning.nets.edsr import EDSR
@@ -47,7 +48,7 @@ from sr_lightning.nets.wdsr import WDSR
 NETS: dict[str, type[SRNet]] = {
     cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
                               RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN,
-                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD)
+                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD, CRAFT)
 }
 
 

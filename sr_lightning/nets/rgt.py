@@ -36,10 +36,11 @@ MIN_SIDE = 16  # the recursive reduction divides the map by 16 at least in evalu
 
 
 class LocalAttention(RectWindowAttention):
-    """RGT's local self-attention: the windows' output plus a depthwise 3x3 of the values."""
+    """RGT's (and CRAFT's) local self-attention: the windows' output plus a depthwise 3x3 of the values."""
 
-    def __init__(self, dim: int, heads: int, split: tuple[int, int], shifted: bool, qkv_bias: bool) -> None:
-        super().__init__(dim, heads, split, shifted, qkv_bias)
+    def __init__(self, dim: int, heads: int, split: tuple[int, int], shifted: bool, qkv_bias: bool,
+                 masked: bool = True) -> None:
+        super().__init__(dim, heads, split, shifted, qkv_bias, masked)
         self.get_v = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
 
     def combine(self, attended: Tensor, v: Tensor) -> Tensor:

@@ -86,6 +86,9 @@ CONFIGS = {
             {"embed_dim": 12, "depths": (3,), "num_heads": (3,), "window_size": 4, "num_tokens": 4, "category_size": 8,
              "reducted_dim": 2, "scale": 3, "upsampler": "pixelshuffledirect", "convffn_kernel_size": 7,
              "mlp_ratio": 1.0}],
+    "craft": [{"embed_dim": 16, "depths": (1,), "num_heads": (2,), "split_size": (2, 4)},
+              {"embed_dim": 24, "depths": (1, 2), "num_heads": (4, 2), "split_size": (4, 8), "scale": 2},
+              {"embed_dim": 32, "depths": (1,), "num_heads": (4,), "split_size": (4, 4), "scale": 3, "mlp_ratio": 1.0}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
 }

@@ -130,6 +130,7 @@ def test_paper_parameter_counts():
                                              num_heads=[4] * 4, category_size=128, num_tokens=64, reducted_dim=8,
                                              convffn_kernel_size=7, mlp_ratio=1.0,
                                              upsampler="pixelshuffledirect").parameters()) == 768_792
+    assert [rgb("craft", s) for s in (2, 3, 4)] == [737_756, 744_251, 753_344]  # CRAFT: 737K / 744K / 753K
     # PLKSR, PLKSR-tiny and RealPLKSR as the authors' code builds them.
     assert [rgb("plksr", s) for s in (2, 3, 4)] == [7_365_324, 7_373_979, 7_386_096]
     assert sum(p.numel() for p in create_net("plksr", scale=4, in_channels=3, num_blocks=12, kernel_size=13,
@@ -239,7 +240,7 @@ def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
                          "plksr", "realplksr", "drct", "srformer", "dat",
-                         "omnisr", "rgt", "atd"}
+                         "omnisr", "rgt", "atd", "craft"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
