@@ -34,10 +34,10 @@ LATENCY_SCALES = (2, 4)
 REAL_TIME_FPS = 30
 
 
-def rows(in_channels: int = 3, memory: bool = False) -> list[list[str]]:
+def rows(in_channels: int = 3, memory: bool = False, measured: dict[str, str] | None = None) -> list[list[str]]:
     """One row per network: name, parameters, GFLOPs at x2/x3/x4, upsampling, scales, the file
     layouts it loads, paper (and, with ``memory``, the measured peak activation MiB of a
-    1-megapixel x4 output)."""
+    1-megapixel x4 output; ``measured``: figures measured before, by network, kept as they are)."""
     out = []
     for name in list_nets():
         cls = get_net_class(name)
@@ -45,7 +45,9 @@ def rows(in_channels: int = 3, memory: bool = False) -> list[list[str]]:
         flops = [gflops_per_megapixel(name, s, in_channels) for s in SCALES]
         scales = "any integer >= 2" if cls.scales is None else ", ".join(map(str, cls.scales))
         row = [name, f"{params:,}", *("-" if f is None else f"{f:,.1f}" for f in flops)]
-        if memory:
+        if memory and measured is not None and name in measured:
+            row.append(measured[name])
+        elif memory:
             mib = peak_activation_mib(name, MEMORY_SCALE, in_channels)
             row.append("-" if mib is None else f"{mib:,.0f}")
         out.append([*row, cls.upsampling, scales, loads(cls) if params else "-", cls.paper])
@@ -86,6 +88,19 @@ def latency_table(results: dict[str, dict]) -> str:
     return markdown(table, head)
 
 
+def readme_memory(text: str) -> dict[str, str]:
+    """The memory column of the zoo table in README text, by network (empty without one)."""
+    if MARK_START not in text:
+        return {}
+    lines = text.split(MARK_START, 1)[1].split(MARK_END, 1)[0].strip().splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    column = f"peak MiB, 1 MP x{MEMORY_SCALE}"
+    if column not in head:
+        return {}
+    at = head.index(column)
+    return {cells[0]: cells[at] for line in lines[2:] if (cells := [c.strip() for c in line.strip("|").split("|")])}
+
+
 def _replace(text: str, start: str, end: str, block: str) -> str:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
@@ -98,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"measure peak activation memory for a 1-megapixel x{MEMORY_SCALE} output (minutes)")
     parser.add_argument("--latency", action="store_true",
                         help=f"measure ms per {FRAME[1]}x{FRAME[0]} frame on this CPU for every network (long)")
-    parser.add_argument("--nets", nargs="+", default=None, help="only these networks in the latency table")
+    parser.add_argument("--nets", nargs="+", default=None,
+                        help="only these networks measured: the latency table's; with --memory, the other "
+                             "networks keep the memory figure README's table has")
     parser.add_argument("--budget-s", type=float, default=60.0,
                         help="seconds of timing per network, scale and backend; networks whose fp32 frame "
                              "takes longer get only that")
@@ -112,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.nets or ()) - set(list_nets()))
     if unknown:
         parser.error(f"--nets: {', '.join(unknown)} not registered; choose from {', '.join(list_nets())}")
-    table = markdown(rows(memory=args.memory))
+    kept = None
+    if args.memory and args.nets:
+        kept = {k: v for k, v in readme_memory(README.read_text()).items() if k not in args.nets}
+    table = markdown(rows(memory=args.memory, measured=kept))
     print(table)
     text = README.read_text() if args.write_readme else ""
     if args.write_readme:
