@@ -39,6 +39,19 @@ def test_table_lists_every_network_and_the_readme_has_it(capsys):
         assert readme[row[0]] == row, "README's zoo table is stale: python -m sr_lightning.zoo --memory --write-readme"
 
 
+def test_memory_figures_of_networks_not_measured_are_kept_from_the_readme(monkeypatch):
+    """``--memory --nets A``: A is measured, every other network keeps README's figure."""
+    figures = zoo.readme_memory(zoo.README.read_text())
+    assert set(figures) == set(list_nets()) and all(v.replace(",", "").isdigit() or v == "-" for v in figures.values())
+    measured = []
+    monkeypatch.setattr(zoo, "peak_activation_mib", lambda name, *a, **k: measured.append(name) or 1234.0)
+    monkeypatch.setattr(zoo, "gflops_per_megapixel", lambda *a, **k: 1.0)
+    table = zoo.rows(memory=True, measured={k: v for k, v in figures.items() if k != "espcn"})
+    memory = zoo.header(memory=True).index(f"peak MiB, 1 MP x{zoo.MEMORY_SCALE}")
+    assert measured == ["espcn"]
+    assert {row[0]: row[memory] for row in table} == {**figures, "espcn": "1,234"}
+
+
 def test_memory_is_measured_in_a_fresh_process():
     """ESPCN x4, 1 MP out: at least its output (3 x 1000 x 1000 float32 = 11.4 MiB) and its
     widest activation (64 x 250 x 250 float32 = 15.3 MiB), far less than a pre-upsampling net."""
