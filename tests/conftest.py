@@ -30,6 +30,7 @@ SHALLOW: dict[str, dict[str, Any]] = {
     "dat": {"embed_dim": 64, "depths": [3], "num_heads": [4], "split_size": [4, 8]},
     "omnisr": {"num_features": 32, "num_groups": 2, "window_size": 4},
     "rgt": {"embed_dim": 64, "depths": [2], "num_heads": [4], "split_size": [4, 8]},
+    "ditn": {"num_features": 24, "itl_blocks": 1, "sal_blocks": 1},
     "craft": {"embed_dim": 64, "depths": [1, 1], "num_heads": [4, 4]},
     "atd": {"embed_dim": 24, "depths": [2], "num_heads": [3], "window_size": 8, "num_tokens": 8, "category_size": 16,
             "reducted_dim": 4},

@@ -20,6 +20,7 @@ from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.bicubic import Bicubic
 from sr_lightning.nets.craft import CRAFT
 from sr_lightning.nets.dat import DAT
+from sr_lightning.nets.ditn import DITN
 from sr_lightning.nets.drct import DRCT
 from sr_lightning.nets.edsr import EDSR
 from sr_lightning.nets.espcn import ESPCN
@@ -48,7 +49,9 @@ from sr_lightning.nets.wdsr import WDSR
 NETS: dict[str, type[SRNet]] = {
     cls.name: cls for cls in (Bicubic, SRCNN, VDSR, UNet, FSRCNN, ESPCN, EDSR, SRResNet, REDNet, WDSR, IMDN,
                               RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN,
-                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD, CRAFT)
+                              # the community's architectures (issue 31): files people have, detected and trainable
+                              SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD, CRAFT,
+                              DITN)
 }
 
 

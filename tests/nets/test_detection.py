@@ -89,6 +89,9 @@ CONFIGS = {
     "craft": [{"embed_dim": 16, "depths": (1,), "num_heads": (2,), "split_size": (2, 4)},
               {"embed_dim": 24, "depths": (1, 2), "num_heads": (4, 2), "split_size": (4, 8), "scale": 2},
               {"embed_dim": 32, "depths": (1,), "num_heads": (4,), "split_size": (4, 4), "scale": 3, "mlp_ratio": 1.0}],
+    "ditn": [{"num_features": 16, "itl_blocks": 1, "sal_blocks": 1}, {"num_features": 24, "units": 2, "itl_blocks": 2,
+                                                                     "sal_blocks": 1, "scale": 2},
+             {"num_features": 16, "itl_blocks": 2, "sal_blocks": 2, "expansion": 1.0, "scale": 3, "in_channels": 1}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
 }
