@@ -33,11 +33,11 @@ from sr_lightning.nets.blocks import DIV2K_RGB_MEAN
 from sr_lightning.nets.release_format import ReleaseFormat, indices, shape
 from sr_lightning.nets.srformer import ConvFFN
 from sr_lightning.nets.swinir import (
-    SWIN_UPSAMPLER_KEYS,
     SwinIR,
+    SwinLayer,
     residual_conv,
-    shift_regions,
     swin_kwargs,
+    upsampler_keys,
     window_partition,
     window_position_index,
     window_reverse,
@@ -129,13 +129,7 @@ class ATDLayer(nn.Module):
         self.attn_aca = CategoryAttention(dim, heads, category_size)
         self.convffn = ConvFFN(dim, int(dim * mlp_ratio), kernel)
 
-    def attention_mask(self, h: int, w: int, device: torch.device) -> Tensor | None:
-        """(windows, w*w, w*w): -100 between tokens the cyclic shift brought together, else 0."""
-        if self.shift == 0:
-            return None
-        windows = shift_regions(h, w, self.window, -self.shift, device)
-        mask = windows.unsqueeze(1) - windows.unsqueeze(2)
-        return mask.masked_fill(mask != 0, -100.0)
+    attention_mask = SwinLayer.attention_mask  # the same shifted-window mask
 
     def forward(self, x: Tensor, td: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         h, w = size
@@ -197,18 +191,12 @@ class ATD(SwinIR):
         """The authors' release (github.com/LabShuHangGU/Adaptive-Token-Dictionary): SwinIR's
         names, each group's ``residual_group`` around its layers and dictionary, the ConvFFN's
         depthwise convolution in a Sequential; the shared index table derived."""
-        upsampler = SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") != "pixelshuffledirect" else ()
+        upsampler = upsampler_keys(config)
         return ReleaseFormat(key_map=((r"\.residual_group\.layers\.", ".layers."), (r"\.residual_group\.td$", ".td"),
                                       (r"^patch_embed\.norm\.", "patch_norm."),
                                       (r"\.convffn\.dwconv\.depthwise_conv\.0\.", ".convffn.dwconv."), *upsampler),
                              derived=(r"^relative_position_index_SA$",))
 
-    @classmethod
-    def release_formats(cls) -> dict[str, ReleaseFormat]:
-        """Ours and the authors' classical / real-world and lightweight layouts."""
-        return {"sr_lightning": ReleaseFormat(),
-                "release (classical, real-world)": cls.release_format({"upsampler": "pixelshuffle"}),
-                "release (lightweight)": cls.release_format({"upsampler": "pixelshuffledirect"})}
 
     @classmethod
     def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:

@@ -106,3 +106,20 @@ class NearestConvUpsampler(nn.Module):
             if hasattr(self, name):
                 x = F.leaky_relu(getattr(self, name)(F.interpolate(x, scale_factor=2, mode="nearest")), 0.2)
         return F.leaky_relu(self.conv_hr(x), 0.2)
+
+
+class GatedFFN(nn.Module):
+    """Gated depthwise FFN (Restormer's; CRAFT, DITN, Omni-SR): 1x1 to 2 x hidden (hidden =
+    dim x expansion), depthwise 3x3, ``gelu(a) * b`` of the halves, 1x1 back; no biases;
+    (N, C, H, W) -> same shape."""
+
+    def __init__(self, dim: int, expansion: float) -> None:
+        super().__init__()
+        hidden = int(dim * expansion)
+        self.project_in = nn.Conv2d(dim, hidden * 2, 1, bias=False)
+        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=False)
+        self.project_out = nn.Conv2d(hidden, dim, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(a) * b)

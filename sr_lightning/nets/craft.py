@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
-from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, mean_shift
+from sr_lightning.nets.blocks import DIV2K_RGB_MEAN, GatedFFN, mean_shift
 from sr_lightning.nets.release_format import ReleaseFormat, indices, shape, shuffle_scale
 from sr_lightning.nets.rgt import LocalAttention
 
@@ -95,21 +95,6 @@ class CrossAttention(nn.Module):
         k, v = (t.reshape(n, self.heads, c // self.heads, h * w) for t in self.kv_dwconv(self.kv(low)).chunk(2, dim=1))
         attn = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) * self.temperature
         return self.project_out((attn.softmax(dim=-1) @ v).reshape(n, c, h, w))
-
-
-class GatedFFN(nn.Module):
-    """1x1 to 2 x hidden, depthwise 3x3, ``gelu(a) * b``, 1x1 back; no biases."""
-
-    def __init__(self, dim: int, expansion: float) -> None:
-        super().__init__()
-        hidden = int(dim * expansion)
-        self.project_in = nn.Conv2d(dim, hidden * 2, 1, bias=False)
-        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=False)
-        self.project_out = nn.Conv2d(hidden, dim, 1, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(a) * b)
 
 
 class HFB(nn.Module):

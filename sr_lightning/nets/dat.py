@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from sr_lightning.errors import UserError
 from sr_lightning.nets.blocks import DIV2K_RGB_MEAN
 from sr_lightning.nets.release_format import ReleaseFormat, indices, shape, shuffle_scale
-from sr_lightning.nets.swinir import RSTB, SWIN_UPSAMPLER_KEYS, DropPath, SwinIR
+from sr_lightning.nets.swinir import RSTB, DropPath, SwinIR, upsampler_keys
 
 
 def to_windows(x: Tensor, hs: int, ws: int) -> Tensor:
@@ -285,7 +285,7 @@ class DAT(SwinIR):
         """The authors' release (github.com/zhengchen1999/DAT): ``before_RG.1`` the first norm,
         ``layers.<g>.blocks.<b>`` the blocks, SwinIR's upsampler names; the window offsets,
         index tables and masks derived."""
-        upsampler = SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") != "pixelshuffledirect" else ()
+        upsampler = upsampler_keys(config)
         return ReleaseFormat(key_map=((r"^before_RG\.1\.", "patch_norm."),
                                       (r"^layers\.(\d+)\.blocks\.", r"layers.\1.layers."), *upsampler),
                              derived=(r"rpe_biases$", r"relative_position_index$", r"attn_mask_[01]$"))

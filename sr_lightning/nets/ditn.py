@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sr_lightning.nets.base import SRNet
-from sr_lightning.nets.blocks import conv
-from sr_lightning.nets.craft import GatedFFN
+from sr_lightning.nets.blocks import GatedFFN, conv
 from sr_lightning.nets.release_format import indices, shape, shuffle_scale
 
 

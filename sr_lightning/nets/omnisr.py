@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
-from sr_lightning.nets.blocks import conv
+from sr_lightning.nets.blocks import GatedFFN, conv
 from sr_lightning.nets.release_format import ReleaseFormat, indices, shape, shuffle_scale
 from sr_lightning.nets.swinir import window_position_index
 
@@ -137,20 +137,6 @@ class GroupAttention(nn.Module):
         return from_groups(tokens + self.fn(self.norm(tokens)), self.window, self.grid, x.shape)
 
 
-class GatedFFN(nn.Module):
-    """1x1 to 2C, depthwise 3x3, ``gelu(a) * b`` of the halves, 1x1 back; no biases."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.project_in = nn.Conv2d(dim, dim * 2, 1, bias=False)
-        self.dwconv = nn.Conv2d(dim * 2, dim * 2, 3, padding=1, groups=dim * 2, bias=False)
-        self.project_out = nn.Conv2d(dim, dim, 1, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(a) * b)
-
-
 class ChannelAttention(nn.Module):
     """Channel self-attention of 4 heads within each w x w window (or, ``grid``, across the
     pixels w apart), L2-normalised with a temperature per head; (N, C, H, W) -> same shape."""
@@ -192,13 +178,13 @@ class OSABlock(nn.Module):
         super().__init__()
         self.mbconv = MBConv(dim)
         self.window_attn = GroupAttention(dim, window, False, position_bias)
-        self.ffn1 = PreNorm(ChannelNorm(dim), GatedFFN(dim))
+        self.ffn1 = PreNorm(ChannelNorm(dim), GatedFFN(dim, 1.0))
         self.channel_attn = PreNorm(ChannelNorm(dim), ChannelAttention(dim, window, False))
-        self.ffn2 = PreNorm(ChannelNorm(dim), GatedFFN(dim))
+        self.ffn2 = PreNorm(ChannelNorm(dim), GatedFFN(dim, 1.0))
         self.grid_attn = GroupAttention(dim, window, True, position_bias)
-        self.ffn3 = PreNorm(ChannelNorm(dim), GatedFFN(dim))
+        self.ffn3 = PreNorm(ChannelNorm(dim), GatedFFN(dim, 1.0))
         self.grid_channel_attn = PreNorm(ChannelNorm(dim), ChannelAttention(dim, window, True))
-        self.ffn4 = PreNorm(ChannelNorm(dim), GatedFFN(dim))
+        self.ffn4 = PreNorm(ChannelNorm(dim), GatedFFN(dim, 1.0))
 
     def forward(self, x: Tensor) -> Tensor:
         for part in BLOCK_PARTS.values():

@@ -33,11 +33,11 @@ from sr_lightning.nets.swinir import (
     RSTB,
     SWIN_DERIVED,
     SWIN_GROUP_KEYS,
-    SWIN_UPSAMPLER_KEYS,
     SwinIR,
     SwinLayer,
     shift_regions,
     swin_kwargs,
+    upsampler_keys,
 )
 
 
@@ -137,16 +137,10 @@ class SRFormer(SwinIR):
     def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
         """The authors' release (github.com/HVision-NKU/SRFormer): SwinIR's group and upsampler
         names, the ConvFFN's depthwise convolution inside a Sequential; masks and index tables derived."""
-        upsampler = SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") != "pixelshuffledirect" else ()
+        upsampler = upsampler_keys(config)
         return ReleaseFormat(key_map=(*SWIN_GROUP_KEYS, (r"\.mlp\.dwconv\.depthwise_conv\.0\.", ".mlp.dwconv."),
                                       *upsampler), derived=SWIN_DERIVED)
 
-    @classmethod
-    def release_formats(cls) -> dict[str, ReleaseFormat]:
-        """Ours and the authors' classical / real-world and lightweight layouts."""
-        return {"sr_lightning": ReleaseFormat(),
-                "release (classical, real-world)": cls.release_format({"upsampler": "pixelshuffle"}),
-                "release (lightweight)": cls.release_format({"upsampler": "pixelshuffledirect"})}
 
     @classmethod
     def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:

@@ -32,10 +32,10 @@ from sr_lightning.nets.swinir import (
     RSTB,
     SWIN_DERIVED,
     SWIN_KEYS,
-    SWIN_UPSAMPLER_KEYS,
     SwinIR,
     SwinLayer,
     swin_kwargs,
+    upsampler_keys,
     window_position_index,
 )
 
@@ -118,17 +118,11 @@ class Swin2SR(SwinIR):
     def release_format(cls, config: Mapping[str, Any]) -> ReleaseFormat:
         """The authors' release (github.com/mv-lab/swin2sr): SwinIR's layout, the patch
         embeddings' 1x1 convolutions; the offset tables, index tables and masks derived."""
-        upsampler = SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") != "pixelshuffledirect" else ()
+        upsampler = upsampler_keys(config)
         return ReleaseFormat(key_map=(*SWIN_KEYS, (r"^patch_embed\.proj\.", "patch_proj."),
                                       (r"\.patch_embed\.proj\.", ".proj."), *upsampler),
                              derived=(*SWIN_DERIVED, r"relative_coords_table$"))
 
-    @classmethod
-    def release_formats(cls) -> dict[str, ReleaseFormat]:
-        """Ours and the authors' classical / real-world and lightweight layouts."""
-        return {"sr_lightning": ReleaseFormat(),
-                "release (classical, real-world)": cls.release_format({"upsampler": "pixelshuffle"}),
-                "release (lightweight)": cls.release_format({"upsampler": "pixelshuffledirect"})}
 
     @classmethod
     def detect(cls, state: Mapping[str, Tensor]) -> dict[str, Any] | None:

@@ -197,6 +197,14 @@ SWIN_GROUP_KEYS: Rewrites = ((r"\.residual_group\.blocks\.", ".layers."), (r"^pa
 SWIN_KEYS: Rewrites = (*SWIN_GROUP_KEYS, (r"\.mlp\.fc1\.", ".mlp.0."), (r"\.mlp\.fc2\.", ".mlp.2."))
 SWIN_UPSAMPLER_KEYS: Rewrites = ((r"^upsample\.", "upsample.2."), (r"^conv_before_upsample\.0\.", "upsample.0."),
                                  (r"^conv_last\.", "upsample.3."), (r"^conv_(up\d|hr)\.", r"upsample.2.conv_\1."))
+
+
+def upsampler_keys(config: Mapping[str, Any]) -> Rewrites:
+    """The authors' upsampler names for a model config: the classical / real-world upsampler's
+    (``pixelshuffledirect``, the lightweight one step, is ``upsample.0`` in both layouts)."""
+    return SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") != "pixelshuffledirect" else ()
+
+
 # The shifted windows' masks and the relative position index tables: computed from the sizes.
 SWIN_DERIVED = (r"attn_mask$", r"relative_position_index(_SA|_OCA)?$")
 
@@ -254,7 +262,7 @@ class SwinIR(SRNet):
         """The authors' release: their Swin layer names; the classical upsampler's convolutions
         (``pixelshuffledirect``, the lightweight model's one step, is ``upsample.0`` in both);
         the masks and index tables are derived."""
-        upsampler = SWIN_UPSAMPLER_KEYS if config.get("upsampler", "pixelshuffle") != "pixelshuffledirect" else ()
+        upsampler = upsampler_keys(config)
         return ReleaseFormat(key_map=(*SWIN_KEYS, *upsampler), derived=SWIN_DERIVED)
 
     @classmethod
