@@ -35,37 +35,13 @@ from sr_lightning.nets.srformer import ConvFFN
 from sr_lightning.nets.swinir import (
     SwinIR,
     SwinLayer,
+    WindowAttention,
     residual_conv,
     swin_kwargs,
     upsampler_keys,
     window_partition,
-    window_position_index,
     window_reverse,
 )
-
-
-class SharedQKVWindowAttention(nn.Module):
-    """Window attention over windows of an already projected qkv, (B, w*w, 3C) -> (B, w*w, C)."""
-
-    def __init__(self, dim: int, window: int, heads: int) -> None:
-        super().__init__()
-        self.heads, self.scale = heads, (dim // heads) ** -0.5
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.register_buffer("relative_position_index", window_position_index(window).clone(), persistent=False)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
-        b, n, c3 = qkv.shape
-        c = c3 // 3
-        q, k, v = qkv.reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        attn = (q * self.scale) @ k.transpose(-2, -1)
-        bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)].view(n, n, -1)
-        attn = attn + bias.permute(2, 0, 1).unsqueeze(0)
-        if mask is not None:
-            attn = attn.view(b // mask.shape[0], mask.shape[0], self.heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.view(b, self.heads, n, n)
-        return self.proj((attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, c))
 
 
 class DictionaryAttention(nn.Module):
@@ -124,7 +100,7 @@ class ATDLayer(nn.Module):
             self.norm3 = nn.InstanceNorm1d(tokens, affine=True)
             self.sigma = nn.Parameter(torch.zeros(tokens, 1))
         self.wqkv = nn.Linear(dim, 3 * dim)
-        self.attn_win = SharedQKVWindowAttention(dim, window, heads)
+        self.attn_win = WindowAttention(dim, window, heads, project_qkv=False)  # the layer's wqkv feeds it
         self.attn_atd = DictionaryAttention(dim, tokens, reduced)
         self.attn_aca = CategoryAttention(dim, heads, category_size)
         self.convffn = ConvFFN(dim, int(dim * mlp_ratio), kernel)
@@ -142,7 +118,7 @@ class ATDLayer(nn.Module):
         if self.shift:
             grid = torch.roll(grid, shifts=(-self.shift, -self.shift), dims=(1, 2))
         mask = self.attention_mask(h, w, x.device)
-        out = self.attn_win(window_partition(grid, self.window), None if mask is None else mask.to(x.dtype))
+        out = self.attn_win.attend(window_partition(grid, self.window), None if mask is None else mask.to(x.dtype))
         out = window_reverse(out, self.window, h, w)
         if self.shift:
             out = torch.roll(out, shifts=(self.shift, self.shift), dims=(1, 2))

@@ -91,20 +91,28 @@ def window_position_index(window: int) -> Tensor:
 
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside w x w windows with a learned relative position bias,
-    (B, w*w, C) -> same shape; ``mask`` (windows, w*w, w*w) keeps shifted windows apart."""
+    (B, w*w, C) -> same shape; ``mask`` (windows, w*w, w*w) keeps shifted windows apart.
+    ``project_qkv=False``: no qkv projection of its own (a layer that shares one calls
+    :meth:`attend` with it, ATD's)."""
 
-    def __init__(self, dim: int, window: int, heads: int) -> None:
+    def __init__(self, dim: int, window: int, heads: int, project_qkv: bool = True) -> None:
         super().__init__()
         self.heads, self.scale = heads, (dim // heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_position_index", window_position_index(window).clone(), persistent=False)
-        self.qkv = nn.Linear(dim, dim * 3)
+        if project_qkv:
+            self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        return self.attend(self.qkv(x), mask)
+
+    def attend(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
+        """The attention of projected windows (B, w*w, 3C) -> (B, w*w, C)."""
+        b, n, c3 = qkv.shape
+        c = c3 // 3
+        q, k, v = qkv.reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         attn = (q * self.scale) @ k.transpose(-2, -1)
         bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)].view(n, n, -1)
         attn = attn + bias.permute(2, 0, 1).unsqueeze(0)
