@@ -75,18 +75,88 @@ def unwrap_state(obj: Any, source: str) -> dict[str, Tensor]:
     return {re.sub(r"^(module\.)+", "", str(k)): v for k, v in obj.items()}
 
 
-def in_layout(fmt: ReleaseFormat, state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor],
-                                                                         dict[str, tuple[str, Tensor]]]:
-    """A file's state dict in our names through ``fmt``, and its derived keys apart."""
-    touches = fmt.touches
-    if touches is None:
+# A key-map pattern's segments it can only match whole: identifiers between two ``\.`` (or an
+# anchor) outside any group, in a pattern without top-level alternation or character classes.
+_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@functools.lru_cache(maxsize=1024)
+def required_segments(pattern: str) -> frozenset[str]:
+    """The dotted key segments every key ``pattern`` matches (by ``re.search``) has whole: a key
+    lacking one cannot match, so a file whose keys lack it needs no search.
+
+    >>> sorted(required_segments(r"\\.residual_group\\.blocks\\."))
+    ['blocks', 'residual_group']
+    >>> sorted(required_segments(r"^layers\\.(\\d+)\\.blocks\\.")), sorted(required_segments(r"rpe_biases$"))
+    (['blocks', 'layers'], [])
+    >>> sorted(required_segments(r"^a\\.b\\.|c")), sorted(required_segments(r"^(x\\.)?y\\.z\\."))
+    ([], ['z'])
+    """
+    if "[" in pattern:
+        return frozenset()
+    pieces, depth, start, i = [], 0, 0, 0  # (text, every character outside groups)
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            if pattern[i + 1] == "." and depth == 0:
+                pieces.append(pattern[start:i])
+                start = i + 2
+            i += 2
+            continue
+        if char == "|" and depth == 0:
+            return frozenset()
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        i += 1
+    pieces.append(pattern[start:])
+    found = set()
+    for n, piece in enumerate(pieces):
+        left = n > 0 or piece.startswith("^")
+        right = (n < len(pieces) - 1 and pieces[n + 1][:1] not in ("?", "*", "+", "{")) or piece.endswith("$")
+        text = piece.removeprefix("^") if n == 0 else piece
+        text = text.removesuffix("$") if n == len(pieces) - 1 else text
+        if left and right and _SEGMENT.fullmatch(text):
+            found.add(text)
+    return frozenset(found)
+
+
+class KeyIndex:
+    """The keys of one state dict, and which of them each key-map pattern matches: searched once
+    per pattern however many layouts share it, and not at all where a segment the pattern
+    needs is in no key (most layouts touch nothing in most files)."""
+
+    def __init__(self, keys: Iterator[str] | list[str]) -> None:
+        self.keys = list(keys)
+        self.segments = {segment for key in self.keys for segment in key.split(".")}
+        self._hits: dict[str, frozenset[str]] = {}
+
+    def hits(self, pattern: str) -> frozenset[str]:
+        """The keys ``pattern`` matches (``re.search``)."""
+        if pattern not in self._hits:
+            search = re.compile(pattern).search
+            self._hits[pattern] = frozenset(k for k in self.keys if search(k)) \
+                if required_segments(pattern) <= self.segments else frozenset()
+        return self._hits[pattern]
+
+    def union(self, patterns: Iterator[str] | list[str]) -> frozenset[str]:
+        """The keys any of ``patterns`` matches."""
+        return frozenset().union(*(self.hits(p) for p in patterns))
+
+
+def in_layout(fmt: ReleaseFormat, state: Mapping[str, Tensor],
+              index: KeyIndex | None = None) -> tuple[dict[str, Tensor], dict[str, tuple[str, Tensor]]]:
+    """A file's state dict in our names through ``fmt``, and its derived keys apart (``index``:
+    the state dict's keys, shared between layouts)."""
+    index = index or KeyIndex(list(state))
+    derived_keys = index.union(list(fmt.derived))
+    touched = index.union([p for p, _ in fmt.key_map]) | derived_keys
+    if not touched:
         return dict(state), {}
     ours: dict[str, Tensor] = {}
     derived: dict[str, tuple[str, Tensor]] = {}
     for key, value in state.items():
-        if not touches.search(key):
+        if key not in touched:
             ours[key] = value
-        elif fmt.is_derived(key):
+        elif key in derived_keys:
             derived[fmt.our_key(key)] = (key, value)
         else:
             ours[fmt.our_key(key)] = value
@@ -160,11 +230,12 @@ def candidates(state: Mapping[str, Tensor]) -> list[Detection]:
     its layouts (their names agree on this file) once, in the first (ours before the release's)."""
     found: list[Detection] = []
     views: dict[tuple[Any, ...], tuple[dict[str, Tensor], dict[str, tuple[str, Tensor]]]] = {}
+    index = KeyIndex(list(state))
     for cls in NETS.values():
         for layout, fmt in layouts(cls).items():
             view = (fmt.key_map, fmt.derived)  # networks sharing a layout (ours, above all) share its view
             if view not in views:
-                views[view] = in_layout(fmt, state)
+                views[view] = in_layout(fmt, state, index)
             ours, derived = views[view]
             kwargs = cls.detect({**ours, **{k: v for k, (_, v) in derived.items()}})
             if kwargs is None or any(d.name == cls.name and d.kwargs == kwargs for d in found):
@@ -186,12 +257,13 @@ def closest(state: Mapping[str, Tensor]) -> tuple[str, int, int, str | None]:
     """The network whose key patterns the state dict shares most: (name, matched, its count,
     the first of its patterns the file lacks)."""
     best = ("", 0, 1, None)
+    index = KeyIndex(list(state))
     for cls in NETS.values():
         ours = _patterns(cls)
         if not ours:
             continue
         for fmt in layouts(cls).values():
-            mine = {re.sub(r"\.\d+(?=\.)", ".#", k) for k in in_layout(fmt, state)[0]}
+            mine = {re.sub(r"\.\d+(?=\.)", ".#", k) for k in in_layout(fmt, state, index)[0]}
             matched = len(ours & mine)
             if matched / len(ours) > best[1] / best[2]:
                 best = (cls.name, matched, len(ours), min(ours - mine, default=None))

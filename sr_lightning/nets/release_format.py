@@ -51,12 +51,6 @@ class ReleaseFormat:
     def _derived(self) -> re.Pattern[str] | None:
         return re.compile("|".join(f"(?:{p})" for p in self.derived)) if self.derived else None
 
-    @functools.cached_property
-    def touches(self) -> re.Pattern[str] | None:
-        """One pattern every key the format renames or derives matches (None: it changes nothing)."""
-        patterns = [p for p, _ in self.key_map] + list(self.derived)
-        return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
-
     def our_key(self, key: str) -> str:
         """A release key in our names (the rewrites applied in order).
 

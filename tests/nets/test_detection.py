@@ -4,12 +4,14 @@ and shapes alone, in our layout and in the authors' release layouts."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-from sr_lightning.nets import UnknownModelError, create_net, detect, list_nets
+from sr_lightning.nets import NETS, UnknownModelError, create_net, detect, list_nets
+from sr_lightning.nets.detection import KeyIndex, in_layout, required_segments
 
 # Three configurations of every network with weights (depth, width, scale, variant flags).
 CONFIGS = {
@@ -133,6 +135,28 @@ def test_the_authors_release_layouts_are_detected(config):
     assert found.layout == layout["layout"] if "layout" in layout else found.layout.startswith("release")
     for key, value in layout["kwargs"].items():
         assert found.kwargs.get(key, value) == _plain(value), key
+
+
+@pytest.mark.parametrize("config", sorted(set(LAYOUTS) - {"_about"}))
+def test_renaming_through_the_key_index_is_renaming_key_by_key(config):
+    """in_layout skips searching for patterns whose whole segments no key has: on every release
+    layout, through every network's every layout, it gives what searching every pattern on
+    every key gives."""
+    keys = list(LAYOUTS[config]["keys"])
+    state = dict.fromkeys(keys, torch.empty(0))
+    index = KeyIndex(keys)
+    for cls in NETS.values():
+        for fmt in cls.release_formats().values():
+            patterns = [p for p, _ in fmt.key_map] + list(fmt.derived)
+            for pattern in patterns:
+                hits = {k for k in keys if re.search(pattern, k)}
+                assert index.hits(pattern) == hits, (cls.name, pattern)
+                assert all(required_segments(pattern) <= set(k.split(".")) for k in hits), pattern
+            touched = [k for k in keys if any(re.search(p, k) for p in patterns)]
+            derived = {fmt.our_key(k) for k in touched if fmt.is_derived(k)}
+            ours = {k for k in keys if k not in touched} | {fmt.our_key(k) for k in touched} - derived
+            got_ours, got_derived = in_layout(fmt, state, index)
+            assert (set(got_ours), set(got_derived)) == (ours, derived), (cls.name, config)
 
 
 def test_what_is_not_a_known_network_names_the_closest_one():
