@@ -123,3 +123,44 @@ class GatedFFN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(a) * b)
+
+
+MIN_ESA_SIDE = 15  # a 3x3 stride-2 convolution without padding, then a 7x7 max pool
+
+
+class ESA(nn.Module):
+    """Enhanced spatial attention (RFANet's, as RFDN and RLFN use it), (N, F, H, W) -> same
+    shape: a 1x1 squeeze to ``channels``, a strided 3x3 (no padding) and a 7x7 / 3 max pool,
+    3x3 convolutions at that coarse size, a bilinear upscale back, plus a 1x1 of the squeezed
+    features, a 1x1 expansion to F and a sigmoid mask times the input.
+
+    ``full``: RFDN's three coarse convolutions (``conv_max``, ReLU, ``conv3``, ReLU,
+    ``conv3_``); False: RLFN's and Omni-SR's one (``conv3``, no activation). Names are the
+    authors'. A map under 15 pixels a side (the least the strided convolution and the pooling
+    take; the authors' code stops there) is zero-padded to 15 for the mask, which is cropped.
+    """
+
+    def __init__(self, features: int, channels: int, full: bool = True) -> None:
+        super().__init__()
+        self.full = full
+        self.conv1 = nn.Conv2d(features, channels, 1)
+        self.conv_f = nn.Conv2d(channels, channels, 1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=2)
+        if full:
+            self.conv_max = conv(channels, channels)
+        self.conv3 = conv(channels, channels)
+        if full:
+            self.conv3_ = conv(channels, channels)
+        self.conv4 = nn.Conv2d(channels, features, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (0, max(0, MIN_ESA_SIDE - w), 0, max(0, MIN_ESA_SIDE - h)))
+        squeezed = self.conv1(padded)
+        coarse = F.max_pool2d(self.conv2(squeezed), kernel_size=7, stride=3)
+        if self.full:
+            coarse = self.conv3_(F.relu(self.conv3(F.relu(self.conv_max(coarse)))))
+        else:
+            coarse = self.conv3(coarse)
+        coarse = F.interpolate(coarse, size=padded.shape[-2:], mode="bilinear", align_corners=False)
+        return x * torch.sigmoid(self.conv4(coarse + self.conv_f(squeezed)))[..., :h, :w]

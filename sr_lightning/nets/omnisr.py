@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from sr_lightning.errors import UserError
 from sr_lightning.nets.base import SRNet
-from sr_lightning.nets.blocks import GatedFFN, conv
+from sr_lightning.nets.blocks import ESA, GatedFFN, conv
 from sr_lightning.nets.release_format import ReleaseFormat, indices, shape, shuffle_scale
 from sr_lightning.nets.swinir import window_position_index
 
@@ -192,26 +192,6 @@ class OSABlock(nn.Module):
         return x
 
 
-class ESA(nn.Module):
-    """Enhanced spatial attention, (N, C, H, W) -> same shape: a 1x1 to f channels, a strided
-    3x3, 7x7 max pooling (stride 3), a 3x3, bilinear back to H x W, plus a 1x1 of the first,
-    a 1x1 to C, sigmoid, times the input."""
-
-    def __init__(self, f: int, dim: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(dim, f, 1)
-        self.conv_f = nn.Conv2d(f, f, 1)
-        self.conv2 = nn.Conv2d(f, f, 3, stride=2)
-        self.conv3 = nn.Conv2d(f, f, 3, padding=1)
-        self.conv4 = nn.Conv2d(f, dim, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        c1 = self.conv1(x)
-        c3 = self.conv3(F.max_pool2d(self.conv2(c1), kernel_size=7, stride=3))
-        c3 = F.interpolate(c3, x.shape[-2:], mode="bilinear", align_corners=False)
-        return x * torch.sigmoid(self.conv4(c3 + self.conv_f(c1)))
-
-
 class OSAG(nn.Module):
     """OSA blocks, a 1x1 convolution and a skip, then ESA; (N, C, H, W) -> same shape."""
 
@@ -219,7 +199,7 @@ class OSAG(nn.Module):
         super().__init__()
         self.blocks = nn.Sequential(*(OSABlock(dim, window, position_bias) for _ in range(blocks)))
         self.conv = nn.Conv2d(dim, dim, 1, bias=bias)
-        self.esa = ESA(max(dim // 4, 16), dim)
+        self.esa = ESA(dim, max(dim // 4, 16), full=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.esa(x + self.conv(self.blocks(x)))

@@ -33,6 +33,7 @@ from sr_lightning.nets.plksr import PLKSR, RealPLKSR
 from sr_lightning.nets.rcan import RCAN
 from sr_lightning.nets.rednet import REDNet
 from sr_lightning.nets.rgt import RGT
+from sr_lightning.nets.rlfn import RLFN
 from sr_lightning.nets.rrdbnet import RRDBNet
 from sr_lightning.nets.safmn import SAFMN
 from sr_lightning.nets.span import SPAN
@@ -51,7 +52,9 @@ NETS: dict[str, type[SRNet]] = {
                               RCAN, RRDBNet, SwinIR, HAT, MemNet, SAFMN, SPAN,
                               # the community's architectures (issue 31): files people have, detected and trainable
                               SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD, CRAFT,
-                              DITN)
+                              DITN,
+                              # the comparison tables' classic and efficient networks (issue 32)
+                              RLFN)
 }
 
 

@@ -154,7 +154,7 @@ LAYOUTS = json.loads((Path(__file__).parent / "release_layouts.json").read_text(
 # Model configs whose release has the layout of another entry (a variant of the same code).
 SAME_LAYOUT = {"hat_s": "hat", "hat_l": "hat", "swinir_real_large": "swinir_real", "swin2sr_real": "swin2sr",
                "plksr_tiny": "plksr", "drct_l": "drct",
-               "dat_s": "dat", "dat_2": "dat", "rgt_s": "rgt"}
+               "dat_s": "dat", "dat_2": "dat", "rgt_s": "rgt", "rlfn_s": "rlfn"}
 
 
 def layout_format(config: str):
@@ -189,3 +189,13 @@ def test_every_network_with_a_release_format_has_a_release_layout_to_check_it():
     stated = {c for c in sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
               if release_format(c).key_map or release_format(c).derived}
     assert stated - {"imdn"} <= set(LAYOUTS) | set(SAME_LAYOUT) and "imdn" in stated
+
+
+def test_the_authors_rlfn_x4_file_reproduces_set5_as_it_is(sr_data, tmp_path):
+    """The released RLFN x4 (weights/rlfn_official/rlfn_x4.pth, trained on 0..255) evaluated as
+    the file it is: detected, its release's input range applied; the paper's Set5 32.24 / 0.8952."""
+    run_entry("sr_lightning.eval", f"ckpt_path={sr_data / 'weights/rlfn_official/rlfn_x4.pth'}", "data.scale=4",
+              "data.test_sets=[Set5]", "evaluation.gray=rgb", f"hydra.run.dir={tmp_path / 'ev'}")
+    m = json.loads((tmp_path / "ev/metrics.json").read_text())["Set5"]
+    assert m["published_psnr"] == 32.24 and m["published_ssim"] == 0.8952
+    assert m["psnr"] == pytest.approx(32.24, abs=0.01) and m["ssim"] == pytest.approx(0.8952, abs=0.0005)

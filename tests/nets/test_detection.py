@@ -96,6 +96,9 @@ CONFIGS = {
              {"num_features": 16, "itl_blocks": 2, "sal_blocks": 2, "expansion": 1.0, "scale": 3, "in_channels": 1}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
+    "rlfn": [{"num_blocks": 2},
+             {"num_features": 24, "mid_features": 32, "num_blocks": 3, "esa_channels": 8, "scale": 2},
+             {"num_features": 16, "num_blocks": 1, "scale": 3, "in_channels": 1}],
 }
 LAYOUTS = json.loads((Path(__file__).parents[1] / "convert/release_layouts.json").read_text())
 

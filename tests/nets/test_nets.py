@@ -135,6 +135,11 @@ def test_paper_parameter_counts():
                                              upsampler="pixelshuffledirect").parameters()) == 768_792
     assert [rgb("craft", s) for s in (2, 3, 4)] == [737_756, 744_251, 753_344]  # CRAFT: 737K / 744K / 753K
     assert [rgb("ditn", s) for s in (2, 3, 4)] == [424_636, 432_751, 444_112]  # DITN_Real, the authors' code
+    # RLFN: the paper's 527K (x2) and 543K (x4); RLFN-S (48 features) and the NTIRE model (0.317M) at x4.
+    assert [rgb("rlfn", s) for s in (2, 3, 4)] == [526_856, 533_891, 543_740]
+    assert sum(p.numel() for p in create_net("rlfn", scale=4, in_channels=3, num_features=48).parameters()) == 470_208
+    assert sum(p.numel() for p in create_net("rlfn", scale=4, in_channels=3, num_features=46, mid_features=48,
+                                             num_blocks=4).parameters()) == 317_218
     # PLKSR, PLKSR-tiny and RealPLKSR as the authors' code builds them.
     assert [rgb("plksr", s) for s in (2, 3, 4)] == [7_365_324, 7_373_979, 7_386_096]
     assert sum(p.numel() for p in create_net("plksr", scale=4, in_channels=3, num_blocks=12, kernel_size=13,
@@ -244,7 +249,7 @@ def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
                          "plksr", "realplksr", "drct", "srformer", "dat",
-                         "omnisr", "rgt", "atd", "craft", "ditn"}
+                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
