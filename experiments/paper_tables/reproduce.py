@@ -1,7 +1,11 @@
-"""Reproduce the published tables (bicubic, SRCNN 9-5-5, VDSR; IMDN x4) on Set5/Set14/B100.
+"""Reproduce the published tables (bicubic, SRCNN 9-5-5, VDSR; LapSRN x2, IMDN x4, RLFN x4) on Set5/Set14/B100.
 
     python experiments/paper_tables/reproduce.py            # prints the table
     python experiments/paper_tables/reproduce.py --write-readme
+    python experiments/paper_tables/reproduce.py --methods lapsrn,rlfn --write-readme  # those rows again
+
+Every run writes its rows to experiments/paper_tables/reproduce.json; ``--methods`` runs only
+those methods and keeps the other methods' rows from that file.
 
 The released weights are imported with ``python -m sr_lightning.convert`` and every
 number comes from ``python -m sr_lightning.eval`` (run as a subprocess, exactly as a user
@@ -27,7 +31,8 @@ MARK_START, MARK_END = "<!-- table:start -->", "<!-- table:end -->"
 # released weights; bicubic everywhere to 0.01 dB.
 TOLERANCE = {"Set5": 0.01}
 DEFAULT_TOLERANCE = {"bicubic": 0.01}
-METHODS = ["bicubic", "srcnn", "vdsr", "imdn"]
+METHODS = ["bicubic", "srcnn", "vdsr", "lapsrn", "imdn", "rlfn"]
+ROWS = HERE / "reproduce.json"
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -43,25 +48,41 @@ def _evaluate(out: Path, sets: list[str], scale: int, data_dir: Path, *extra: st
     return json.loads((out / "metrics.json").read_text())
 
 
-def reproduce(data_dir: Path, sets: list[str], scales: list[int], work: Path) -> list[dict]:
-    """Convert the weights, evaluate every method x scale; one row per method x set x scale."""
-    weights = data_dir / "weights"
-    vdsr = work / "vdsr.ckpt"
-    _run(["-m", "sr_lightning.convert", "--format", "vdsr-mat", "--scale", "2",
-          str(weights / "vdsr_official/vdsr_official.mat"), str(vdsr)])
-    rows = []
-    for scale in scales:
+def _runs(weights: Path, scale: int, work: Path, methods: list[str]) -> dict[str, list[str]]:
+    """The eval arguments of each method with released weights at ``scale`` (those converted first)."""
+    runs: dict[str, list[str]] = {"bicubic": ["model=bicubic"]}
+    if "srcnn" in methods:
         srcnn = work / f"srcnn_x{scale}.ckpt"
         _run(["-m", "sr_lightning.convert", "--format", "srcnn-mat", "--scale", str(scale),
               str(weights / f"srcnn_955_imagenet/x{scale}.mat"), str(srcnn)])
-        runs = {"bicubic": ["model=bicubic"], "srcnn": [f"ckpt_path={srcnn}"],
-                "vdsr": [f"ckpt_path={vdsr}"]}  # one VDSR checkpoint for every scale
-        if scale == 4:  # the authors' IMDN x4 (RGB, the standard LR files), gray images scored as RGB
-            imdn = work / "imdn_x4.ckpt"
-            _run(["-m", "sr_lightning.convert", "--format", "pth", "--net", "imdn", "--scale", "4",
-                  str(weights / "imdn_official/x4.pth"), str(imdn)])
-            runs["imdn"] = [f"ckpt_path={imdn}", "evaluation.gray=rgb"]
-        for method, extra in runs.items():
+        runs["srcnn"] = [f"ckpt_path={srcnn}"]
+    if "vdsr" in methods:  # one VDSR checkpoint for every scale
+        vdsr = work / "vdsr.ckpt"
+        if not vdsr.exists():
+            _run(["-m", "sr_lightning.convert", "--format", "vdsr-mat", "--scale", "2",
+                  str(weights / "vdsr_official/vdsr_official.mat"), str(vdsr)])
+        runs["vdsr"] = [f"ckpt_path={vdsr}"]
+    if scale == 2 and "lapsrn" in methods:  # the authors' LapSRN x2 (Y), scored as their test code saves it
+        lapsrn = work / "lapsrn_x2.ckpt"
+        _run(["-m", "sr_lightning.convert", "--format", "lapsrn-mat", str(weights / "lapsrn_official/LapSRN_x2.mat"),
+              str(lapsrn)])
+        runs["lapsrn"] = [f"ckpt_path={lapsrn}", "evaluation.y_output=rgb"]
+    if scale == 4 and "imdn" in methods:  # the authors' IMDN x4 (RGB, the standard LR files), gray images as RGB
+        imdn = work / "imdn_x4.ckpt"
+        _run(["-m", "sr_lightning.convert", "--format", "pth", "--net", "imdn", "--scale", "4",
+              str(weights / "imdn_official/x4.pth"), str(imdn)])
+        runs["imdn"] = [f"ckpt_path={imdn}", "evaluation.gray=rgb"]
+    if scale == 4 and "rlfn" in methods:  # the authors' RLFN x4 file as it is (detected), gray images as RGB
+        runs["rlfn"] = [f"ckpt_path={weights / 'rlfn_official/rlfn_x4.pth'}", "evaluation.gray=rgb"]
+    return {m: args for m, args in runs.items() if m in methods}
+
+
+def reproduce(data_dir: Path, sets: list[str], scales: list[int], work: Path,
+              methods: list[str] = METHODS) -> list[dict]:
+    """Convert the weights, evaluate every method x scale; one row per method x set x scale."""
+    rows = []
+    for scale in scales:
+        for method, extra in _runs(data_dir / "weights", scale, work, methods).items():
             t0 = time.perf_counter()
             metrics = _evaluate(work / f"{method}_x{scale}", sets, scale, data_dir, *extra)
             print(f"{method} x{scale}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -119,11 +140,21 @@ def main() -> None:
     parser = parser_for(__doc__)
     parser.add_argument("--sets", default="Set5,Set14,B100")
     parser.add_argument("--scales", default="2,3,4")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"those to run (of {','.join(METHODS)}); the others' rows are kept from {ROWS.name}")
     args = parser.parse_args()
     data_dir = main_data_dir(args.data_dir)
+    methods = args.methods.split(",")
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        sys.exit(f"error: --methods {','.join(unknown)}: not among {','.join(METHODS)}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = reproduce(data_dir, args.sets.split(","), [int(s) for s in args.scales.split(",")], Path(tmp))
+        rows = reproduce(data_dir, args.sets.split(","), [int(s) for s in args.scales.split(",")], Path(tmp),
+                         methods)
+    kept = json.loads(ROWS.read_text()) if ROWS.is_file() else []
+    rows = [r for r in kept if r["method"] not in methods] + rows
+    ROWS.write_text(json.dumps(rows, indent=1))
     table = markdown(rows)
     print(table)
     print(f"\n{len(rows)} rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)

@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
                     "sr_lightning.eval, sr_lightning.upscale and sr_lightning.train (init_from / ckpt_path).")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS),
                         help="srcnn-mat: SRCNN's MATLAB models (any f1-f2-f3); vdsr-mat: VDSR as MatConvNet; "
+                             "lapsrn-mat: LapSRN / MS-LapSRN MatConvNet DagNN models (any number of levels); "
                              "pth: a PyTorch state dict (.pth/.pt/.safetensors: a release, a community file)")
     parser.add_argument("--net", default=None,
                         help="with --format pth: the model config the weights are for (imdn, ...); without it "

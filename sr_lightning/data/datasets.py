@@ -58,6 +58,15 @@ class Pairs:
         hr, lr = self._stored(i)
         return self._lr_of(lr, *self.lr_size(i)), to_channels(hr, self.channels)
 
+    def colour_pair(self, i: int) -> tuple[Tensor, Tensor] | None:
+        """LR (3, h, w) and HR (3, s*h, s*w) of a colour image whose pair is kept in colour
+        (an RGB degradation), float32 in [0, 1]; None for a grayscale image or one whose LR
+        was made from its Y."""
+        hr, lr = self._stored(i)
+        if lr is None or lr.shape[0] != 3:
+            return None
+        return to_channels(lr, 3), to_channels(hr, 3)
+
     def crop(self, i: int, y: int, x: int, size: int) -> tuple[Tensor, Tensor]:
         """The LR window ``[y:y+size, x:x+size]`` of image ``i`` and its HR region, as :meth:`pair`."""
         hr, lr = self._stored(i)
@@ -145,7 +154,9 @@ class DiskPairSet(Pairs):
 class EvalDataset(Dataset):
     """Whole images, in order (batch them with batch_size=1: sizes differ).
 
-    Items are ``{"lr": (C, h, w), "hr": (C, s*h, s*w), "name": str, "gray": bool, "pad": bool}``.
+    Items are ``{"lr": (C, h, w), "hr": (C, s*h, s*w), "name": str, "gray": bool, "pad": bool}``,
+    and for a Y network (C = 1) on a colour image kept in colour also ``"lr_rgb"`` (3, h, w)
+    and ``"hr_rgb"`` (3, s*h, s*w) (``evaluation.y_output=rgb`` scores with them).
     An index past the end (a distributed sampler's filler) returns a real image with
     ``pad=True``, which the metrics skip.
     """
@@ -159,7 +170,9 @@ class EvalDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         pad, i = i >= len(self.pairs), i % len(self.pairs)
         lr, hr = self.pairs.pair(i)
-        return {"lr": lr, "hr": hr, "name": self.pairs.names[i], "gray": self.pairs.gray[i], "pad": pad}
+        item = {"lr": lr, "hr": hr, "name": self.pairs.names[i], "gray": self.pairs.gray[i], "pad": pad}
+        colour = self.pairs.colour_pair(i) if self.pairs.channels == 1 else None
+        return item if colour is None else {**item, "lr_rgb": colour[0], "hr_rgb": colour[1]}
 
 
 SAMPLE_BY = ("image", "area")

@@ -25,7 +25,8 @@ from sr_lightning.errors import UserError
 from sr_lightning.inference.onnx_runner import OnnxNet
 from sr_lightning.inference.tiling import Box, tiled_forward
 from sr_lightning.lit import SRLitModule, load_module
-from sr_lightning.ops import imresize, rgb_to_ycbcr, ycbcr_to_rgb
+from sr_lightning.ops import imresize
+from sr_lightning.ops.color import colour_of, rgb_to_y
 from sr_lightning.ops.self_ensemble import self_ensemble
 from sr_lightning.progress import track
 from sr_lightning.settings import apply_settings, resolve_settings
@@ -72,10 +73,7 @@ def upscale_tensor(net: Upscaler, image: torch.Tensor) -> torch.Tensor:
     if net.channels == image.shape[1]:
         out = net.fn(image)
     elif net.channels == 1:  # colour image, Y network
-        ycbcr = rgb_to_ycbcr(image)
-        y = net.fn(ycbcr[:, :1]).to(image.device)
-        cbcr = imresize(ycbcr[:, 1:], net.scale)
-        out = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
+        out = colour_of(net.fn(rgb_to_y(image)).to(image.device), image)
     else:  # grayscale image, RGB network
         out = net.fn(image.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
     return out.clamp(0.0, 1.0)

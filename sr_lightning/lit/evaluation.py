@@ -18,6 +18,8 @@ from sr_lightning.options import parse_options
 
 # How grayscale test images are scored (Evaluation.gray).
 GRAY = ("own", "rgb")
+# How a Y network's output is scored on colour images (Evaluation.y_output).
+Y_OUTPUT = ("y", "rgb")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,13 @@ class Evaluation:
             the SRCNN/VDSR papers' tables), ``rgb`` replicates it to RGB first, so its Y is
             16 + 219 v like any RGB image's (IMDN's and most RGB papers' tables; -0.09 dB
             for IMDN Set14 x2 under ``own``). Images of one channel are their own Y either way.
+        y_output: how a Y network's output is scored on a colour test image: ``y`` compares
+            it with the HR image's Y directly (the SRCNN/VDSR code), ``rgb`` first makes it the
+            colour image the authors' test code saves (the LR's chroma upscaled by MATLAB
+            bicubic, converted to RGB, clamped and quantised) and scores that image's Y
+            (LapSRN's code; +0.03 dB on Set5 x2 for its released model). ``rgb`` needs an RGB
+            degradation (``data.degradation.source`` ``rgb_float`` or ``rgb_uint8``) so that
+            the LR's colour exists; grayscale images are scored on their own values.
         self_ensemble: score the x8 self-ensemble (the mean over the 8 flips/rotations of
             the input, each undone on the output, before clamping and quantisation; the
             papers' "+" rows) in tests and ``eval``; validation during training stays a
@@ -48,6 +57,7 @@ class Evaluation:
     quantize: bool = True
     bicubic_border: str = "symmetric"
     gray: str = "own"
+    y_output: str = "y"
     self_ensemble: bool = False
 
     def __post_init__(self) -> None:
@@ -57,6 +67,9 @@ class Evaluation:
         if self.gray not in GRAY:
             raise UserError(f"evaluation.gray={self.gray!r} is not one of {GRAY}: own compares a grayscale image's "
                             f"own values, rgb scores it as the RGB image it was read as")
+        if self.y_output not in Y_OUTPUT:
+            raise UserError(f"evaluation.y_output={self.y_output!r} is not one of {Y_OUTPUT}: y scores a Y network's "
+                            f"output as it is, rgb as the colour image its authors' code saves (LapSRN)")
         for name in ("y_channel", "quantize", "self_ensemble"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"evaluation.{name}={getattr(self, name)!r} must be true or false")

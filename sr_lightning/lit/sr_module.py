@@ -25,6 +25,7 @@ from sr_lightning.errors import UserError
 from sr_lightning.lit.evaluation import Evaluation, crop_pixels
 from sr_lightning.metrics import GMSD, PSNR, SSIM, quantize
 from sr_lightning.nets import NETS, build_net
+from sr_lightning.ops.color import colour_of
 from sr_lightning.ops.precision import exact_float32
 from sr_lightning.ops.resize import imresize
 from sr_lightning.ops.self_ensemble import check_rotatable, self_ensemble
@@ -121,6 +122,7 @@ class SRLitModule(L.LightningModule):
         self.crop_border = crop_pixels(protocol.crop_border, self.scale)
         self.bicubic_border = protocol.bicubic_border
         self.y_channel, self.quantize, self.gray = protocol.y_channel, protocol.quantize, protocol.gray
+        self.y_output = protocol.y_output
         self.self_ensemble = protocol.self_ensemble
         self.val_metrics = EvalMetrics(self.crop_border, self.y_channel)
         self.test_metrics = nn.ModuleDict()
@@ -182,9 +184,11 @@ class SRLitModule(L.LightningModule):
     # -- forward -----------------------------------------------------------------------
     def forward(self, lr: Tensor) -> Tensor:
         """(N, C, h, w) in [0, 1] -> (N, C, s*h, s*w), float32, unclamped."""
-        if self.hparams.channels_last:
-            lr = lr.contiguous(memory_format=torch.channels_last)
-        return self.net(lr).float()
+        return self.net(self.laid_out(lr)).float()
+
+    def laid_out(self, lr: Tensor) -> Tensor:
+        """The input in the memory format the run chose (``channels_last``)."""
+        return lr.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else lr
 
     def forward_ensemble(self, lr: Tensor, option: str = "evaluation.self_ensemble") -> Tensor:
         """The x8 self-ensemble of :meth:`forward`: (N, C, h, w) -> (N, C, s*h, s*w), float32,
@@ -204,7 +208,7 @@ class SRLitModule(L.LightningModule):
         if self.criterion is None:
             raise RuntimeError("SRLitModule was built without a loss; it cannot train")
         with self.net.at_scale(int(batch.get("scale", self.scale))):
-            loss = self.criterion(self(batch["lr"]), batch["hr"])
+            loss = self.net.training_loss(self.laid_out(batch["lr"]), batch["hr"], self.criterion)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["lr"].shape[0])
         return loss
 
@@ -236,9 +240,10 @@ class SRLitModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     # -- evaluation --------------------------------------------------------------------
-    def predict_pair(self, lr: Tensor, ensemble: bool = False) -> tuple[Tensor, Tensor]:
+    def predict_pair(self, lr: Tensor, ensemble: bool = False, quantized: bool = True) -> tuple[Tensor, Tensor]:
         """SR and bicubic for an LR batch (N, C, h, w) in [0, 1]: (N, C, s*h, s*w) float32,
-        clamped (and quantised if configured); ``ensemble``: the SR is the x8 self-ensemble.
+        clamped (and quantised if configured and ``quantized``); ``ensemble``: the SR is the x8
+        self-ensemble.
 
         The network runs in float32 here whatever the training precision (and on CUDA
         without TF32), so reported numbers do not depend on it.
@@ -246,7 +251,7 @@ class SRLitModule(L.LightningModule):
         with exact_float32(lr.device):
             sr = (self.forward_ensemble(lr.float()) if ensemble else self(lr.float())).clamp(0.0, 1.0)
         bicubic = imresize(lr.float(), self.scale, border=self.bicubic_border).clamp(0.0, 1.0)
-        if self.quantize:
+        if self.quantize and quantized:
             sr, bicubic = quantize(sr), quantize(bicubic)
         return sr, bicubic
 
@@ -260,13 +265,33 @@ class SRLitModule(L.LightningModule):
         if not keep.any():  # a distributed sampler's filler: run the network (DDP expects it), count nothing
             self.predict_pair(batch["lr"], ensemble)
             return None
-        sr, bicubic = self.predict_pair(batch["lr"][keep], ensemble)
+        colour = self.y_output == "rgb" and self.net.in_channels == 1  # quantised once in colour
+        sr, bicubic = self.predict_pair(batch["lr"][keep], ensemble, quantized=not colour)
         gray = batch.get("gray") if self.gray == "own" else None  # "rgb": scored as the RGB image they were read as
         gray = None if gray is None else torch.as_tensor(gray, device=keep.device).reshape(-1)[keep]
         hr = batch["hr"][keep]
+        if colour:
+            sr, bicubic, hr = self._in_colour(batch, keep, sr, bicubic, hr)
         metrics.update(sr, bicubic, hr, gray)
         names = [n for n, k in zip(batch.get("name", []), keep.tolist(), strict=False) if k]
         return {"sr": sr, "bicubic": bicubic, "hr": hr, "name": names, "gray": gray}
+
+    def _in_colour(self, batch: Mapping[str, Any], keep: Tensor, sr: Tensor, bicubic: Tensor, hr: Tensor
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+        """``evaluation.y_output=rgb``: a Y network's SR and bicubic Y (N, 1, H, W) as the colour
+        images its authors' code saves (with the LR's upscaled chroma, clamped and quantised as
+        configured), and the HR in colour (N, 3, H, W); a grayscale image stays as it is."""
+        if "lr_rgb" not in batch:
+            if all(torch.as_tensor(batch.get("gray", False)).reshape(-1).tolist()):
+                return (quantize(sr), quantize(bicubic), hr) if self.quantize else (sr, bicubic, hr)
+            raise UserError("evaluation.y_output=rgb scores a Y network's output in colour, but the test LR was made "
+                            "from the Y channel: set data.degradation.source=rgb_float (LapSRN's test code) or "
+                            "rgb_uint8, or evaluation.y_output=y")
+        lr_rgb, hr_rgb = batch["lr_rgb"][keep].float(), batch["hr_rgb"][keep].float()
+        in_colour = [colour_of(y, lr_rgb, border=self.bicubic_border).clamp(0.0, 1.0) for y in (sr, bicubic)]
+        if self.quantize:
+            in_colour = [quantize(x) for x in in_colour]
+        return in_colour[0], in_colour[1], hr_rgb
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any] | None:
         return self._evaluate(batch, self.val_metrics)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -85,6 +85,12 @@ class SRNet(nn.Module):
         name) that is none of its own buffers (a table the release keeps once for all layers);
         None: nothing of the kind. :func:`sr_lightning.convert.release.check_derived` compares."""
         return None
+
+    def training_loss(self, lr: Tensor, hr: Tensor, criterion: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """The training objective of one batch, LR (N, C, h, w) and HR (N, C, s*h, s*w) in [0, 1]:
+        ``criterion`` between the output (in float32) and the HR image. A network supervised at
+        several outputs says so here (LapSRN: every pyramid level)."""
+        return criterion(self(lr).float(), hr)
 
     def deployed_parameter_count(self) -> int:
         """The parameters of the network as it runs in evaluation, the count papers report:

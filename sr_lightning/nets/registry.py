@@ -27,6 +27,7 @@ from sr_lightning.nets.espcn import ESPCN
 from sr_lightning.nets.fsrcnn import FSRCNN
 from sr_lightning.nets.hat import HAT
 from sr_lightning.nets.imdn import IMDN
+from sr_lightning.nets.lapsrn import LapSRN
 from sr_lightning.nets.memnet import MemNet
 from sr_lightning.nets.omnisr import OmniSR
 from sr_lightning.nets.plksr import PLKSR, RealPLKSR
@@ -54,7 +55,7 @@ NETS: dict[str, type[SRNet]] = {
                               SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD, CRAFT,
                               DITN,
                               # the comparison tables' classic and efficient networks (issue 32)
-                              RLFN)
+                              RLFN, LapSRN)
 }
 
 

@@ -36,7 +36,7 @@ def test_gray_images_score_on_their_own_values_or_as_rgb():
     scores = {}
     for gray in ("own", "rgb"):
         module = SRLitModule(net={"name": "bicubic", "scale": 2, "in_channels": 3}, evaluation={"gray": gray})
-        module.predict_pair = lambda lr, ensemble=False, sr=sr: (sr, sr)  # the output under test
+        module.predict_pair = lambda lr, ensemble=False, quantized=True, sr=sr: (sr, sr)  # the output under test
         module._evaluate(batch, module.val_metrics)
         scores[gray] = module.val_metrics.compute()["psnr"]
     own = float(psnr(quantize(sr), hr, crop_border=2, gray=torch.tensor([True])))

@@ -96,6 +96,8 @@ CONFIGS = {
              {"num_features": 16, "itl_blocks": 2, "sal_blocks": 2, "expansion": 1.0, "scale": 3, "in_channels": 1}],
     "span": [{"num_blocks": 2}, {"num_blocks": 1, "num_features": 24, "scale": 2}, {"num_blocks": 3, "scale": 3,
                                                                                   "in_channels": 1}],
+    "lapsrn": [{"depth": 2}, {"depth": 3, "num_features": 16, "scale": 8, "up_kernel": 4},
+               {"depth": 2, "recursions": 8, "num_features": 24, "in_channels": 3}],
     "rlfn": [{"num_blocks": 2},
              {"num_features": 24, "mid_features": 32, "num_blocks": 3, "esa_channels": 8, "scale": 2},
              {"num_features": 16, "num_blocks": 1, "scale": 3, "in_channels": 1}],

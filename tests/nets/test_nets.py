@@ -135,6 +135,13 @@ def test_paper_parameter_counts():
                                              upsampler="pixelshuffledirect").parameters()) == 768_792
     assert [rgb("craft", s) for s in (2, 3, 4)] == [737_756, 744_251, 753_344]  # CRAFT: 737K / 744K / 753K
     assert [rgb("ditn", s) for s in (2, 3, 4)] == [424_636, 432_751, 444_112]  # DITN_Real, the authors' code
+    # LapSRN (the released layout: depth 10, 3x3 transposed convolutions): 812,768 weights at x4, the
+    # paper's 812K; MS-LapSRN D5R8: 222,352 weights, the paper's 222K (one set for every scale).
+    lap = lambda **kw: create_net("lapsrn", in_channels=1, **kw)  # noqa: E731
+    assert [sum(p.numel() for p in lap(scale=s).parameters()) for s in (2, 4, 8)] == [407_441, 814_242, 1_221_043]
+    assert sum(p.numel() for k, p in lap(scale=4).named_parameters() if k.endswith("weight")) == 812_768
+    assert sum(p.numel() for k, p in lap(scale=8, depth=5, recursions=8).named_parameters()
+               if k.endswith("weight")) == 222_352
     # RLFN: the paper's 527K (x2) and 543K (x4); RLFN-S (48 features) and the NTIRE model (0.317M) at x4.
     assert [rgb("rlfn", s) for s in (2, 3, 4)] == [526_856, 533_891, 543_740]
     assert sum(p.numel() for p in create_net("rlfn", scale=4, in_channels=3, num_features=48).parameters()) == 470_208
@@ -249,8 +256,23 @@ def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
                          "plksr", "realplksr", "drct", "srformer", "dat",
-                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn"}
+                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn", "lapsrn"}
     assert all(cls.name == name for name, cls in NETS.items())
+
+
+def test_lapsrn_is_trained_at_every_pyramid_level():
+    """LapSRN's loss sums each level's (x2, x4, x8) against the HR downscaled to its size (MATLAB
+    bicubic), and the module's training step uses it."""
+    torch.manual_seed(0)
+    module = SRLitModule(net={"name": "lapsrn", "scale": 8, "in_channels": 1, "depth": 1},
+                         loss={"_target_": "torch.nn.L1Loss"})
+    lr, hr = torch.rand(2, 1, 6, 5), torch.rand(2, 1, 48, 40)
+    levels = module.net.pyramid(lr)
+    assert [tuple(x.shape[-2:]) for x in levels] == [(12, 10), (24, 20), (48, 40)]
+    expected = sum(torch.nn.functional.l1_loss(out, imresize(hr, 1 / f))
+                   for out, f in zip(levels, (4, 2, 1), strict=True))
+    torch.testing.assert_close(module.training_step({"lr": lr, "hr": hr}, 0), expected)
+    assert expected > torch.nn.functional.l1_loss(module.net(lr), hr) + 0.1
 
 
 @pytest.mark.parametrize("name", TRAINABLE)
