@@ -33,6 +33,7 @@ from sr_lightning.nets.omnisr import OmniSR
 from sr_lightning.nets.plksr import PLKSR, RealPLKSR
 from sr_lightning.nets.rcan import RCAN
 from sr_lightning.nets.rednet import REDNet
+from sr_lightning.nets.rfdn import RFDN
 from sr_lightning.nets.rgt import RGT
 from sr_lightning.nets.rlfn import RLFN
 from sr_lightning.nets.rrdbnet import RRDBNet
@@ -55,7 +56,7 @@ NETS: dict[str, type[SRNet]] = {
                               SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD, CRAFT,
                               DITN,
                               # the comparison tables' classic and efficient networks (issue 32)
-                              RLFN, LapSRN)
+                              RLFN, LapSRN, RFDN)
 }
 
 

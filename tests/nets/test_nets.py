@@ -142,6 +142,11 @@ def test_paper_parameter_counts():
     assert sum(p.numel() for k, p in lap(scale=4).named_parameters() if k.endswith("weight")) == 812_768
     assert sum(p.numel() for k, p in lap(scale=8, depth=5, recursions=8).named_parameters()
                if k.endswith("weight")) == 222_352
+    # RFDN (48 features, 6 blocks) as the authors' code builds it (the paper's table: 534K / 541K / 550K);
+    # E-RFDN, the AIM 2020 model (50 features, 4 blocks): the report's 0.433M.
+    assert [rgb("rfdn", s) for s in (2, 3, 4)] == [566_364, 572_859, 581_952]
+    assert sum(p.numel() for p in create_net("rfdn", scale=4, in_channels=3, num_features=50,
+                                             num_blocks=4).parameters()) == 433_448
     # RLFN: the paper's 527K (x2) and 543K (x4); RLFN-S (48 features) and the NTIRE model (0.317M) at x4.
     assert [rgb("rlfn", s) for s in (2, 3, 4)] == [526_856, 533_891, 543_740]
     assert sum(p.numel() for p in create_net("rlfn", scale=4, in_channels=3, num_features=48).parameters()) == 470_208
@@ -256,7 +261,7 @@ def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
                          "plksr", "realplksr", "drct", "srformer", "dat",
-                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn", "lapsrn"}
+                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn", "lapsrn", "rfdn"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
