@@ -18,6 +18,7 @@ from sr_lightning.errors import UserError
 from sr_lightning.nets.atd import ATD
 from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.bicubic import Bicubic
+from sr_lightning.nets.carn import CARN
 from sr_lightning.nets.craft import CRAFT
 from sr_lightning.nets.dat import DAT
 from sr_lightning.nets.ditn import DITN
@@ -56,7 +57,7 @@ NETS: dict[str, type[SRNet]] = {
                               SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD, CRAFT,
                               DITN,
                               # the comparison tables' classic and efficient networks (issue 32)
-                              RLFN, LapSRN, RFDN)
+                              RLFN, LapSRN, RFDN, CARN)
 }
 
 
