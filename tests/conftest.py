@@ -30,11 +30,18 @@ SHALLOW: dict[str, dict[str, Any]] = {
     "dat": {"embed_dim": 64, "depths": [3], "num_heads": [4], "split_size": [4, 8]},
     "omnisr": {"num_features": 32, "num_groups": 2, "window_size": 4},
     "rgt": {"embed_dim": 64, "depths": [2], "num_heads": [4], "split_size": [4, 8]},
-    "ditn": {"num_features": 24, "itl_blocks": 1, "sal_blocks": 1},
+    "ditn": {"num_features": 24, "itl_blocks": 1, "sal_blocks": 1}, "drrn": {"num_units": 3, "num_features": 32},
     "craft": {"embed_dim": 64, "depths": [1, 1], "num_heads": [4, 4]},
     "atd": {"embed_dim": 24, "depths": [2], "num_heads": [3], "window_size": 8, "num_tokens": 8, "category_size": 16,
             "reducted_dim": 4},
 }
+
+
+def idle_at_its_scale(net: Any, parameter: str) -> bool:
+    """Whether a parameter takes no part at the network's scale: CARN's multi-scale upsamplers
+    of the other scales."""
+    return bool(getattr(net, "multi_scale", False)) and parameter.startswith("upsample.up") \
+        and not parameter.startswith(f"upsample.up{net.scale}.")
 
 
 def shallow_overrides(name: str) -> list[str]:

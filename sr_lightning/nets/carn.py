@@ -22,7 +22,8 @@ are the authors' (nmhkahn/CARN-pytorch), their frozen mean-shift convolutions de
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -166,6 +167,22 @@ class CARN(SRNet):
         for s in MULTI_SCALES if multi_scale else (scale,):
             setattr(self.upsample, f"up{s}" if multi_scale else "up", Upsampler(num_features, s, groups))
         self.exit = conv(num_features, in_channels)
+
+    @contextmanager
+    def at_scale(self, scale: int) -> Iterator[None]:
+        """A multi-scale CARN runs at x2, x3 and x4 (one upsampler each: the authors' training
+        picks a scale per batch, ``data.train_scales=[2,3,4]``); a single-scale one at its own."""
+        if not self.multi_scale or scale == self.scale:
+            with super().at_scale(scale):
+                yield
+            return
+        if scale not in MULTI_SCALES:
+            raise UserError(f"carn: a multi-scale CARN runs at x2, x3 and x4, not x{scale}")
+        saved, self.scale = self.scale, int(scale)
+        try:
+            yield
+        finally:
+            self.scale = saved
 
     def forward(self, lr: Tensor) -> Tensor:
         x = self.entry(lr - self.mean)

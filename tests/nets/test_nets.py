@@ -6,7 +6,7 @@ import torch
 from sr_lightning.lit import SRLitModule
 from sr_lightning.nets import NETS, create_net, list_nets
 from sr_lightning.ops import imresize
-from tests.conftest import SHALLOW
+from tests.conftest import SHALLOW, idle_at_its_scale
 
 TRAINABLE = [n for n in list_nets() if n != "bicubic"]
 def build(name: str, **kwargs):
@@ -51,8 +51,7 @@ def test_gradients_reach_every_parameter(name):
     for pname, p in net.named_parameters():
         if p.grad is not None and p.grad.abs().sum() > 0:
             continue
-        if getattr(net, "multi_scale", False) and pname.startswith("upsample.up") \
-                and not pname.startswith(f"upsample.up{net.scale}."):  # CARN's upsamplers of the other scales
+        if idle_at_its_scale(net, pname):
             continue
         squeeze = next((k for k in dead if pname.startswith(k + ".")), None)
         assert squeeze is not None and dead[squeeze], pname
@@ -145,6 +144,10 @@ def test_paper_parameter_counts():
     assert sum(p.numel() for k, p in lap(scale=4).named_parameters() if k.endswith("weight")) == 812_768
     assert sum(p.numel() for k, p in lap(scale=8, depth=5, recursions=8).named_parameters()
                if k.endswith("weight")) == 222_352
+    # DRRN B1U25: 297,216 convolution weights, the paper's 297K.
+    drrn = create_net("drrn", scale=2, in_channels=1)
+    assert sum(p.numel() for k, p in drrn.named_parameters() if "conv" in k and k.endswith("weight")) == 297_216
+    assert sum(p.numel() for p in drrn.parameters()) == 310_659
     # CARN and CARN-M (multi-scale: the x2, x3 and x4 upsamplers), as the authors' code builds them: the
     # paper's 1,592K and 412K (CARN-M is 2.8K more here, as in their code).
     assert rgb("carn", 4) == 1_591_939
@@ -269,8 +272,20 @@ def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
                          "plksr", "realplksr", "drct", "srformer", "dat",
-                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn", "lapsrn", "rfdn", "carn"}
+                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn", "lapsrn", "rfdn", "carn", "drrn"}
     assert all(cls.name == name for name, cls in NETS.items())
+
+
+def test_multi_scale_carn_trains_each_batch_at_its_scale():
+    """One body, an upsampler per scale: a batch at x3 runs the x3 upsampler (data.train_scales)."""
+    module = SRLitModule(net={"name": "carn", "scale": 4, "in_channels": 3, "num_features": 8},
+                         loss={"_target_": "torch.nn.L1Loss"})
+    module.log = lambda *a, **k: None  # no trainer attached
+    module.training_step({"lr": torch.rand(2, 3, 8, 8), "hr": torch.rand(2, 3, 24, 24), "scale": 3}, 0).backward()
+    grads = {n: p.grad is not None for n, p in module.net.named_parameters() if n.startswith("upsample.")}
+    assert {n.split(".")[1] for n, g in grads.items() if g} == {"up3"} and module.net.scale == 4
+    with pytest.raises(ValueError, match="a multi-scale CARN runs at x2, x3 and x4, not x8"):
+        module.training_step({"lr": torch.rand(1, 3, 4, 4), "hr": torch.rand(1, 3, 32, 32), "scale": 8}, 0)
 
 
 def test_lapsrn_is_trained_at_every_pyramid_level():
