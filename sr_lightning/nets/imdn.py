@@ -19,7 +19,7 @@ pass but not equal to it (``tiles_exactly = False``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -55,7 +55,31 @@ class IMDB(nn.Module):
         return self.c5(self.cca(torch.cat(kept, dim=1))) + x
 
 
-class IMDN(SRNet):
+class FusedDistillationNet(SRNet):
+    """The IMDN family's skeleton, (N, C, h, w) -> (N, C, s*h, s*w), all convolutions at LR
+    resolution: a 3x3 head, ``blocks`` in sequence whose outputs are concatenated and fused by
+    a 1x1 convolution (+ LeakyReLU 0.05) and a 3x3 one, a residual to the head's features, and a
+    3x3 convolution to C*s^2 channels with one pixel shuffle (IMDN; RFDN with its own blocks)."""
+
+    def __init__(self, *, scale: int, in_channels: int, num_features: int, blocks: Iterable[nn.Module]) -> None:
+        super().__init__(scale=scale, in_channels=in_channels)
+        self.head = conv(in_channels, num_features, 3)
+        self.blocks = nn.ModuleList(blocks)
+        self.fuse = nn.Sequential(conv(num_features * len(self.blocks), num_features, 1),
+                                  nn.LeakyReLU(0.05, inplace=True))
+        self.body_tail = conv(num_features, num_features, 3)
+        self.upsample = nn.Sequential(conv(num_features, in_channels * scale * scale, 3), nn.PixelShuffle(scale))
+
+    def forward(self, lr: Tensor) -> Tensor:
+        features = self.head(lr)
+        h, outs = features, []
+        for block in self.blocks:
+            h = block(h)
+            outs.append(h)
+        return self.upsample(self.body_tail(self.fuse(torch.cat(outs, dim=1))) + features)
+
+
+class IMDN(FusedDistillationNet):
     """IMDN (N, C, h, w) -> (N, C, s*h, s*w), all convolutions at LR resolution."""
 
     name = "imdn"
@@ -88,17 +112,5 @@ class IMDN(SRNet):
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 64, num_blocks: int = 6,
                  distillation_rate: float = 0.25) -> None:
-        super().__init__(scale=scale, in_channels=in_channels)
-        self.head = conv(in_channels, num_features, 3)
-        self.blocks = nn.ModuleList(IMDB(num_features, distillation_rate) for _ in range(num_blocks))
-        self.fuse = nn.Sequential(conv(num_features * num_blocks, num_features, 1), nn.LeakyReLU(0.05, inplace=True))
-        self.body_tail = conv(num_features, num_features, 3)
-        self.upsample = nn.Sequential(conv(num_features, in_channels * scale * scale, 3), nn.PixelShuffle(scale))
-
-    def forward(self, lr: Tensor) -> Tensor:
-        features = self.head(lr)
-        h, outs = features, []
-        for block in self.blocks:
-            h = block(h)
-            outs.append(h)
-        return self.upsample(self.body_tail(self.fuse(torch.cat(outs, dim=1))) + features)
+        super().__init__(scale=scale, in_channels=in_channels, num_features=num_features,
+                         blocks=(IMDB(num_features, distillation_rate) for _ in range(num_blocks)))

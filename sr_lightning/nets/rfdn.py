@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sr_lightning.nets.base import SRNet
 from sr_lightning.nets.blocks import ESA, conv
+from sr_lightning.nets.imdn import FusedDistillationNet
 from sr_lightning.nets.release_format import ReleaseFormat, indices, shape, shuffle_scale
 
 
@@ -54,8 +54,8 @@ class RFDB(nn.Module):
         return self.esa(self.c5(torch.cat(distilled, dim=1)))
 
 
-class RFDN(SRNet):
-    """RFDN (N, C, h, w) -> (N, C, s*h, s*w), all convolutions at LR resolution."""
+class RFDN(FusedDistillationNet):
+    """RFDN (N, C, h, w) -> (N, C, s*h, s*w): IMDN's skeleton with residual feature distillation blocks."""
 
     name = "rfdn"
     upsampling = "pixel shuffle"
@@ -83,17 +83,5 @@ class RFDN(SRNet):
                                            "num_blocks": len(indices(state, r"^blocks\.(\d+)\."))}
 
     def __init__(self, *, scale: int = 4, in_channels: int = 3, num_features: int = 48, num_blocks: int = 6) -> None:
-        super().__init__(scale=scale, in_channels=in_channels)
-        self.head = conv(in_channels, num_features)
-        self.blocks = nn.ModuleList(RFDB(num_features) for _ in range(num_blocks))
-        self.fuse = nn.Sequential(conv(num_features * num_blocks, num_features, 1), nn.LeakyReLU(0.05, inplace=True))
-        self.body_tail = conv(num_features, num_features)
-        self.upsample = nn.Sequential(conv(num_features, in_channels * scale * scale), nn.PixelShuffle(scale))
-
-    def forward(self, lr: Tensor) -> Tensor:
-        features = self.head(lr)
-        h, outs = features, []
-        for block in self.blocks:
-            h = block(h)
-            outs.append(h)
-        return self.upsample(self.body_tail(self.fuse(torch.cat(outs, dim=1))) + features)
+        super().__init__(scale=scale, in_channels=in_channels, num_features=num_features,
+                         blocks=(RFDB(num_features) for _ in range(num_blocks)))
