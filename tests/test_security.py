@@ -341,7 +341,7 @@ def test_d7_derived_release_tensors_must_equal_what_the_network_computes(config)
 
     layout = json.loads((Path(__file__).parent / "convert/release_layouts.json").read_text())[config]
     torch.manual_seed(0)
-    net = create_net(layout["net"], in_channels=3, **layout["kwargs"])
+    net = create_net(layout["net"], **{"in_channels": 3, **layout["kwargs"]})
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     shapes = {k: torch.empty(s) for k, s in layout["keys"].items()}

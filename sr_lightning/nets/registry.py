@@ -24,6 +24,7 @@ from sr_lightning.nets.dat import DAT
 from sr_lightning.nets.ditn import DITN
 from sr_lightning.nets.drct import DRCT
 from sr_lightning.nets.drrn import DRRN
+from sr_lightning.nets.ecbsr import ECBSR
 from sr_lightning.nets.edsr import EDSR
 from sr_lightning.nets.espcn import ESPCN
 from sr_lightning.nets.fsrcnn import FSRCNN
@@ -58,7 +59,7 @@ NETS: dict[str, type[SRNet]] = {
                               SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD, CRAFT,
                               DITN,
                               # the comparison tables' classic and efficient networks (issue 32)
-                              RLFN, LapSRN, RFDN, CARN, DRRN)
+                              RLFN, LapSRN, RFDN, CARN, DRRN, ECBSR)
 }
 
 

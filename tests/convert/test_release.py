@@ -173,7 +173,7 @@ def test_release_layouts_map_onto_our_networks(config):
     key of the same shape, the derived ones (masks, index tables, folded or fixed convolutions)
     dropped."""
     layout = LAYOUTS[SAME_LAYOUT.get(config, config)]
-    ours = create_net(layout["net"], in_channels=3, **layout["kwargs"]).state_dict()
+    ours = create_net(layout["net"], **{"in_channels": 3, **layout["kwargs"]}).state_dict()
     release = {k: torch.empty(shape, device="meta") for k, shape in layout["keys"].items()}
     fmt = layout_format(config)
     mapped = our_keys(fmt, release)

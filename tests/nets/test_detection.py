@@ -98,6 +98,7 @@ CONFIGS = {
                                                                                   "in_channels": 1}],
     "lapsrn": [{"depth": 2}, {"depth": 3, "num_features": 16, "scale": 8, "up_kernel": 4},
                {"depth": 2, "recursions": 8, "num_features": 24, "in_channels": 3}],
+    "ecbsr": [{}, {"num_features": 8, "num_blocks": 2, "scale": 2}, {"num_blocks": 1, "scale": 3, "in_channels": 3}],
     "drrn": [{"num_units": 2, "num_features": 16}, {"num_blocks": 2, "num_units": 3, "num_features": 8},
              {"num_units": 1, "num_features": 8, "in_channels": 3}],
     "carn": [{"num_features": 16}, {"num_features": 16, "efficient": True, "groups": 4, "scale": 3},

@@ -53,6 +53,8 @@ def test_gradients_reach_every_parameter(name):
             continue
         if idle_at_its_scale(net, pname):
             continue
+        if pname.endswith(".b0") and any(f".conv1x1_{k}." in pname for k in ("sbx", "sby", "lpl")):
+            continue  # ECBSR: a 1x1 bias under a zero-sum edge filter is a constant it removes (the authors' too)
         squeeze = next((k for k in dead if pname.startswith(k + ".")), None)
         assert squeeze is not None and dead[squeeze], pname
 
@@ -144,6 +146,10 @@ def test_paper_parameter_counts():
     assert sum(p.numel() for k, p in lap(scale=4).named_parameters() if k.endswith("weight")) == 812_768
     assert sum(p.numel() for k, p in lap(scale=8, depth=5, recursions=8).named_parameters()
                if k.endswith("weight")) == 222_352
+    # ECBSR-M4C16 on Y: the plain network it deploys as (folded), and while training.
+    assert [create_net("ecbsr", scale=s, in_channels=1).deployed_parameter_count() for s in (2, 3, 4)] == [
+        10_100, 10_825, 11_840]
+    assert sum(p.numel() for p in create_net("ecbsr", scale=4, in_channels=1).parameters()) == 47_120
     # DRRN B1U25: 297,216 convolution weights, the paper's 297K.
     drrn = create_net("drrn", scale=2, in_channels=1)
     assert sum(p.numel() for k, p in drrn.named_parameters() if "conv" in k and k.endswith("weight")) == 297_216
@@ -272,7 +278,7 @@ def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
                          "plksr", "realplksr", "drct", "srformer", "dat",
-                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn", "lapsrn", "rfdn", "carn", "drrn"}
+                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn", "lapsrn", "rfdn", "carn", "drrn", "ecbsr"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
@@ -286,6 +292,27 @@ def test_multi_scale_carn_trains_each_batch_at_its_scale():
     assert {n.split(".")[1] for n, g in grads.items() if g} == {"up3"} and module.net.scale == 4
     with pytest.raises(ValueError, match="a multi-scale CARN runs at x2, x3 and x4, not x8"):
         module.training_step({"lr": torch.rand(1, 3, 4, 4), "hr": torch.rand(1, 3, 32, 32), "scale": 8}, 0)
+
+
+def test_ecb_is_exactly_its_branches():
+    """The folded kernel equals the ECB's branches run apart, each 1x1 branch's border padded
+    with its bias (the paper's construction), and the identity."""
+    from sr_lightning.nets.ecbsr import ECB
+
+    torch.manual_seed(0)
+    block = ECB(4, 4, act=False, with_idt=True)
+    x = torch.rand(2, 4, 9, 11, dtype=torch.float64)
+    block = block.double()
+
+    def then(branch, second, bias, groups=1):
+        y = torch.nn.functional.conv2d(x, branch.k0, branch.b0)
+        y = torch.nn.functional.pad(y - branch.b0.view(1, -1, 1, 1), (1, 1, 1, 1)) + branch.b0.view(1, -1, 1, 1)
+        return torch.nn.functional.conv2d(y, second, bias, groups=groups)
+
+    apart = block.conv3x3(x) + then(block.conv1x1_3x3, block.conv1x1_3x3.k1, block.conv1x1_3x3.b1) + x
+    for edge in (block.conv1x1_sbx, block.conv1x1_sby, block.conv1x1_lpl):
+        apart = apart + then(edge, edge.scale * edge.mask, edge.bias, groups=4)
+    torch.testing.assert_close(block(x), apart)
 
 
 def test_lapsrn_is_trained_at_every_pyramid_level():
