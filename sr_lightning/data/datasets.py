@@ -55,17 +55,17 @@ class Pairs:
 
     def pair(self, i: int) -> tuple[Tensor, Tensor]:
         """LR (channels, h, w) and HR (channels, s*h, s*w), float32 in [0, 1]."""
-        hr, lr = self._stored(i)
-        return self._lr_of(lr, *self.lr_size(i)), to_channels(hr, self.channels)
+        lr, hr, _ = self.pair_and_colour(i)
+        return lr, hr
 
-    def colour_pair(self, i: int) -> tuple[Tensor, Tensor] | None:
-        """LR (3, h, w) and HR (3, s*h, s*w) of a colour image whose pair is kept in colour
-        (an RGB degradation), float32 in [0, 1]; None for a grayscale image or one whose LR
-        was made from its Y."""
+    def pair_and_colour(self, i: int) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+        """:meth:`pair` from one read of the image, and for a Y network (``channels`` 1) on a
+        colour image kept in colour (an RGB degradation) its LR (3, h, w) and HR (3, s*h, s*w);
+        None for a grayscale image, an RGB network, or an LR made from the Y."""
         hr, lr = self._stored(i)
-        if lr is None or lr.shape[0] != 3:
-            return None
-        return to_channels(lr, 3), to_channels(hr, 3)
+        colour = (to_channels(lr, 3), to_channels(hr, 3)) \
+            if self.channels == 1 and lr is not None and lr.shape[0] == 3 else None
+        return self._lr_of(lr, *self.lr_size(i)), to_channels(hr, self.channels), colour
 
     def crop(self, i: int, y: int, x: int, size: int) -> tuple[Tensor, Tensor]:
         """The LR window ``[y:y+size, x:x+size]`` of image ``i`` and its HR region, as :meth:`pair`."""
@@ -169,9 +169,8 @@ class EvalDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         pad, i = i >= len(self.pairs), i % len(self.pairs)
-        lr, hr = self.pairs.pair(i)
+        lr, hr, colour = self.pairs.pair_and_colour(i)
         item = {"lr": lr, "hr": hr, "name": self.pairs.names[i], "gray": self.pairs.gray[i], "pad": pad}
-        colour = self.pairs.colour_pair(i) if self.pairs.channels == 1 else None
         return item if colour is None else {**item, "lr_rgb": colour[0], "hr_rgb": colour[1]}
 
 
