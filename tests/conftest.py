@@ -31,6 +31,8 @@ SHALLOW: dict[str, dict[str, Any]] = {
     "omnisr": {"num_features": 32, "num_groups": 2, "window_size": 4},
     "rgt": {"embed_dim": 64, "depths": [2], "num_heads": [4], "split_size": [4, 8]},
     "ditn": {"num_features": 24, "itl_blocks": 1, "sal_blocks": 1}, "drrn": {"num_units": 3, "num_features": 32},
+    "rdn": {"num_blocks": 2, "num_layers": 3, "growth": 16, "num_features": 32},
+    "dbpn": {"num_stages": 2, "num_features": 16, "head_features": 32},
     "craft": {"embed_dim": 64, "depths": [1, 1], "num_heads": [4, 4]},
     "atd": {"embed_dim": 24, "depths": [2], "num_heads": [3], "window_size": 8, "num_tokens": 8, "category_size": 16,
             "reducted_dim": 4},

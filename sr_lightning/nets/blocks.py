@@ -75,12 +75,16 @@ class ScaledResidual(nn.Module):
 class PixelShuffleUpsampler(nn.Sequential):
     """Sub-pixel upsampling by ``scale`` in x2 steps (or one x3 step), (N, F, h, w) ->
     (N, F, s*h, s*w): a 3x3 convolution to F*r^2 channels and a pixel shuffle per step,
-    each followed by ``activation()`` when given (SRResNet: PReLU; EDSR: none)."""
+    each followed by ``activation()`` when given (SRResNet: PReLU; EDSR: none). ``width``:
+    the channels after the first shuffle when not F (RDN: its growth rate), (N, width, s*h, s*w)."""
 
-    def __init__(self, features: int, scale: int, activation: Callable[[], nn.Module] | None = None) -> None:
+    def __init__(self, features: int, scale: int, activation: Callable[[], nn.Module] | None = None,
+                 width: int | None = None) -> None:
         layers: list[nn.Module] = []
+        cin, width = features, width or features
         for r in shuffle_steps(scale):
-            layers += [nn.Conv2d(features, features * r * r, 3, padding=1), nn.PixelShuffle(r)]
+            layers += [nn.Conv2d(cin, width * r * r, 3, padding=1), nn.PixelShuffle(r)]
+            cin = width
             if activation is not None:
                 layers.append(activation())
         super().__init__(*layers)

@@ -21,6 +21,7 @@ from sr_lightning.nets.bicubic import Bicubic
 from sr_lightning.nets.carn import CARN
 from sr_lightning.nets.craft import CRAFT
 from sr_lightning.nets.dat import DAT
+from sr_lightning.nets.dbpn import DBPN
 from sr_lightning.nets.ditn import DITN
 from sr_lightning.nets.drct import DRCT
 from sr_lightning.nets.drrn import DRRN
@@ -35,6 +36,7 @@ from sr_lightning.nets.memnet import MemNet
 from sr_lightning.nets.omnisr import OmniSR
 from sr_lightning.nets.plksr import PLKSR, RealPLKSR
 from sr_lightning.nets.rcan import RCAN
+from sr_lightning.nets.rdn import RDN
 from sr_lightning.nets.rednet import REDNet
 from sr_lightning.nets.rfdn import RFDN
 from sr_lightning.nets.rgt import RGT
@@ -59,7 +61,7 @@ NETS: dict[str, type[SRNet]] = {
                               SRVGGNetCompact, Swin2SR, PLKSR, RealPLKSR, DRCT, SRFormer, DAT, OmniSR, RGT, ATD, CRAFT,
                               DITN,
                               # the comparison tables' classic and efficient networks (issue 32)
-                              RLFN, LapSRN, RFDN, CARN, DRRN, ECBSR)
+                              RLFN, LapSRN, RFDN, CARN, DRRN, ECBSR, RDN, DBPN)
 }
 
 

@@ -154,7 +154,8 @@ LAYOUTS = json.loads((Path(__file__).parent / "release_layouts.json").read_text(
 # Model configs whose release has the layout of another entry (a variant of the same code).
 SAME_LAYOUT = {"hat_s": "hat", "hat_l": "hat", "swinir_real_large": "swinir_real", "swin2sr_real": "swin2sr",
                "plksr_tiny": "plksr", "drct_l": "drct",
-               "dat_s": "dat", "dat_2": "dat", "rgt_s": "rgt", "rlfn_s": "rlfn", "rfdn": "rfdn_aim"}
+               "dat_s": "dat", "dat_2": "dat", "rgt_s": "rgt", "rlfn_s": "rlfn", "rfdn": "rfdn_aim",
+               "dbpn_ll": "dbpn"}
 
 
 def layout_format(config: str):

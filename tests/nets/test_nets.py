@@ -71,7 +71,7 @@ def test_bf16_autocast_and_channels_last(name):
 
 @pytest.mark.parametrize("name", sorted(SHALLOW))
 def test_deep_networks_in_their_paper_configuration(name):
-    scale = 4 if name == "rrdbnet" else 3
+    scale = 4 if name in ("rrdbnet", "dbpn") else 3  # RRDBNet and D-DBPN have no x3
     channels = 1 if name == "memnet" else 3
     net = create_net(name, scale=scale, in_channels=channels).eval()
     with torch.no_grad():
@@ -151,6 +151,11 @@ def test_paper_parameter_counts():
         10_100, 10_825, 11_840]
     assert sum(p.numel() for p in create_net("ecbsr", scale=4, in_channels=1).parameters()) == 47_120
     # DRRN B1U25: 297,216 convolution weights, the paper's 297K.
+    # RDN (D16 C8 G64): the 22,271K later papers' tables give it at x4 (SwinIR's Table 2).
+    assert [rgb("rdn", s) for s in (2, 3, 4)] == [22_123_395, 22_308_035, 22_271_107]
+    # D-DBPN (T = 7): the 10,426K of later papers' tables at x4 (SwinIR's Table 2); DBPN-LL is T = 10.
+    assert [rgb("dbpn", s) for s in (2, 4, 8)] == [5_953_526, 10_426_358, 23_205_878]
+    assert sum(p.numel() for p in create_net("dbpn", scale=4, num_stages=10).parameters()) == 15_348_302
     drrn = create_net("drrn", scale=2, in_channels=1)
     assert sum(p.numel() for k, p in drrn.named_parameters() if "conv" in k and k.endswith("weight")) == 297_216
     assert sum(p.numel() for p in drrn.parameters()) == 310_659
@@ -278,7 +283,8 @@ def test_registry_is_explicit():
     assert set(NETS) == {"bicubic", "srcnn", "vdsr", "unet", "edsr", "fsrcnn", "espcn", "srresnet", "rednet", "wdsr",
                          "imdn", "rcan", "rrdbnet", "swinir", "hat", "memnet", "safmn", "span", "srvggnet", "swin2sr",
                          "plksr", "realplksr", "drct", "srformer", "dat",
-                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn", "lapsrn", "rfdn", "carn", "drrn", "ecbsr"}
+                         "omnisr", "rgt", "atd", "craft", "ditn", "rlfn", "lapsrn", "rfdn", "carn", "drrn", "ecbsr",
+                         "rdn", "dbpn"}
     assert all(cls.name == name for name, cls in NETS.items())
 
 
