@@ -141,7 +141,8 @@ def main() -> None:
     parser.add_argument("--sets", default="Set5,Set14,B100")
     parser.add_argument("--scales", default="2,3,4")
     parser.add_argument("--methods", default=",".join(METHODS),
-                        help=f"those to run (of {','.join(METHODS)}); the others' rows are kept from {ROWS.name}")
+                        help=f"those to run (of {','.join(METHODS)}); the rows of other methods and scales are kept "
+                             f"from {ROWS.name}")
     args = parser.parse_args()
     data_dir = main_data_dir(args.data_dir)
     methods = args.methods.split(",")
@@ -150,10 +151,11 @@ def main() -> None:
         sys.exit(f"error: --methods {','.join(unknown)}: not among {','.join(METHODS)}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = reproduce(data_dir, args.sets.split(","), [int(s) for s in args.scales.split(",")], Path(tmp),
-                         methods)
+        scales = [int(s) for s in args.scales.split(",")]
+        rows = reproduce(data_dir, args.sets.split(","), scales, Path(tmp), methods)
     kept = json.loads(ROWS.read_text()) if ROWS.is_file() else []
-    rows = [r for r in kept if r["method"] not in methods] + rows
+    rerun = {(m, s) for m in methods for s in scales}
+    rows = [r for r in kept if (r["method"], r["scale"]) not in rerun] + rows
     ROWS.write_text(json.dumps(rows, indent=1))
     table = markdown(rows)
     print(table)

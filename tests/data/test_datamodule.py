@@ -296,6 +296,33 @@ def test_multi_scale_batches_have_one_scale_each(tiny_data):
     assert seen == {2, 3, 4}
 
 
+def test_x8_trains_beside_x2_and_x4_from_the_lr_cache(tiny_data, tmp_path):
+    """x8 goes wherever a scale goes: 64x64 HR patches -> 8x8 LR at x8 (32 at x2, 16 at x4); the
+    cached LR of an image is the MATLAB bicubic x1/8 of its modcropped HR, and a second data
+    module reads it back instead of making it again."""
+    from sr_lightning.ops import imresize
+
+    kw = {"scale": 8, "train_scales": [2, 4, 8], "patch_size_hr": 64, "steps_per_epoch": 12, "batch_size": 2,
+          "cache_dir": str(tmp_path / "cache")}
+    dm = _dm(tiny_data, **kw)
+    assert dm.patch_sizes == {2: 32, 4: 16, 8: 8}
+    dm.setup("fit")
+    torch.manual_seed(0)
+    seen = set()
+    for b in dm.train_dataloader():
+        s, p = b["scale"], dm.patch_sizes[b["scale"]]
+        assert b["lr"].shape == (2, 1, p, p) and b["hr"].shape == (2, 1, s * p, s * p)
+        seen.add(s)
+    assert seen == {2, 4, 8}
+    lr, hr = dm._train_set.pairs[8].pair(0)
+    assert hr.shape[-2:] == (96, 80) and lr.shape[-2:] == (12, 10)
+    assert torch.allclose(lr, imresize(hr.double(), 1 / 8, border="symmetric").float(), atol=1e-6)
+    cached = sorted((tmp_path / "cache").iterdir())
+    again = _dm(tiny_data, **kw)
+    again.setup("fit")
+    assert torch.equal(again._train_set.pairs[8].pair(0)[0], lr) and sorted((tmp_path / "cache").iterdir()) == cached
+
+
 def test_several_training_folders_are_used_together(tmp_path, tiny_data):
     other = write_folder(tmp_path / "more", 2, (64, 64), seed=3)
     dm = _dm(tiny_data, train_dir=[str(tiny_data["train"]), str(other)])
