@@ -41,6 +41,28 @@ def test_unknown_test_set_lists_the_folders_found(sr_data, tmp_path):
     assert f"'Urban100' is not a folder under '{sr_data / 'benchmark'}' (found: B100, Set14, Set5)" in proc.stderr
 
 
+def test_benchmarks_a_user_has_follow_the_protocol_and_find_their_published_rows(sr_data, tmp_path):
+    """Urban100 and Manga109 are not in the data folder; a user points eval at theirs. Here Set5's
+    images stand in, laid out as the downloads come: EDSR's ``Urban100/HR`` and the SelfExSR
+    ``image_SRF_4`` folder of ``*_HR`` files beside their ``*_LR`` ones (the LR files left out).
+    Each is named after its benchmark, scored by the same Y / shave / modcrop protocol as Set5
+    (equal numbers), and shown beside that benchmark's published row."""
+    set5 = sr_data / "benchmark/Set5"
+    edsr, selfex = tmp_path / "Urban100/HR", tmp_path / "manga109/image_SRF_4"
+    edsr.mkdir(parents=True)
+    selfex.mkdir(parents=True)
+    for f in sorted(set5.glob("*.png")):
+        (edsr / f.name).write_bytes(f.read_bytes())
+        (selfex / f"{f.stem}_SRF_4_HR.png").write_bytes(f.read_bytes())
+        Image.open(f).reduce(4).save(selfex / f"{f.stem}_SRF_4_LR.png")
+    m = _eval(tmp_path, "ev", "model=bicubic", "data.scale=4", f"data.test_sets=[{edsr},{selfex},Set5]")
+    assert list(m) == ["Urban100", "manga109", "Set5"]
+    assert [m[s]["num_images"] for s in m] == [5, 5, 5]
+    assert m["Urban100"]["psnr"] == m["manga109"]["psnr"] == m["Set5"]["psnr"]
+    assert (m["Urban100"]["published_psnr"], m["Urban100"]["published_ssim"]) == (23.14, 0.6577)
+    assert (m["manga109"]["published_psnr"], m["manga109"]["published_ssim"]) == (24.89, 0.7866)
+
+
 def test_a_numeric_data_choice_works_on_the_command_line(sr_data, tmp_path):
     """data=291 (Hydra reads 291 as a number; the entry points quote it)."""
     m = _eval(tmp_path, "ev", "model=bicubic", "data=291", "data.test_sets=[Set5]")

@@ -7,6 +7,7 @@ photographs shipped inside scikit-image, so the default run needs no download.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,13 @@ SAMPLE_SPLITS: dict[str, tuple[str, ...]] = {
     "test": ("chelsea", "rocket"),
 }
 SAMPLE_PREFIX = "sample:"
+# Folders that hold a benchmark's HR images under the benchmark's own folder (EDSR's
+# ``benchmark/Urban100/HR``, ``.../GTmod12``, SelfExSR's ``Urban100/image_SRF_4``): a test set
+# given as one is named after its parent.
+HR_SUBFOLDER = re.compile(r"hr|gt|gtmod\d+|original|image_srf_\d+", re.IGNORECASE)
+# Huang et al.'s SelfExSR layout (where Urban100 is downloaded from): ``image_SRF_4`` holds
+# ``img_001_SRF_4_HR.png`` beside its ``..._LR.png``; the LR files are not HR images.
+HR_SUFFIX, LR_SUFFIX = "_HR", "_LR"
 
 
 @dataclass(frozen=True)
@@ -117,11 +125,21 @@ def location_files(location: str, key: str) -> list[Path]:
     folder = Path(location).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"{key}: folder '{folder}' does not exist; set {key} to a folder of HR images")
-    files = list_images(folder)
+    files = hr_files(list_images(folder))
     if not files:
         raise FileNotFoundError(
             f"{key}: folder '{folder}' contains no images (looked for {', '.join(IMAGE_EXTENSIONS)})"
         )
+    return files
+
+
+def hr_files(files: list[Path]) -> list[Path]:
+    """A folder's HR images: all of them, or where the names pair ``*_HR`` with ``*_LR``
+    files (the SelfExSR layout of Urban100, Manga109, ...) the ``*_HR`` ones only."""
+    stems = {f.stem for f in files}
+    hr = [f for f in files if f.stem.endswith(HR_SUFFIX)]
+    if hr and any(f.stem[: -len(HR_SUFFIX)] + LR_SUFFIX in stems for f in hr):
+        return hr
     return files
 
 
@@ -166,8 +184,9 @@ def resolve_test_set(entry: str, benchmark_dir: str | Path | None) -> tuple[str,
     """A ``data.test_sets`` entry as ``(name, location)``.
 
     An entry is a benchmark name (``Set5``: the folder ``benchmark_dir/Set5``, matched
-    case-insensitively when unambiguous), a folder path (named after the folder), or
-    ``sample:<split>``.
+    case-insensitively when unambiguous), a folder path (named after the folder, or after
+    its parent for an HR subfolder: ``Urban100/HR`` and ``Urban100/image_SRF_4`` are
+    ``Urban100``), or ``sample:<split>``. The name picks the published row a results table shows.
 
     Raises:
         FileNotFoundError: the name resolves to no folder; the message lists the folders
@@ -179,7 +198,9 @@ def resolve_test_set(entry: str, benchmark_dir: str | Path | None) -> tuple[str,
         folder = Path(entry).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"data.test_sets: folder '{folder}' does not exist")
-        return folder.resolve().name, str(folder)
+        folder = folder.resolve()
+        named = folder.parent if HR_SUBFOLDER.fullmatch(folder.name) else folder
+        return named.name, str(folder)
     if not benchmark_dir or not Path(benchmark_dir).expanduser().is_dir():
         raise FileNotFoundError(
             f"data.test_sets: {entry!r} is looked up in data.benchmark_dir='{benchmark_dir}', which does not exist; "
