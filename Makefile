@@ -23,7 +23,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-full lint bench clean
+.PHONY: help install train test test-full test-browser browser lint bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's|$$(TORCH_SPEC)|$(TORCH_SPEC)|g' -e 's|$$(BUDGET)|$(BUDGET)|g' \
@@ -46,6 +46,13 @@ test: install ## Run the test suite (without tests marked slow)
 
 test-full: install ## Run every test, slow ones included
 	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+
+browser: ## Install Debian's chromium for the browser tests (sr-compare's page), unless a chromium is there
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test-browser: install browser ## Install chromium and run the tests that open a page in it
+	$(BIN)/python -m pytest tests/test_compare.py $(PYTEST_ARGS)
 
 bench: install ## Speed benchmark of this machine's class into experiments/benchmarks/results.md (ARGS="--isa avx2" emulates a commodity CPU; ARGS="--device cuda": results_cuda.md)
 	$(BIN)/python experiments/benchmarks/run.py $(ARGS)

@@ -17,12 +17,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from sr_lightning.callbacks import ProgressLog
-from sr_lightning.checkpoint import Checkpoint, config_trusted_nets, data_for
+from sr_lightning.checkpoint import Checkpoint
 from sr_lightning.cli import overridden_keys, prepare_argv, require_given, user_errors
 from sr_lightning.config import register_resolvers, updated
-from sr_lightning.convert.importer import read_model
-from sr_lightning.errors import UserError
-from sr_lightning.lit import SRLitModule, load_module
+from sr_lightning.evaluation_setup import evaluation_module
 from sr_lightning.loggers import instantiate_loggers
 from sr_lightning.published import PACKAGED, PublishedRow, find_published, read_published, variants
 from sr_lightning.report import report
@@ -41,21 +39,10 @@ def evaluate(cfg: DictConfig, checkpoint: Checkpoint | None = None
         cfg = updated(cfg, {"data.train_dir": None})
     require_given(cfg)
     settings = apply_settings(trainer_settings(cfg))
-    if cfg.ckpt_path:
-        # The checkpoint's network (checked against the registry) and weights; the evaluation
-        # protocol is this command's; no loss/optimizer/scheduler is built.
-        given = overridden_keys()  # a bare FSRCNN file holds no scale: data.scale=N gives it
-        ckpt = checkpoint or read_model(cfg.ckpt_path, "ckpt_path", config_trusted_nets(cfg), cfg.get("architecture"),
-                                        cfg.data.scale if "data.scale" in given else None)
-        data_updates, net_overrides = data_for(ckpt, cfg.data, given)
-        cfg = updated(cfg, data_updates)
-        module = load_module(ckpt, net_overrides=net_overrides, evaluation=cfg.evaluation,
-                             channels_last=settings.channels_last)
-    else:
-        module = SRLitModule(net=cfg.model, evaluation=cfg.evaluation, channels_last=settings.channels_last)
-        if any(p.requires_grad for p in module.parameters()):
-            raise UserError(f"model={module.net.name} has trainable weights but no ckpt_path was given: pass "
-                             f"ckpt_path=<a checkpoint of sr_lightning.train> (or model=bicubic for the baseline)")
+    # A model file's network (checked against the registry) and weights; the evaluation protocol is
+    # this command's; no loss/optimizer/scheduler is built. A bare FSRCNN file holds no scale: data.scale=N gives it.
+    module, cfg = evaluation_module(cfg, cfg.ckpt_path, overridden_keys(), checkpoint=checkpoint,
+                                    channels_last=settings.channels_last)
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)
     progress = ProgressLog(**cfg.get("progress", {}))

@@ -187,7 +187,8 @@ def run_cli(module: str, *args: str, check: bool = True) -> CliRun:
     return CliRun(code, out.getvalue(), err.getvalue())
 
 
-ENTRY_POINTS = {"sr_lightning.train": "train", "sr_lightning.eval": "eval", "sr_lightning.upscale": "upscale"}
+ENTRY_POINTS = {"sr_lightning.train": "train", "sr_lightning.eval": "eval", "sr_lightning.upscale": "upscale",
+                "sr_lightning.compare": "compare"}
 
 
 def run_entry(module: str, *args: str) -> Any:
@@ -197,11 +198,12 @@ def run_entry(module: str, *args: str) -> Any:
     metrics a test reads; exit codes, printed output and multirun stay with :func:`run_module`
     (each subprocess pays the imports, ~8 s on an AVX2 CPU)."""
     from sr_lightning.cli import composed
+    from sr_lightning.compare import compare
     from sr_lightning.eval import evaluate
     from sr_lightning.train import train
     from sr_lightning.upscale import upscale
 
-    task = {"train": train, "eval": evaluate, "upscale": upscale}[ENTRY_POINTS[module]]
+    task = {"train": train, "eval": evaluate, "upscale": upscale, "compare": compare}[ENTRY_POINTS[module]]
     with composed(ENTRY_POINTS[module], args) as cfg:
         return task(cfg)
 

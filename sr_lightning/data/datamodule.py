@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, default_collate
 
 from sr_lightning.data.datasets import DiskPairSet, EvalDataset, Pairs, PairSet, PatchBatches
 from sr_lightning.data.internal import InternalOptions, InternalPairs, load_internal_image
@@ -22,7 +22,7 @@ from sr_lightning.data.io import MAX_IMAGE_PIXELS, check_max_pixels
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.realesrgan import RealESRGAN
 from sr_lightning.data.shards import ShardOptions, ShardPatches, location_url, read_index
-from sr_lightning.data.sources import SAMPLE_PREFIX, load_location, location_files, resolve_test_set
+from sr_lightning.data.sources import SAMPLE_PREFIX, load_file, load_location, location_files, resolve_test_set
 from sr_lightning.errors import UserError
 from sr_lightning.options import parse_options
 
@@ -229,6 +229,20 @@ class SRDataModule(L.LightningDataModule):
     def test_set_names(self) -> list[str]:
         """Names of the test sets, in dataloader order."""
         return list(self.test_dirs)
+
+    def image_batch(self, path: str | Path, key: str = "image") -> dict[str, Any]:
+        """One HR image file as a test set's image is served (its pair made at ``scale`` by this
+        module's degradation, in ``channels``): the :class:`EvalDataset` item as a batch of one.
+
+        Raises:
+            UserError: the file cannot be read, or a side is shorter than the scale (``key`` named).
+        """
+        image = load_file(Path(path).expanduser(), self.max_image_pixels)
+        h, w = image.pixels.shape[:2]
+        if min(h, w) < self.scale:
+            raise UserError(f"{key}='{path}' ({w}x{h}) has a side under the scale x{self.scale}: no LR image")
+        pairs = PairSet([image], scale=self.scale, channels=self.channels, degradation=self.degradation)
+        return default_collate([EvalDataset(pairs)[0]])
 
     def _make_pairs(self, locations: Sequence[str], keys: Sequence[str], scale: int, lr: bool = True) -> Pairs:
         kw = {"scale": scale, "channels": self.channels, "degradation": self.degradation, "cache_dir": self.cache_dir,

@@ -293,6 +293,18 @@ class SRLitModule(L.LightningModule):
             in_colour = [quantize(x) for x in in_colour]
         return in_colour[0], in_colour[1], hr_rgb
 
+    def score(self, batch: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        """A batch of test images scored on its own exactly as :meth:`test_step` scores it (the
+        configured self-ensemble included): the metrics over its images (``psnr``, ``ssim``, ...,
+        ``num_images``) and what the step returns (``sr``, ``bicubic``, ``hr`` (N, C, H, W) in
+        [0, 1] as scored, ``name``, ``gray``)."""
+        metrics = EvalMetrics(self.crop_border, self.y_channel).to(batch["lr"].device)
+        with torch.inference_mode():
+            out = self._evaluate(batch, metrics, self.self_ensemble)
+        if out is None:
+            raise ValueError("score(batch): every image of the batch is padding")
+        return metrics.compute(), out
+
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any] | None:
         return self._evaluate(batch, self.val_metrics)
 
