@@ -72,12 +72,15 @@ def _uint8(x: torch.Tensor) -> np.ndarray:
     return (x.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def shown(module: SRLitModule, batch: dict[str, Any], out: dict[str, Any]) -> np.ndarray:
-    """A method's output as the figure shows it: as scored, a Y network's in colour (its Y
-    with the LR's bicubic chroma) when the LR was made in colour."""
+def shown(module: SRLitModule, batch: dict[str, Any], out: dict[str, Any], colour_lr: torch.Tensor | None
+          ) -> np.ndarray:
+    """A method's output as the figure shows it: as scored; a Y network's on a colour image in
+    colour, its Y with the bicubic chroma of the colour LR (the one it saw when its LR was made
+    in colour, else ``colour_lr``: the LR of the figure's data options), as its authors show it."""
     sr = out["sr"][:1]
-    if sr.shape[1] == 1 and "lr_rgb" in batch:
-        sr = quantize(colour_of(sr, batch["lr_rgb"][:1].to(sr), border=module.bicubic_border).clamp(0, 1))
+    lr = batch["lr_rgb"][:1] if "lr_rgb" in batch else colour_lr
+    if sr.shape[1] == 1 and lr is not None:
+        sr = quantize(colour_of(sr, lr.to(sr), border=module.bicubic_border).clamp(0, 1))
     return _uint8(sr[0])
 
 
@@ -136,6 +139,8 @@ def compare(cfg: DictConfig) -> tuple[Comparison, dict[str, Path]]:
     # networks' float32 output, so the numbers are eval's only with the same choice).
     settings = resolve_settings(cfg, str(cfg.get("device", "auto")), option="device")
     device = settings.device
+    colour_lr = None if hr.shape[-1] == 1 else instantiate(
+        updated(cfg, {"data.scale": scale, "data.channels": 3}).data).image_batch(path)["lr"].to(device)
     modules, methods_out = [], []
     for entry, file, ckpt in read:
         run_cfg = updated(cfg, {"data.scale": scale}) if file is None else cfg
@@ -146,7 +151,7 @@ def compare(cfg: DictConfig) -> tuple[Comparison, dict[str, Path]]:
         batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         metrics, out = module.score(batch)
         modules.append(module)
-        methods_out.append((shown(module, batch, out), metrics))
+        methods_out.append((shown(module, batch, out, colour_lr), metrics))
         log.info("%s: PSNR %.3f dB, SSIM %.4f", entry, metrics["psnr"], metrics["ssim"])
     labels = _labels(cfg, [e for e, _, _ in read], modules)
     notes = []
