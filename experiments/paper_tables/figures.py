@@ -85,8 +85,8 @@ def main() -> None:
             shown = " ".join(f"models=[{','.join(methods)}]" if c.startswith("models=") else c
                              for c in command[2:-3])
             rel = out.relative_to(HERE)
-            lines.append(f"- x{scale}: [{out.name}.png]({rel}.png) ([PDF]({rel}.pdf), [slider page]({rel}.html)); "
-                         f"`sr-compare {shown}`; {seconds:.0f} s")
+            lines.append(f"x{scale} ([PDF]({rel}.pdf), [slider page]({rel}.html)): `sr-compare {shown}`; "
+                         f"{seconds:.0f} s\n\n![x{scale} comparison]({rel}.png)\n")
     block = "\n".join(lines + [f"\nMade by `python experiments/paper_tables/figures.py --write-readme` on the "
                                f"{cpu_name()} ({time.strftime('%Y-%m-%d')}); the model files are the released weights "
                                f"(SRCNN and VDSR converted from their .mat, LapSRN from its DagNN .mat)."])

@@ -57,5 +57,7 @@ def draw(comparison: Comparison) -> Figure:
 def figure_bytes(comparison: Comparison, fmt: str, dpi: int = 200) -> bytes:
     """The figure as ``fmt`` (``png`` or ``pdf``) bytes."""
     buf = io.BytesIO()
-    draw(comparison).savefig(buf, format=fmt, dpi=dpi, metadata={"Software": None} if fmt == "png" else None)
+    # No time stamp or version in the file: the same comparison gives the same bytes.
+    metadata = {"Software": None} if fmt == "png" else {"CreationDate": None, "Producer": None, "Creator": None}
+    draw(comparison).savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
     return buf.getvalue()
