@@ -17,6 +17,7 @@ from PIL import Image
 
 import sr_lightning
 from sr_lightning.comparison import zoomed
+from sr_lightning.comparison.figure import figure_bytes
 from sr_lightning.convert.__main__ import main as convert_main
 from sr_lightning.errors import UserError
 from tests.conftest import run_cli, run_entry
@@ -67,6 +68,7 @@ def test_crops_are_the_models_outputs_and_numbers_are_evals(baby_figure, sr_data
     assert comparison.methods[1].psnr > comparison.methods[0].psnr + 1.5
     # The files: a PNG and a PDF figure, a page whose inlined crops are the same pixels.
     assert Image.open(files["png"]).format == "PNG" and files["pdf"].read_bytes()[:5] == b"%PDF-"
+    assert figure_bytes(comparison, "pdf") == files["pdf"].read_bytes()  # no time stamp: reproducible
     page = files["html"].read_text()
     assert "http://" not in page and "https://" not in page  # self-contained
     inlined = json.loads(re.search(r'id="crops-data">(.*?)</script>', page, re.S)[1].replace("<\\/", "</"))
