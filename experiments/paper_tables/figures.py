@@ -10,13 +10,14 @@ the command and the time each took on this machine (its CPU named).
 
 from __future__ import annotations
 
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from reproduce import HERE, _run, main_data_dir, parser_for, replace_block
+
+from sr_lightning.hardware import cpu_model
 
 OUT = HERE / "figures"
 MARK_START, MARK_END = "<!-- figures:start -->", "<!-- figures:end -->"
@@ -27,17 +28,6 @@ FIGURES = {
     4: ("Set5", 2, [96, 96, 60, 80], ["bicubic", "srcnn", "vdsr", "imdn", "rlfn"]),  # butterfly's wing
 }
 LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN", "vdsr": "VDSR", "lapsrn": "LapSRN", "imdn": "IMDN", "rlfn": "RLFN"}
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), for the timings."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def model_files(weights: Path, scale: int, work: Path, methods: list[str]) -> list[str]:
@@ -88,7 +78,7 @@ def main() -> None:
             lines.append(f"x{scale} ([PDF]({rel}.pdf), [slider page]({rel}.html)): `sr-compare {shown}`; "
                          f"{seconds:.0f} s\n\n![x{scale} comparison]({rel}.png)\n")
     block = "\n".join(lines + [f"\nMade by `python experiments/paper_tables/figures.py --write-readme` on the "
-                               f"{cpu_name()} ({time.strftime('%Y-%m-%d')}); the model files are the released weights "
+                               f"{cpu_model()} ({time.strftime('%Y-%m-%d')}); the model files are the released weights "
                                f"(SRCNN and VDSR converted from their .mat, LapSRN from its DagNN .mat)."])
     print(block)
     if args.write_readme:

@@ -282,10 +282,9 @@ def test_grayscale_images_are_flagged(tmp_path):
 
 # -- training batches ------------------------------------------------------------------------
 
-def test_multi_scale_batches_have_one_scale_each(tiny_data):
-    """VDSR-style training: 41x41 HR patches -> LR sides 21/14/10 at x2/x3/x4 (HR 42/42/40)."""
-    dm = _dm(tiny_data, train_scales=[2, 3, 4], patch_size_hr=41, steps_per_epoch=30, batch_size=2)
-    assert dm.patch_sizes == {2: 21, 3: 14, 4: 10}
+def scales_of_batches(dm: SRDataModule) -> set[int]:
+    """The scales of an epoch of training batches (of 2 Y patches), each batch checked to hold
+    patches of its scale's sides."""
     dm.setup("fit")
     torch.manual_seed(0)
     seen = set()
@@ -293,7 +292,14 @@ def test_multi_scale_batches_have_one_scale_each(tiny_data):
         s, p = b["scale"], dm.patch_sizes[b["scale"]]
         assert b["lr"].shape == (2, 1, p, p) and b["hr"].shape == (2, 1, s * p, s * p)
         seen.add(s)
-    assert seen == {2, 3, 4}
+    return seen
+
+
+def test_multi_scale_batches_have_one_scale_each(tiny_data):
+    """VDSR-style training: 41x41 HR patches -> LR sides 21/14/10 at x2/x3/x4 (HR 42/42/40)."""
+    dm = _dm(tiny_data, train_scales=[2, 3, 4], patch_size_hr=41, steps_per_epoch=30, batch_size=2)
+    assert dm.patch_sizes == {2: 21, 3: 14, 4: 10}
+    assert scales_of_batches(dm) == {2, 3, 4}
 
 
 def test_x8_trains_beside_x2_and_x4_from_the_lr_cache(tiny_data, tmp_path):
@@ -306,14 +312,7 @@ def test_x8_trains_beside_x2_and_x4_from_the_lr_cache(tiny_data, tmp_path):
           "cache_dir": str(tmp_path / "cache")}
     dm = _dm(tiny_data, **kw)
     assert dm.patch_sizes == {2: 32, 4: 16, 8: 8}
-    dm.setup("fit")
-    torch.manual_seed(0)
-    seen = set()
-    for b in dm.train_dataloader():
-        s, p = b["scale"], dm.patch_sizes[b["scale"]]
-        assert b["lr"].shape == (2, 1, p, p) and b["hr"].shape == (2, 1, s * p, s * p)
-        seen.add(s)
-    assert seen == {2, 4, 8}
+    assert scales_of_batches(dm) == {2, 4, 8}
     lr, hr = dm._train_set.pairs[8].pair(0)
     assert hr.shape[-2:] == (96, 80) and lr.shape[-2:] == (12, 10)
     assert torch.allclose(lr, imresize(hr.double(), 1 / 8, border="symmetric").float(), atol=1e-6)
