@@ -23,7 +23,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-full test-browser browser lint bench clean
+.PHONY: help install train test test-full test-browser browser lint docs bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's|$$(TORCH_SPEC)|$(TORCH_SPEC)|g' -e 's|$$(BUDGET)|$(BUDGET)|g' \
@@ -57,10 +57,13 @@ test-browser: install browser ## Install chromium and run the tests that open a 
 bench: install ## Speed benchmark of this machine's class into experiments/benchmarks/results.md (ARGS="--isa avx2" emulates a commodity CPU; ARGS="--device cuda": results_cuda.md)
 	$(BIN)/python experiments/benchmarks/run.py $(ARGS)
 
+docs: install ## Build the manual (docs/, mkdocs-material + mkdocstrings) into site/; a broken link or reference fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lint: install ## ruff, and the import layers of docs/architecture.md (import-linter, pyproject.toml)
 	$(BIN)/ruff check sr_lightning hydra_plugins tests experiments
 	$(BIN)/lint-imports
 
 clean: ## Remove logs, caches and the virtual environment
-	rm -rf logs outputs wandb .pytest_cache .ruff_cache $(VENV) *.egg-info
+	rm -rf logs outputs wandb site .pytest_cache .ruff_cache $(VENV) *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -64,7 +64,8 @@ class SRModel:
                 returns RGB, RGBA, L or 16-bit I;16); a uint8/uint16 array (H, W) or
                 (H, W, C) (returns one alike); or a float tensor (C, H, W) or (N, C, H, W) in
                 [0, 1], C = 1 or 3 (returns float32 on its device, same rank).
-            tile, tile_overlap: LR pixels of each tile's core and of its context.
+            tile: LR pixels of each tile's core (None: one pass).
+            tile_overlap: LR pixels of context around each tile.
             progress: show progress over the tiles.
         """
         if isinstance(image, torch.Tensor):
@@ -132,7 +133,7 @@ def load(path: str | Path, *, device: str = "auto", scale: int | None = None, se
          trusted_nets: Collection[str] = (), architecture: str | None = None) -> SRModel:
     """A trained network from a file: a ``.ckpt`` (run in PyTorch on ``device``: ``auto``,
     ``cpu``, ``cuda``, ``mps``) or an ``.onnx`` export (onnxruntime, CPU). Nothing in the
-    file is unpickled or imported (README: Security).
+    file is unpickled or imported (docs/security.md).
 
     Args:
         scale: None (the network's) or another scale a scale-agnostic checkpoint (SRCNN,

@@ -10,7 +10,7 @@ the data's ``degradation``, ``trained_scales``, ``source``, the training command
 ``overrides`` and ``max_steps``); ``psnr_best``; and, when Lightning's ModelCheckpoint wrote
 it, the training state (optimizers, loops) that resuming needs.
 
-What reading a checkpoint does and never does (the README's "Security" section):
+What reading a checkpoint does and never does (docs/security.md):
 
 * the file is read with ``torch.load(weights_only=True)``: tensors and plain containers,
   nothing is unpickled;

@@ -219,7 +219,7 @@ def resolve_speed(options: Mapping[str, Any], accelerator: str = "auto") -> dict
 # `make train` on a machine without bf16 units: a network that makes enough steps in the
 # budget. Measured on a 2-core AMD EPYC (AVX2, fp32, 7 minutes): VDSR 2.4 s a step, 147 steps,
 # +0.00 dB over bicubic (it never leaves the bicubic start); edsr_quick 0.20 s a step, ~1800
-# steps, +1.10 dB (lr 2e-3; +0.94 with lr 1e-3). README "What make train does".
+# steps, +1.10 dB (lr 2e-3; +0.94 with lr 1e-3). docs/getting-started.md ("What make train does").
 QUICKSTART_SMALL_CPU = ("model=edsr_quick",)
 
 

@@ -7,7 +7,7 @@ composes anything, the run's original command: the overrides it was started with
 ``ckpt_path`` set to the checkpoint and ``hydra.run.dir`` to the run folder, so curves,
 checkpoints and logs continue in one place. A checkpoint away from its run folder resumes
 with its network from the file; the options it records are listed, not run (a file is
-data: README "Security"). A weights-only checkpoint (``sr_lightning.convert``) is not a
+data: docs/security.md). A weights-only checkpoint (``sr_lightning.convert``) is not a
 run: ``ckpt_path=`` then starts a new run from its weights, as before.
 """
 

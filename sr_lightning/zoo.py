@@ -26,7 +26,8 @@ from sr_lightning.nets import SRNet, create_net, get_net_class, list_nets
 from sr_lightning.nets.flops import gflops_per_megapixel
 
 SCALES = (2, 3, 4)
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+ZOO_PAGE, LATENCY_PAGE = DOCS / "zoo.md", DOCS / "beyond.md"  # the pages the tables are written into
 MARK_START, MARK_END = "<!-- zoo:start -->", "<!-- zoo:end -->"
 LATENCY_START, LATENCY_END = "<!-- zoo-latency:start -->", "<!-- zoo-latency:end -->"
 MEMORY_SCALE = 4
@@ -89,7 +90,7 @@ def latency_table(results: dict[str, dict]) -> str:
 
 
 def readme_memory(text: str) -> dict[str, str]:
-    """The memory column of the zoo table in README text, by network (empty without one)."""
+    """The memory column of the zoo table in a page's text, by network (empty without one)."""
     if MARK_START not in text:
         return {}
     lines = text.split(MARK_START, 1)[1].split(MARK_END, 1)[0].strip().splitlines()
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"measure ms per {FRAME[1]}x{FRAME[0]} frame on this CPU for every network (long)")
     parser.add_argument("--nets", nargs="+", default=None,
                         help="only these networks measured: the latency table's; with --memory, the other "
-                             "networks keep the memory figure README's table has")
+                             "networks keep the memory figure the zoo page's table has")
     parser.add_argument("--budget-s", type=float, default=60.0,
                         help="seconds of timing per network, scale and backend; networks whose fp32 frame "
                              "takes longer get only that")
@@ -124,19 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", type=Path, default=None,
                         help="a --save JSON of an earlier run on this machine: its networks not measured now are kept")
     parser.add_argument("--save", type=Path, default=None, help="write the latency measurements to this JSON file")
-    parser.add_argument("--write-readme", action="store_true", help=f"replace the zoo table(s) in {README}")
+    parser.add_argument("--write-docs", "--write-readme", dest="write_docs", action="store_true",
+                        help=f"replace the zoo table in {ZOO_PAGE} (and with --latency the latency table in "
+                             f"{LATENCY_PAGE})")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.nets or ()) - set(list_nets()))
     if unknown:
         parser.error(f"--nets: {', '.join(unknown)} not registered; choose from {', '.join(list_nets())}")
     kept = None
     if args.memory and args.nets:
-        kept = {k: v for k, v in readme_memory(README.read_text()).items() if k not in args.nets}
+        kept = {k: v for k, v in readme_memory(ZOO_PAGE.read_text()).items() if k not in args.nets}
     table = markdown(rows(memory=args.memory, measured=kept))
     print(table)
-    text = README.read_text() if args.write_readme else ""
-    if args.write_readme:
-        text = _replace(text, MARK_START, MARK_END, table)
+    if args.write_docs:
+        write_text_atomically(ZOO_PAGE, _replace(ZOO_PAGE.read_text(), MARK_START, MARK_END, table))
+        print(f"updated {ZOO_PAGE}", file=sys.stderr)
     if args.latency:
         bf16 = fast_bf16("cpu")
         machine = (f"{cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
@@ -155,11 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.save:
             write_text_atomically(args.save, json.dumps({"machine": machine, "frame": FRAME, "results": results},
                                                         indent=1))
-        if args.write_readme:
-            text = _replace(text, LATENCY_START, LATENCY_END, block)
-    if args.write_readme:
-        write_text_atomically(README, text)
-        print(f"updated {README}", file=sys.stderr)
+        if args.write_docs:
+            write_text_atomically(LATENCY_PAGE, _replace(LATENCY_PAGE.read_text(), LATENCY_START, LATENCY_END, block))
+            print(f"updated {LATENCY_PAGE}", file=sys.stderr)
     return 0
 
 

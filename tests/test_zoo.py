@@ -1,4 +1,4 @@
-"""The zoo table: every registered network, FLOPs that scale as expected, README in sync."""
+"""The zoo table: every registered network, FLOPs that scale as expected, docs/zoo.md in sync."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sr_lightning.nets.flops import gflops_per_megapixel
 
 
 def _readme_rows() -> dict[str, list[str]]:
-    text = zoo.README.read_text().split(zoo.MARK_START, 1)[1].split(zoo.MARK_END, 1)[0]
+    text = zoo.ZOO_PAGE.read_text().split(zoo.MARK_START, 1)[1].split(zoo.MARK_END, 1)[0]
     cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.strip().splitlines()[2:]]
     return {row[0]: row for row in cells}
 
@@ -18,15 +18,15 @@ def _readme_rows() -> dict[str, list[str]]:
 def test_readme_zoo_table_has_every_network_and_its_parameters():
     """The fast check: names and parameter counts (the FLOPs columns: the slow test below)."""
     rows = _readme_rows()
-    assert list(rows) == list_nets(), "README's zoo table is stale: run python -m sr_lightning.zoo --write-readme"
+    assert list(rows) == list_nets(), "docs/zoo.md's table is stale: run python -m sr_lightning.zoo --write-docs"
     for name in list_nets():
         params = create_net(name, scale=2, in_channels=3).deployed_parameter_count()
-        assert rows[name][1] == f"{params:,}", f"{name}: run python -m sr_lightning.zoo --write-readme"
+        assert rows[name][1] == f"{params:,}", f"{name}: run python -m sr_lightning.zoo --write-docs"
 
 
 @pytest.mark.slow  # FLOPs of every network at three scales: about a minute on 2 AVX2 cores
 def test_table_lists_every_network_and_the_readme_has_it(capsys):
-    """Every computed column as in the README (the measured memory column aside: it is a
+    """Every computed column as in docs/zoo.md (the measured memory column aside: it is a
     measurement of one machine, written with --memory)."""
     assert zoo.main([]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
@@ -36,12 +36,12 @@ def test_table_lists_every_network_and_the_readme_has_it(capsys):
     readme = {name: row[:memory] + row[memory + 1:] for name, row in _readme_rows().items()}
     for line in printed[2:]:
         row = [c.strip() for c in line.strip().strip("|").split("|")]
-        assert readme[row[0]] == row, "README's zoo table is stale: python -m sr_lightning.zoo --memory --write-readme"
+        assert readme[row[0]] == row, "docs/zoo.md's table is stale: python -m sr_lightning.zoo --memory --write-docs"
 
 
 def test_memory_figures_of_networks_not_measured_are_kept_from_the_readme(monkeypatch):
-    """``--memory --nets A``: A is measured, every other network keeps README's figure."""
-    figures = zoo.readme_memory(zoo.README.read_text())
+    """``--memory --nets A``: A is measured, every other network keeps the page's figure."""
+    figures = zoo.readme_memory(zoo.ZOO_PAGE.read_text())
     assert set(figures) == set(list_nets()) and all(v.replace(",", "").isdigit() or v == "-" for v in figures.values())
     measured = []
     monkeypatch.setattr(zoo, "peak_activation_mib", lambda name, *a, **k: measured.append(name) or 1234.0)

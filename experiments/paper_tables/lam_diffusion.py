@@ -1,7 +1,7 @@
 """Diffusion index (LAM, Gu & Dong 2021) of released and trained networks on the same B100 windows.
 
     python experiments/paper_tables/lam_diffusion.py [--ckpt edsr=PATH --ckpt swinir_light=PATH]
-    python experiments/paper_tables/lam_diffusion.py --write-readme   # into README.md
+    python experiments/paper_tables/lam_diffusion.py --write-readme   # into docs/beyond.md
 
 The windows: on every B100 image (modcropped to 4), the 16x16 HR window with the most
 oriented structure (gradient energy x coherence^2 of the structure tensor on Y, the paper's
@@ -137,7 +137,7 @@ def main() -> None:
     print(json.dumps(result), file=sys.stderr)
     print(f"total {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if args.write_readme:
-        replace_block(ROOT / "README.md", MARK_START, MARK_END, table)
+        replace_block(ROOT / "docs/beyond.md", MARK_START, MARK_END, table)
 
 
 if __name__ == "__main__":

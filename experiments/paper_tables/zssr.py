@@ -1,7 +1,7 @@
 """Zero-shot SR (Shocher et al., CVPR 2018) on Set5 / Set14 at x2, beside bicubic and the paper.
 
     python experiments/paper_tables/zssr.py [--sets Set5,Set14] [--max-steps N]
-    python experiments/paper_tables/zssr.py --write-readme   # into README.md
+    python experiments/paper_tables/zssr.py --write-readme   # into docs/beyond.md
 
 For each image: the standard LR (MATLAB bicubic of the uint8 HR, modcropped to the scale,
 rounded to uint8), then ``python -m sr_lightning.train experiment=zssr input=LR.png
@@ -100,7 +100,7 @@ def main() -> None:
     table = markdown(rows, args.max_steps)
     print(table)
     if args.write_readme:
-        replace_block(ROOT / "README.md", MARK_START, MARK_END, table)
+        replace_block(ROOT / "docs/beyond.md", MARK_START, MARK_END, table)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The evaluation protocol: how SR outputs are scored (``../shared/data/README.md``; the
-README's protocol table).
+docs/evaluation.md: the protocol table).
 
 :class:`Evaluation` owns the options, their literature defaults and their checks. The
 class is the Hydra schema of ``conf/evaluation/default.yaml`` (used by train and eval), which
