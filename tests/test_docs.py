@@ -33,3 +33,40 @@ def test_every_manual_page_is_in_the_navigation():
     listed = set(pages(nav))
     assert {p.name for p in (ROOT / "docs").glob("*.md")} <= listed
     assert all((ROOT / "docs" / page).exists() for page in listed)
+
+
+def _block(path, start: str, end: str) -> str:
+    return path.read_text().split(start, 1)[1].split(end, 1)[0].strip()
+
+
+def _reproduce():
+    import importlib.util
+    import sys
+
+    folder = ROOT / "experiments/paper_tables"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("reproduce", folder / "reproduce.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_generated_sections_are_up_to_date_with_their_json():
+    """Each table a script writes is what that script makes of its committed JSON: the
+    reproduction table and its summary in the manual (reproduce.json), the latency table
+    (experiments/benchmarks/zoo_latency.json)."""
+    import json
+
+    from sr_lightning import zoo
+
+    reproduce = _reproduce()
+    rows = json.loads(reproduce.ROWS.read_text())
+    stale = "stale: run python experiments/paper_tables/reproduce.py --write-readme (or write it from reproduce.json)"
+    assert _block(reproduce.HERE / "README.md", reproduce.MARK_START, reproduce.MARK_END) == reproduce.markdown(rows), stale
+    assert _block(reproduce.SUMMARY_PAGE, reproduce.SUMMARY_START, reproduce.SUMMARY_END) == reproduce.summary(rows), stale
+    latency = json.loads((ROOT / "experiments/benchmarks/zoo_latency.json").read_text())
+    block = f"Measured on: {latency['machine']}.\n\n{zoo.latency_table(latency['results'])}"
+    assert _block(zoo.LATENCY_PAGE, zoo.LATENCY_START, zoo.LATENCY_END) == block, "python -m sr_lightning.zoo --latency"

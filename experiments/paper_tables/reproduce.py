@@ -132,8 +132,30 @@ def parser_for(doc: str) -> argparse.ArgumentParser:
     """A script's arguments: --data-dir and --write-readme (more added by the script)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None, help="the benchmark data folder (default: $SR_DATA_DIR)")
-    parser.add_argument("--write-readme", action="store_true", help=f"replace the table in {HERE / 'README.md'}")
+    parser.add_argument("--write-readme", action="store_true",
+                        help=f"replace the table in {HERE / 'README.md'} (reproduce.py: and its summary in docs/)")
     return parser
+
+
+SUMMARY_PAGE = ROOT / "docs" / "reproducing.md"
+SUMMARY_START, SUMMARY_END = "<!-- released:start -->", "<!-- released:end -->"
+SUMMARY_SETS = ("Set5", "Set14", "B100")
+
+
+def summary(rows: list[dict]) -> str:
+    """The manual's short table: one line per method and scale, ours / published PSNR (dB) on
+    each set, and the largest difference."""
+    lines = ["| method | scale | " + " | ".join(f"{s} ours / published" for s in SUMMARY_SETS) + " | largest diff |",
+             "|---|---|" + "---|" * len(SUMMARY_SETS) + "---|"]
+    groups: dict[tuple[str, int], dict[str, dict]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["scale"]), {})[r["set"]] = r
+    for (method, scale), by_set in sorted(groups.items(), key=lambda kv: (METHODS.index(kv[0][0]), kv[0][1])):
+        cells = [f"{by_set[s]['psnr']:.3f} / {by_set[s]['published_psnr']:.2f}" if s in by_set else "-"
+                 for s in SUMMARY_SETS]
+        worst = max(abs(r["psnr"] - r["published_psnr"]) for r in by_set.values())
+        lines.append(f"| {method} | x{scale} | {' | '.join(cells)} | {worst:.3f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -162,6 +184,7 @@ def main() -> None:
     print(f"\n{len(rows)} rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if args.write_readme:
         replace_block(HERE / "README.md", MARK_START, MARK_END, table)
+        replace_block(SUMMARY_PAGE, SUMMARY_START, SUMMARY_END, summary(rows))
 
 
 if __name__ == "__main__":
