@@ -65,8 +65,10 @@ def test_generated_sections_are_up_to_date_with_their_json():
     reproduce = _reproduce()
     rows = json.loads(reproduce.ROWS.read_text())
     stale = "stale: run python experiments/paper_tables/reproduce.py --write-readme (or write it from reproduce.json)"
-    assert _block(reproduce.HERE / "README.md", reproduce.MARK_START, reproduce.MARK_END) == reproduce.markdown(rows), stale
-    assert _block(reproduce.SUMMARY_PAGE, reproduce.SUMMARY_START, reproduce.SUMMARY_END) == reproduce.summary(rows), stale
+    table = _block(reproduce.HERE / "README.md", reproduce.MARK_START, reproduce.MARK_END)
+    assert table == reproduce.markdown(rows), stale
+    summary = _block(reproduce.SUMMARY_PAGE, reproduce.SUMMARY_START, reproduce.SUMMARY_END)
+    assert summary == reproduce.summary(rows), stale
     latency = json.loads((ROOT / "experiments/benchmarks/zoo_latency.json").read_text())
     block = f"Measured on: {latency['machine']}.\n\n{zoo.latency_table(latency['results'])}"
     assert _block(zoo.LATENCY_PAGE, zoo.LATENCY_START, zoo.LATENCY_END) == block, "python -m sr_lightning.zoo --latency"
