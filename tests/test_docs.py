@@ -81,7 +81,7 @@ def test_every_command_block_is_marked_for_what_it_is():
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         lines = page.read_text().splitlines()
         for i, line in enumerate(lines):
-            if not line.startswith("```bash"):
+            if not line.lstrip().startswith("```bash"):
                 continue
             mark = lines[i - 1].strip() if i else ""
             run_by = re.fullmatch(r"<!-- run-by: (tests/[\w/]+\.py)::(\w+) -->", mark)
