@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,10 +50,16 @@ def test_every_model_config_is_a_registered_network():
         assert net_class(cfg.model).name in list_nets(), option
 
 
+@functools.cache
+def _scales_of(model: str) -> tuple[int, ...] | None:
+    """The scales the network of a model config supports (composed once per process)."""
+    return net_class(compose_config("train", [f"model={model}"]).model).scales
+
+
 @pytest.mark.parametrize("model", options("model"))
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_model_configs_build_modules(tmp_path, model, scale):
-    scales = net_class(_compose(tmp_path, "train", [f"model={model}"]).model).scales
+    scales = _scales_of(model)
     if scales is not None and scale not in scales:
         pytest.skip(f"{model} has no x{scale} (scales {scales}); the refusal is tested in tests/nets")
     cfg = _compose(tmp_path, "train", [f"model={model}", f"data.scale={scale}", *RESOLVED_SPEED])

@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import inspect
 import math
@@ -122,7 +124,13 @@ def release_format(net: str) -> ReleaseFormat:
 
 def model_config(net: str) -> dict[str, Any]:
     """The network config of ``conf/model/<net>.yaml`` (variants included), resolved; its
-    ``scale`` and ``in_channels`` (which follow ``data``) are set per candidate by the caller."""
+    ``scale`` and ``in_channels`` (which follow ``data``) are set per candidate by the caller.
+    A fresh copy each call (the composition is done once per process)."""
+    return copy.deepcopy(_composed_model_config(net))
+
+
+@functools.cache
+def _composed_model_config(net: str) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from sr_lightning.config import CONF_DIR, compose_config
