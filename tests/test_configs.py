@@ -56,8 +56,10 @@ def _scales_of(model: str) -> tuple[int, ...] | None:
     return net_class(compose_config("train", [f"model={model}"]).model).scales
 
 
+# Every config at x2 in every run; at x3 and x4 with the slow tests (one compose and build of each
+# config per scale: minutes on a 2-core CPU). The fast twin of the x3 refusal is the test below.
 @pytest.mark.parametrize("model", options("model"))
-@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("scale", [2, pytest.param(3, marks=pytest.mark.slow), pytest.param(4, marks=pytest.mark.slow)])
 def test_model_configs_build_modules(tmp_path, model, scale):
     scales = _scales_of(model)
     if scales is not None and scale not in scales:
@@ -71,6 +73,18 @@ def test_model_configs_build_modules(tmp_path, model, scale):
     assert type(module) is SRLitModule
     assert module.net.name == model.split("_")[0] and module.scale == scale and module.crop_border == scale
     assert module.hparams.evaluation == {**Evaluation().as_dict(), "crop_border": "scale"}
+
+
+def test_a_real_world_config_refuses_x3_and_builds_at_x4(tmp_path):
+    """The fast twin of the slow x3/x4 builds: a nearest+conv upsampler (the real-world models)
+    does x2 and x4 only, and says so at x3; the same config builds at x4."""
+    cfg = _compose(tmp_path, "train", ["model=swinir_real", "data.scale=3", *RESOLVED_SPEED])
+    with pytest.raises(Exception, match=r"upsampler=nearest\+conv does x2 and x4, not x3: use data.scale=2 or 4"):
+        instantiate(cfg.module)
+    cfg = _compose(tmp_path, "train", ["model=swinir_real", "data.scale=4", *RESOLVED_SPEED, "model.embed_dim=12",
+                                       "model.depths=[1]", "model.num_heads=[2]"])
+    module = instantiate(cfg.module)
+    assert module.scale == 4 and module.crop_border == 4
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in ("optimizer", "scheduler", "loss") for o in options(g)])
