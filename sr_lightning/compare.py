@@ -29,6 +29,7 @@ from sr_lightning.comparison.figure import figure_bytes
 from sr_lightning.comparison.page import render
 from sr_lightning.config import register_resolvers, updated
 from sr_lightning.convert.importer import read_model
+from sr_lightning.data.io import MAX_IMAGE_PIXELS, check_max_pixels
 from sr_lightning.data.pairs import modcrop
 from sr_lightning.data.sources import load_file, location_files, resolve_test_set
 from sr_lightning.errors import UserError
@@ -133,21 +134,23 @@ def compare(cfg: DictConfig) -> tuple[Comparison, dict[str, Path]]:
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not cfg.get("overwrite", False):
         raise UserError(f"output: {', '.join(existing)} exist(s); give another output= or overwrite=true")
-    hr = modcrop(load_file(path, cfg.data.get("max_image_pixels", 134217728)).pixels, scale)
+    max_pixels = check_max_pixels(cfg.data.get("max_image_pixels", MAX_IMAGE_PIXELS), "data.max_image_pixels")
+    image = load_file(path, max_pixels)  # read once: every model's pair is made from it
+    hr = modcrop(image.pixels, scale)
     box.check(hr.shape[0], hr.shape[1], scale)
     # The speed options as eval resolves them (channels_last changes the last bits of some
     # networks' float32 output, so the numbers are eval's only with the same choice).
     settings = resolve_settings(cfg, str(cfg.get("device", "auto")), option="device")
     device = settings.device
     colour_lr = None if hr.shape[-1] == 1 else instantiate(
-        updated(cfg, {"data.scale": scale, "data.channels": 3}).data).image_batch(path)["lr"].to(device)
+        updated(cfg, {"data.scale": scale, "data.channels": 3}).data).image_batch(image)["lr"].to(device)
     modules, methods_out = [], []
     for entry, file, ckpt in read:
         run_cfg = updated(cfg, {"data.scale": scale}) if file is None else cfg
         module, run_cfg = evaluation_module(run_cfg, file, given, key="models", checkpoint=ckpt,
                                             channels_last=settings.channels_last)
         module = module.to(device).eval()
-        batch = instantiate(run_cfg.data).image_batch(path)
+        batch = instantiate(run_cfg.data).image_batch(image)
         batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         metrics, out = module.score(batch)
         modules.append(module)

@@ -22,7 +22,7 @@ from sr_lightning.data.io import MAX_IMAGE_PIXELS, check_max_pixels
 from sr_lightning.data.pairs import Degradation
 from sr_lightning.data.realesrgan import RealESRGAN
 from sr_lightning.data.shards import ShardOptions, ShardPatches, location_url, read_index
-from sr_lightning.data.sources import SAMPLE_PREFIX, load_file, load_location, location_files, resolve_test_set
+from sr_lightning.data.sources import SAMPLE_PREFIX, HRImage, load_location, location_files, resolve_test_set
 from sr_lightning.errors import UserError
 from sr_lightning.options import parse_options
 
@@ -230,17 +230,18 @@ class SRDataModule(L.LightningDataModule):
         """Names of the test sets, in dataloader order."""
         return list(self.test_dirs)
 
-    def image_batch(self, path: str | Path, key: str = "image") -> dict[str, Any]:
-        """One HR image file as a test set's image is served (its pair made at ``scale`` by this
-        module's degradation, in ``channels``): the :class:`EvalDataset` item as a batch of one.
+    def image_batch(self, image: HRImage, key: str = "image") -> dict[str, Any]:
+        """One HR image (read once by the caller, :func:`load_file`) as a test set's image is
+        served (its pair made at ``scale`` by this module's degradation, in ``channels``): the
+        :class:`EvalDataset` item as a batch of one.
 
         Raises:
-            UserError: the file cannot be read, or a side is shorter than the scale (``key`` named).
+            UserError: a side is shorter than the scale (``key`` and the image named).
         """
-        image = load_file(Path(path).expanduser(), self.max_image_pixels)
         h, w = image.pixels.shape[:2]
         if min(h, w) < self.scale:
-            raise UserError(f"{key}='{path}' ({w}x{h}) has a side under the scale x{self.scale}: no LR image")
+            raise UserError(f"{key}='{image.source or image.name}' ({w}x{h}) has a side under the scale "
+                            f"x{self.scale}: no LR image")
         pairs = PairSet([image], scale=self.scale, channels=self.channels, degradation=self.degradation)
         return default_collate([EvalDataset(pairs)[0]])
 
